@@ -1,0 +1,58 @@
+"""qhess: parameter-shift Hessians of parametrized quantum circuits, JAX-native.
+
+Everything public is re-exported here; the ``_``-prefixed modules are private.
+"""
+
+from qhess._circuit import Circuit as Circuit
+from qhess._circuit import circuit as circuit
+from qhess._circuit import execute as execute
+from qhess._observables import Hermitian as Hermitian
+from qhess._observables import I as I  # noqa: E741
+from qhess._observables import Measurement as Measurement
+from qhess._observables import Observable as Observable
+from qhess._observables import X as X
+from qhess._observables import Y as Y
+from qhess._observables import Z as Z
+from qhess._observables import expval as expval
+from qhess._observables import probs as probs
+from qhess._observables import var as var
+from qhess._tape import GATES as _GATES
+from qhess._tape import MultiRZ as MultiRZ
+from qhess._tape import PauliRot as PauliRot
+from qhess._tape import QubitUnitary as QubitUnitary
+from qhess._tape import Tape as Tape
+
+RX = _GATES["RX"]
+RY = _GATES["RY"]
+RZ = _GATES["RZ"]
+PhaseShift = _GATES["PhaseShift"]
+Rot = _GATES["Rot"]
+U3 = _GATES["U3"]
+CRX = _GATES["CRX"]
+CRY = _GATES["CRY"]
+CRZ = _GATES["CRZ"]
+ControlledPhaseShift = _GATES["ControlledPhaseShift"]
+IsingXX = _GATES["IsingXX"]
+IsingYY = _GATES["IsingYY"]
+IsingZZ = _GATES["IsingZZ"]
+Hadamard = _GATES["Hadamard"]
+PauliX = _GATES["PauliX"]
+PauliY = _GATES["PauliY"]
+PauliZ = _GATES["PauliZ"]
+S = _GATES["S"]
+T = _GATES["T"]
+SX = _GATES["SX"]
+CNOT = _GATES["CNOT"]
+CZ = _GATES["CZ"]
+CY = _GATES["CY"]
+SWAP = _GATES["SWAP"]
+Toffoli = _GATES["Toffoli"]
+del _GATES
+
+__all__ = [
+    "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
+    "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+    "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
+    "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "T", "Tape", "Toffoli",
+    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "probs", "var",
+]

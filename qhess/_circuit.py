@@ -1,0 +1,129 @@
+"""`qhess.circuit` and `qhess.execute`: recorded tapes run on the kernel.
+
+This module joins recording (`_tape.py`) and simulation (`_statevector.py`); it is the
+only place besides `_hessian.py` that knows both.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from qhess import _statevector
+from qhess._tape import Tape, check_n_wires, record
+
+
+class Circuit:
+  """A circuit function turned into a pure JAX function of its parameters.
+
+  Calling it records the gates (a Python-level trace, cheap) and runs the compiled
+  kernel for that structure; it composes with `jax.jit`, `jax.vmap`, `jax.grad` and
+  `jax.hessian`. The kernel is compiled once per circuit structure (gates, wires,
+  measurements), so new parameter values never recompile.
+
+  Attributes:
+    fn: the recording function.
+    n_wires: number of qubits.
+  """
+
+  def __init__(self, fn: Callable, n_wires: int):
+    self.fn = fn
+    self.n_wires = n_wires
+    functools.update_wrapper(self, fn)
+
+  def tape(self, *args, **kwargs) -> Tape:
+    """Records the circuit at these arguments into a `Tape`."""
+    return record(self.fn, self.n_wires, args, kwargs)
+
+  def __call__(self, *args, **kwargs) -> Any:
+    tape = self.tape(*args, **kwargs)
+    raw = _statevector.run(_statevector.kernel_key(tape), tape.params[None], tape.consts)
+    return tape.finalize(raw[0])
+
+  def __repr__(self) -> str:
+    return f"<qhess.Circuit {getattr(self.fn, '__name__', '?')}: wires={self.n_wires}>"
+
+
+def circuit(fn: Callable | None = None, *, wires: int):
+  """Turns a function that calls gates and returns measurements into a pure function.
+
+  The function takes any arguments (arrays, pytrees such as dicts and nested tuples),
+  calls gate functions such as `RX` and `CNOT`, and returns one measurement
+  (`expval`, `var`, `probs`) or a tuple of them. The result is a `Circuit` with the same
+  signature, returning a float array per measurement.
+
+  Args:
+    fn: the circuit function (when used as ``@qhess.circuit(wires=...)`` it is omitted).
+    wires: number of qubits; wires are labelled ``0 .. wires-1``, wire 0 being the
+      most significant bit of basis-state indices.
+
+  Returns:
+    a `Circuit` (or a decorator making one).
+
+  Raises:
+    TypeError: when ``wires`` is not an int.
+    ValueError: when ``wires`` is not positive.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(params):
+    ...   qhess.RX(params["a"], wires=0)
+    ...   qhess.CNOT(wires=(0, 1))
+    ...   return qhess.expval(qhess.Z(1)), qhess.probs(wires=(0, 1))
+    >>> value, probs = f({"a": jnp.array(0.3)})
+    >>> print(f"{float(value):.4f}", probs.round(4))
+    0.9553 [0.9777 0.     0.     0.0223]
+  """
+  n_wires = check_n_wires(wires)
+  if fn is None:
+    return lambda f: Circuit(f, n_wires)
+  return Circuit(fn, n_wires)
+
+
+def execute(tapes: Sequence[Tape], *, batch_size: int | None = None) -> list[Any]:
+  """Runs several tapes; tapes of equal structure run as one batched kernel call.
+
+  Args:
+    tapes: a sequence of `Tape` objects (any mix of structures).
+    batch_size: at most this many states live at once per structure (``None``: all).
+
+  Returns:
+    a list with one entry per tape: its outputs, as the circuit returns them (one array
+    or a tuple of arrays).
+
+  Raises:
+    TypeError: when an entry is not a `Tape`.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=1)
+    ... def f(x):
+    ...   qhess.RY(x, wires=0)
+    ...   return qhess.expval(qhess.Z(0))
+    >>> out = qhess.execute([f.tape(0.0), f.tape(jnp.pi)])
+    >>> [round(float(v), 6) for v in out]
+    [1.0, -1.0]
+  """
+  tapes = list(tapes)
+  groups: dict[tuple, list[int]] = {}
+  for i, tape in enumerate(tapes):
+    if not isinstance(tape, Tape):
+      raise TypeError(f"`tapes[{i}]` must be a qhess.Tape; got {type(tape).__name__}.")
+    groups.setdefault((tape.structure, _consts_id(tape)), []).append(i)
+  results: list[Any] = [None] * len(tapes)
+  for indices in groups.values():
+    first = tapes[indices[0]]
+    params = jnp.stack([tapes[i].params for i in indices])
+    raw = _statevector.run(_statevector.kernel_key(first), params, first.consts, batch_size)
+    for row, i in enumerate(indices):
+      results[i] = tapes[i].finalize(raw[row])
+  return results
+
+
+def _consts_id(tape: Tape) -> tuple:
+  # Tapes share a kernel call only when they share the very same matrices.
+  return tuple(id(c) for c in tape.consts)

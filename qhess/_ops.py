@@ -1,0 +1,243 @@
+"""Gate catalogue: what each gate is, how to apply it, and its shift-rule frequencies.
+
+Matrices follow PennyLane's conventions so that circuits move over unchanged. Each gate
+has a *kind* that tells the kernel (`_statevector.py`) the cheapest way to apply it:
+
+- ``"pauli"``: ``exp(-i θ/2 P)`` for a Pauli word ``P``, applied as ``cos ψ - i sin Pψ``;
+- ``"diagonal"``: a phase multiplication by the gate's diagonal;
+- ``"permutation"``: an index permutation (bit flips) with optional phases;
+- ``"dense"``: a small matrix, combined from slices of the state;
+- ``"controlled"``: a base gate applied where all control bits are 1.
+
+Each gate argument also carries its frequency spectrum ``{l * base : l = 1..count}``
+(the differences of the generator's eigenvalues), which `_shift_rules.py` turns into
+parameter-shift rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+
+class Spectrum(NamedTuple):
+  """Equidistant frequencies ``base, 2*base, ..., count*base`` of one gate argument."""
+
+  base: float
+  count: int
+
+
+_ONE = Spectrum(1.0, 1)  # exp(-i θ G) with G's eigenvalues ±1/2 (or 0, 1)
+_CONTROLLED = Spectrum(0.5, 2)  # controlled rotation: eigenvalues {0, 0, ±1/2}
+
+
+@dataclasses.dataclass(frozen=True)
+class GateSpec:
+  """Static description of one gate type.
+
+  Attributes:
+    name: PennyLane's name of the gate.
+    n_params: number of scalar arguments.
+    n_wires: number of wires, or ``None`` when it is given by the ``wires`` argument.
+    kind: how the kernel applies it (see the module docstring).
+    spectra: one `Spectrum` per argument.
+    label: short text used in drawings.
+    matrix: ``(*params, hyper) -> complex array (2**k, 2**k)`` for dense gates.
+    diagonal: ``(*params, hyper) -> complex array (2**k,)`` for diagonal gates.
+    pauli: ``hyper -> str``, the Pauli word of a ``"pauli"`` gate.
+    flips: for permutation gates, the Pauli word (``X``/``Y``/``I``) applied.
+    controls: for controlled gates, the number of leading control wires.
+    base: for controlled gates, the name of the gate applied to the target wires.
+  """
+
+  name: str
+  n_params: int
+  n_wires: int | None
+  kind: str
+  spectra: tuple[Spectrum, ...] = ()
+  label: str = ""
+  matrix: Callable | None = None
+  diagonal: Callable | None = None
+  pauli: Callable | None = None
+  controls: int = 0
+  base: str | None = None
+
+
+def _cs(theta):
+  return jnp.cos(theta / 2), jnp.sin(theta / 2)
+
+
+def _complex(x):
+  return jnp.asarray(x) * (1 + 0j)
+
+
+def _rx(theta, hyper=None):
+  c, s = _cs(theta)
+  return jnp.array([[c, -1j * s], [-1j * s, c]])
+
+
+def _ry(theta, hyper=None):
+  c, s = _cs(theta)
+  return _complex(jnp.array([[c, -s], [s, c]]))
+
+
+def _rz_diag(theta, hyper=None):
+  return jnp.exp(jnp.array([-0.5j, 0.5j]) * theta)
+
+
+def _phase_diag(phi, hyper=None):
+  return jnp.stack([jnp.ones_like(phi) * (1 + 0j), jnp.exp(1j * phi)])
+
+
+def _rot(phi, theta, omega, hyper=None):
+  # Rot(φ, θ, ω) = RZ(ω) RY(θ) RZ(φ)
+  c, s = _cs(theta)
+  return jnp.array([
+      [jnp.exp(-0.5j * (phi + omega)) * c, -jnp.exp(0.5j * (phi - omega)) * s],
+      [jnp.exp(-0.5j * (phi - omega)) * s, jnp.exp(0.5j * (phi + omega)) * c],
+  ])
+
+
+def _u3(theta, phi, delta, hyper=None):
+  c, s = _cs(theta)
+  return jnp.array([
+      [c * (1 + 0j), -jnp.exp(1j * delta) * s],
+      [jnp.exp(1j * phi) * s, jnp.exp(1j * (phi + delta)) * c],
+  ])
+
+
+def _parity_signs(k: int) -> np.ndarray:
+  """(-1)**popcount(b) for b in 0..2**k-1: the eigenvalues of Z⊗...⊗Z."""
+  bits = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1
+  return 1 - 2 * (bits.sum(axis=1) % 2)
+
+
+def _multirz_diag(theta, hyper):
+  k = hyper
+  return jnp.exp(-0.5j * theta * _parity_signs(k))
+
+
+def _isingzz_diag(theta, hyper=None):
+  return _multirz_diag(theta, 2)
+
+
+def _crz_diag(theta, hyper=None):
+  ones = jnp.ones_like(theta) * (1 + 0j)
+  return jnp.concatenate([jnp.stack([ones, ones]), _rz_diag(theta)])
+
+
+def _cphase_diag(phi, hyper=None):
+  ones = jnp.ones_like(phi) * (1 + 0j)
+  return jnp.stack([ones, ones, ones, jnp.exp(1j * phi)])
+
+
+def _pauli_matrix(word: str) -> np.ndarray:
+  mats = {
+      "I": np.eye(2),
+      "X": np.array([[0, 1], [1, 0]]),
+      "Y": np.array([[0, -1j], [1j, 0]]),
+      "Z": np.diag([1, -1]),
+  }
+  out = np.ones((1, 1), dtype=complex)
+  for ch in word:
+    out = np.kron(out, mats[ch])
+  return out
+
+
+def _pauli_rot_matrix(theta, word):
+  c, s = _cs(theta)
+  return c * np.eye(2 ** len(word)) - 1j * s * _pauli_matrix(word)
+
+
+def _const(mat):
+  mat = np.asarray(mat, dtype=complex)
+  return lambda hyper=None: jnp.asarray(mat)
+
+
+_SQRT2 = np.sqrt(0.5)
+_FIXED_DENSE = {
+    "Hadamard": ("H", [[_SQRT2, _SQRT2], [_SQRT2, -_SQRT2]]),
+    "SX": ("SX", [[0.5 + 0.5j, 0.5 - 0.5j], [0.5 - 0.5j, 0.5 + 0.5j]]),
+}
+_FIXED_DIAGONAL = {
+    "PauliZ": ("Z", 1, [1, -1]),
+    "S": ("S", 1, [1, 1j]),
+    "T": ("T", 1, [1, np.exp(0.25j * np.pi)]),
+    "CZ": ("Z", 2, [1, 1, 1, -1]),
+}
+
+
+def _build_catalogue() -> dict[str, GateSpec]:
+  specs = [
+      GateSpec("RX", 1, 1, "pauli", (_ONE,), "RX", matrix=_rx, pauli=lambda h: "X"),
+      GateSpec("RY", 1, 1, "dense", (_ONE,), "RY", matrix=_ry),
+      GateSpec("RZ", 1, 1, "diagonal", (_ONE,), "RZ", diagonal=_rz_diag),
+      GateSpec("PhaseShift", 1, 1, "diagonal", (_ONE,), "Rϕ", diagonal=_phase_diag),
+      GateSpec("Rot", 3, 1, "dense", (_ONE,) * 3, "Rot", matrix=_rot),
+      GateSpec("U3", 3, 1, "dense", (_ONE,) * 3, "U3", matrix=_u3),
+      GateSpec("CRX", 1, 2, "controlled", (_CONTROLLED,), "RX", controls=1, base="RX"),
+      GateSpec("CRY", 1, 2, "controlled", (_CONTROLLED,), "RY", controls=1, base="RY"),
+      GateSpec("CRZ", 1, 2, "diagonal", (_CONTROLLED,), "RZ", diagonal=_crz_diag),
+      GateSpec("ControlledPhaseShift", 1, 2, "diagonal", (_ONE,), "Rϕ",
+               diagonal=_cphase_diag),
+      GateSpec("IsingXX", 1, 2, "pauli", (_ONE,), "IsingXX", pauli=lambda h: "XX"),
+      GateSpec("IsingYY", 1, 2, "pauli", (_ONE,), "IsingYY", pauli=lambda h: "YY"),
+      GateSpec("IsingZZ", 1, 2, "diagonal", (_ONE,), "IsingZZ", diagonal=_isingzz_diag),
+      GateSpec("MultiRZ", 1, None, "diagonal", (_ONE,), "MultiRZ",
+               diagonal=_multirz_diag),
+      GateSpec("PauliRot", 1, None, "pauli", (_ONE,), "R", pauli=lambda h: h),
+      GateSpec("PauliX", 0, 1, "permutation", (), "X", pauli=lambda h: "X"),
+      GateSpec("PauliY", 0, 1, "permutation", (), "Y", pauli=lambda h: "Y"),
+      GateSpec("CNOT", 0, 2, "controlled", (), "X", controls=1, base="PauliX"),
+      GateSpec("CY", 0, 2, "controlled", (), "Y", controls=1, base="PauliY"),
+      GateSpec("Toffoli", 0, 3, "controlled", (), "X", controls=2, base="PauliX"),
+      GateSpec("SWAP", 0, 2, "permutation", (), "SWAP"),
+      GateSpec("QubitUnitary", 0, None, "dense", (), "U", matrix=None),
+  ]
+  for name, (label, mat) in _FIXED_DENSE.items():
+    specs.append(GateSpec(name, 0, 1, "dense", (), label, matrix=_const(mat)))
+  for name, (label, k, diag) in _FIXED_DIAGONAL.items():
+    d = np.asarray(diag, dtype=complex)
+    specs.append(GateSpec(name, 0, k, "diagonal", (), label,
+                          diagonal=lambda hyper=None, d=d: jnp.asarray(d)))
+  return {s.name: s for s in specs}
+
+
+CATALOGUE: dict[str, GateSpec] = _build_catalogue()
+
+
+def gate_matrix(name: str, params, hyper=None) -> jnp.ndarray:
+  """The full matrix of a gate (any kind), in the gate's own wire order.
+
+  Used by fusion and by the tests' cross-checks; the kernel prefers cheaper paths.
+
+  Args:
+    name: a gate name from `CATALOGUE`.
+    params: the gate's scalar arguments.
+    hyper: the gate's static extra (Pauli word, wire count) or, for ``QubitUnitary``,
+      its matrix.
+
+  Returns:
+    complex array of shape ``(2**k, 2**k)``.
+  """
+  spec = CATALOGUE[name]
+  if name == "QubitUnitary":
+    return jnp.asarray(hyper) * (1 + 0j)
+  if name == "SWAP":
+    return jnp.asarray(np.eye(4)[[0, 2, 1, 3]] * (1 + 0j))
+  if spec.kind == "controlled":
+    base = gate_matrix(spec.base, params, hyper)
+    d = base.shape[0]
+    n = d * 2**spec.controls
+    out = jnp.eye(n, dtype=base.dtype)
+    return out.at[n - d:, n - d:].set(base)
+  if spec.kind == "diagonal":
+    return jnp.diag(spec.diagonal(*params, hyper))
+  if spec.kind == "pauli":
+    return _pauli_rot_matrix(params[0], spec.pauli(hyper))
+  if spec.kind == "permutation":
+    return jnp.asarray(_pauli_matrix(spec.pauli(hyper)))
+  return spec.matrix(*params, hyper)

@@ -1,0 +1,455 @@
+"""Tapes, and recording a circuit function into one.
+
+A circuit function calls gate functions (`RX`, `CNOT`, ...) and returns measurements.
+Running it under a recording context produces a `Tape`: a static, hashable *structure*
+(gates, wires, measurements) plus the traced data — the flat vector of gate arguments
+``params`` of shape ``(n_params,)`` and the matrices of `QubitUnitary` gates and
+`Hermitian` observables (``consts``). The kernel is compiled once per structure; the data
+is its input. The classical processing ``params pytree -> tape.params`` is ordinary JAX
+code and stays differentiable.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import numbers
+from typing import Any, Hashable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qhess import _observables
+from qhess._ops import CATALOGUE
+
+
+class Operation(NamedTuple):
+  """One gate of a tape (static).
+
+  Attributes:
+    name: the gate's name in the catalogue, e.g. ``"RX"``.
+    wires: the wires it acts on, in the gate's order (controls first).
+    param_index: indices of its arguments in ``Tape.params``, e.g. ``(3, 4, 5)`` for Rot.
+    hyper: static extra: the Pauli word of PauliRot, the wire count of MultiRZ, or the
+      index of a QubitUnitary's matrix in ``Tape.consts``; otherwise ``None``.
+  """
+
+  name: str
+  wires: tuple[int, ...]
+  param_index: tuple[int, ...]
+  hyper: Hashable = None
+
+
+class MeasurementSpec(NamedTuple):
+  """One measurement of a tape (static).
+
+  Attributes:
+    kind: ``"expval"``, ``"var"``, ``"probs"``, or ``"expval_sq"`` (``<O²>``).
+    terms: for observables, a tuple of ``(coefficient, factors)``; a factor is
+      ``(char, wire)`` for a Pauli or ``("H", wires, const_index)`` for a Hermitian.
+    wires: the wires of ``probs`` (all measured wires resolved).
+  """
+
+  kind: str
+  terms: tuple | None = None
+  wires: tuple[int, ...] | None = None
+
+  def raw(self) -> tuple["MeasurementSpec", ...]:
+    """The measurements, linear in the density matrix, that this one is computed from."""
+    if self.kind == "var":
+      return (self._replace(kind="expval"), self._replace(kind="expval_sq"))
+    return (self,)
+
+  def finalize(self, raw_values: Sequence[jax.Array]) -> jax.Array:
+    """This measurement's output from the values of its `raw` measurements."""
+    if self.kind == "var":
+      first, second = raw_values
+      return second - first**2
+    (value,) = raw_values
+    return value
+
+  @property
+  def raw_size(self) -> int:
+    """Number of raw real outputs, e.g. ``2**len(wires)`` for probs."""
+    return sum(2 ** len(m.wires) if m.kind == "probs" else 1 for m in self.raw())
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """Shape of this measurement's output."""
+    return (2 ** len(self.wires),) if self.kind == "probs" else ()
+
+  @property
+  def all_wires(self) -> tuple[int, ...]:
+    if self.kind == "probs":
+      return self.wires
+    return tuple(sorted({w for _, fs in self.terms for f in fs
+                         for w in ((f[1],) if f[0] != "H" else f[1])}))
+
+
+def float_dtype():
+  """float64 when ``jax_enable_x64`` is on, float32 otherwise."""
+  return jnp.zeros(()).dtype if jax.config.jax_enable_x64 else jnp.float32
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Tape:
+  """A recorded circuit: static structure plus gate arguments.
+
+  Attributes:
+    operations: tuple of `Operation`, in application order.
+    measurements: tuple of `MeasurementSpec`, one per circuit output.
+    params: float array of shape ``(n_params,)``: the gate arguments in recording order
+      (Rot and U3 contribute 3 each).
+    consts: tuple of complex arrays: QubitUnitary and Hermitian matrices.
+    n_wires: number of qubits.
+    returns_tuple: whether the circuit returns a tuple of outputs (else one output).
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CRY(x[1], wires=(0, 1))
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+    >>> tape = f.tape(jnp.array([0.5, 0.2]))
+    >>> tape.num_params, [op.name for op in tape.operations]
+    (2, ['RX', 'CRY'])
+    >>> print(tape.draw(decimals=1))
+    0: ──RX(0.5)─╭●───────┤ ╭<Z@Z>
+    1: ──────────╰RY(0.2)─┤ ╰<Z@Z>
+  """
+
+  operations: tuple[Operation, ...]
+  measurements: tuple[MeasurementSpec, ...]
+  params: jax.Array
+  consts: tuple[jax.Array, ...]
+  n_wires: int
+  returns_tuple: bool
+
+  @property
+  def num_params(self) -> int:
+    """Number of gate arguments ``n_params``."""
+    return len(self.params)
+
+  @property
+  def structure(self) -> tuple:
+    """Hashable static structure: equal structures share one compiled kernel."""
+    const_avals = tuple((tuple(c.shape), str(c.dtype)) for c in self.consts)
+    return (self.operations, self.measurements, self.n_wires, self.returns_tuple,
+            self.num_params, const_avals)
+
+  @property
+  def raw_measurements(self) -> tuple[MeasurementSpec, ...]:
+    """The linear measurements the kernel computes (variances split into two moments)."""
+    return tuple(r for m in self.measurements for r in m.raw())
+
+  def finalize(self, raw: jax.Array) -> Any:
+    """Outputs of the circuit from the concatenated raw outputs.
+
+    Args:
+      raw: float array of shape ``(..., n_raw)``, the kernel's output.
+
+    Returns:
+      one array, or a tuple of arrays when ``returns_tuple``; each of shape
+      ``(..., *measurement.shape)``.
+    """
+    outs, start = [], 0
+    for m in self.measurements:
+      values = []
+      for r in m.raw():
+        size = r.raw_size
+        value = raw[..., start:start + size]
+        values.append(value if r.kind == "probs" else value[..., 0])
+        start += size
+      outs.append(m.finalize(values))
+    return tuple(outs) if self.returns_tuple else outs[0]
+
+  @property
+  def output_shapes(self) -> tuple[tuple[int, ...], ...]:
+    return tuple(m.shape for m in self.measurements)
+
+  def with_params(self, params: jax.typing.ArrayLike) -> "Tape":
+    """The same circuit with other gate arguments, shape ``(n_params,)``."""
+    params = jnp.asarray(params, dtype=float_dtype())
+    if params.shape != (self.num_params,):
+      raise ValueError(
+          f"`params` must have shape ({self.num_params},); got {params.shape}.")
+    return dataclasses.replace(self, params=params)
+
+  def with_measurements(self, measurements, returns_tuple: bool) -> "Tape":
+    return dataclasses.replace(self, measurements=tuple(measurements),
+                               returns_tuple=returns_tuple)
+
+  def draw(self, decimals: int | None = None) -> str:
+    """Text drawing of the circuit, one line per wire.
+
+    Args:
+      decimals: digits of the gate arguments to show; ``None`` hides them.
+
+    Returns:
+      a multi-line string.
+    """
+    from qhess._draw import draw_tape  # _draw knows tapes only by their attributes
+    return draw_tape(self, decimals)
+
+  def __repr__(self) -> str:
+    return (f"<Tape: wires={self.n_wires}, params={self.num_params}, "
+            f"operations={len(self.operations)}, measurements={len(self.measurements)}>")
+
+
+# ------------------------------------------------------------------------------ recording
+
+
+class _Recorder:
+  """Collects the gates called while a circuit function runs."""
+
+  def __init__(self, n_wires: int):
+    self.n_wires = n_wires
+    self.operations: list[Operation] = []
+    self.params: list[jax.Array] = []
+    self.consts: list[jax.Array] = []
+
+  def add_const(self, value) -> int:
+    self.consts.append(value)
+    return len(self.consts) - 1
+
+
+_ACTIVE: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
+    "qhess_recorder", default=None)
+
+
+def _check_wires(rec: _Recorder, wires, gate: str, n_expected: int | None) -> tuple[int, ...]:
+  wires = _observables._as_wires(wires, gate)
+  for w in wires:
+    if not 0 <= w < rec.n_wires:
+      raise ValueError(
+          f"{gate}: wire {w} is outside the circuit's wires 0..{rec.n_wires - 1} "
+          f"(got wires={wires}).")
+  if n_expected is not None and len(wires) != n_expected:
+    raise ValueError(f"{gate} acts on {n_expected} wire(s); got wires={wires}.")
+  return wires
+
+
+def _as_param(value, gate: str, argname: str) -> jax.Array:
+  if isinstance(value, (list, tuple)):
+    raise ValueError(
+        f"{gate}: argument `{argname}` must be a scalar; got a {type(value).__name__} of "
+        f"length {len(value)}. To evaluate a batch of parameters, jax.vmap the circuit.")
+  try:
+    value = jnp.asarray(value)
+  except TypeError as err:
+    raise TypeError(
+        f"{gate}: argument `{argname}` must be a real number; got {value!r}.") from err
+  if value.ndim != 0:
+    raise ValueError(
+        f"{gate}: argument `{argname}` must be a scalar; got an array of shape "
+        f"{value.shape}. To evaluate a batch of parameters, jax.vmap the circuit.")
+  if jnp.issubdtype(value.dtype, jnp.complexfloating):
+    raise TypeError(f"{gate}: argument `{argname}` must be real; got dtype {value.dtype}.")
+  return value.astype(float_dtype())
+
+
+def _record(name: str, args: tuple, wires, hyper=None, argnames: tuple[str, ...] = ()):
+  rec = _ACTIVE.get()
+  if rec is None:
+    raise RuntimeError(
+        f"qhess.{name} was called outside a circuit. Gates are recorded by a function "
+        "decorated with @qhess.circuit(wires=...), and only while it runs.")
+  spec = CATALOGUE[name]
+  if len(args) != spec.n_params:
+    raise TypeError(
+        f"{name} takes {spec.n_params} gate argument(s) ({', '.join(argnames)}); "
+        f"got {len(args)}.")
+  wires = _check_wires(rec, wires, name, spec.n_wires)
+  start = len(rec.params)
+  rec.params.extend(_as_param(a, name, n) for a, n in zip(args, argnames))
+  rec.operations.append(
+      Operation(name, wires, tuple(range(start, len(rec.params))), hyper))
+
+
+def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
+  n = len(argnames)
+
+  def gate(*args, wires=None):
+    if wires is None and len(args) == n + 1:
+      *args, wires = args
+    if wires is None:
+      raise TypeError(f"{name}: missing the `wires` argument.")
+    _record(name, tuple(args), wires, argnames=argnames)
+
+  gate.__name__ = gate.__qualname__ = name
+  sig = ", ".join(argnames + ("wires",))
+  gate.__doc__ = f"""{doc}
+
+  Call inside a function decorated with `qhess.circuit`: ``qhess.{name}({sig})``.
+
+  Args:
+{''.join(f'    {a}: gate argument, a real scalar (float or 0-d array).{chr(10)}' for a in argnames)}    wires: the wire(s) it acts on{' (controls first)' if CATALOGUE[name].controls else ''}.
+
+  Raises:
+    RuntimeError: when called outside a circuit.
+    ValueError: for a wire outside the circuit, repeated wires or a non-scalar argument.
+    TypeError: for the wrong number of arguments.
+  """
+  return gate
+
+
+_GATE_DOCS = {
+    "RX": (("phi",), "X rotation ``exp(-i φ X / 2)``."),
+    "RY": (("phi",), "Y rotation ``exp(-i φ Y / 2)``."),
+    "RZ": (("phi",), "Z rotation ``exp(-i φ Z / 2)``."),
+    "PhaseShift": (("phi",), "Phase shift ``diag(1, exp(i φ))``."),
+    "Rot": (("phi", "theta", "omega"), "General rotation ``RZ(ω) RY(θ) RZ(φ)``."),
+    "U3": (("theta", "phi", "delta"), "U3 gate ``RZ(φ) RY(θ) RZ(δ)`` up to a global phase."),
+    "CRX": (("phi",), "Controlled RX; wires are (control, target)."),
+    "CRY": (("phi",), "Controlled RY; wires are (control, target)."),
+    "CRZ": (("phi",), "Controlled RZ; wires are (control, target)."),
+    "ControlledPhaseShift": (("phi",), "Controlled phase shift ``diag(1, 1, 1, exp(i φ))``."),
+    "IsingXX": (("phi",), "Ising XX coupling ``exp(-i φ X⊗X / 2)``."),
+    "IsingYY": (("phi",), "Ising YY coupling ``exp(-i φ Y⊗Y / 2)``."),
+    "IsingZZ": (("phi",), "Ising ZZ coupling ``exp(-i φ Z⊗Z / 2)``."),
+    "Hadamard": ((), "Hadamard gate."),
+    "PauliX": ((), "Pauli X gate."),
+    "PauliY": ((), "Pauli Y gate."),
+    "PauliZ": ((), "Pauli Z gate."),
+    "S": ((), "S gate ``diag(1, i)``."),
+    "T": ((), "T gate ``diag(1, exp(iπ/4))``."),
+    "SX": ((), "Square root of X."),
+    "CNOT": ((), "Controlled NOT; wires are (control, target)."),
+    "CZ": ((), "Controlled Z."),
+    "CY": ((), "Controlled Y; wires are (control, target)."),
+    "SWAP": ((), "Swap of two wires."),
+    "Toffoli": ((), "Doubly controlled NOT; wires are (control, control, target)."),
+}
+
+GATES = {name: _make_gate(name, argnames, doc)
+         for name, (argnames, doc) in _GATE_DOCS.items()}
+
+
+def MultiRZ(theta, wires) -> None:  # noqa: N802
+  """Multi-qubit Z rotation ``exp(-i θ Z⊗...⊗Z / 2)``.
+
+  Args:
+    theta: gate argument, a real scalar.
+    wires: one or more distinct wires.
+
+  Raises:
+    RuntimeError: when called outside a circuit.
+    ValueError: for a wire outside the circuit, repeated wires or a non-scalar argument.
+  """
+  rec = _ACTIVE.get()
+  n = len(_observables._as_wires(wires, "MultiRZ")) if rec is not None else None
+  _record("MultiRZ", (theta,), wires, hyper=n, argnames=("theta",))
+
+
+def PauliRot(theta, pauli_word: str, wires) -> None:  # noqa: N802
+  """Pauli-word rotation ``exp(-i θ P / 2)``.
+
+  Args:
+    theta: gate argument, a real scalar.
+    pauli_word: a string over ``"IXYZ"``, one letter per wire, e.g. ``"XYZ"``.
+    wires: as many distinct wires as letters in ``pauli_word``.
+
+  Raises:
+    RuntimeError: when called outside a circuit.
+    ValueError: for a bad Pauli word, a length mismatch with the wires, a wire outside
+      the circuit or a non-scalar argument.
+  """
+  if not isinstance(pauli_word, str) or not pauli_word or set(pauli_word) - set("IXYZ"):
+    raise ValueError(
+        f"PauliRot: `pauli_word` must be a non-empty string over 'IXYZ'; got {pauli_word!r}.")
+  n = len(_observables._as_wires(wires, "PauliRot"))
+  if n != len(pauli_word):
+    raise ValueError(
+        f"PauliRot: `pauli_word` {pauli_word!r} has {len(pauli_word)} letter(s) but "
+        f"`wires` has {n}; they must match.")
+  _record("PauliRot", (theta,), wires, hyper=pauli_word, argnames=("theta",))
+
+
+def QubitUnitary(U, wires) -> None:  # noqa: N802
+  """An arbitrary unitary matrix on ``k`` wires.
+
+  Its matrix is data, not a gate argument: parameter-shift derivatives do not flow
+  through it.
+
+  Args:
+    U: complex array of shape ``(2**k, 2**k)``; checked to be unitary when concrete.
+    wires: ``k`` distinct wires; the first is the most significant bit of the index.
+
+  Raises:
+    RuntimeError: when called outside a circuit.
+    ValueError: for the wrong shape, or a concrete matrix that is not unitary.
+  """
+  rec = _ACTIVE.get()
+  if rec is None:
+    _record("QubitUnitary", (), wires)  # raises the outside-a-circuit error
+  wires = _check_wires(rec, wires, "QubitUnitary", None)
+  d = 2 ** len(wires)
+  if np.shape(U) != (d, d):
+    raise ValueError(
+        f"QubitUnitary: `U` on {len(wires)} wire(s) must have shape ({d}, {d}); "
+        f"got {np.shape(U)}.")
+  if not isinstance(U, jax.core.Tracer):
+    m = np.asarray(U)
+    err = np.max(np.abs(m.conj().T @ m - np.eye(d)))
+    if err > 1e-6:
+      raise ValueError(f"QubitUnitary: `U` must be unitary; got max |U†U - I| = {err:.3g}.")
+  cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
+  idx = rec.add_const(jnp.asarray(U, dtype=cdtype))
+  _record("QubitUnitary", (), wires, hyper=idx)
+
+
+def _lower_measurement(m, rec: _Recorder) -> MeasurementSpec:
+  if not isinstance(m, _observables.Measurement):
+    raise TypeError(
+        "A circuit function must return a measurement (qhess.expval, qhess.var, "
+        f"qhess.probs) or a tuple of them; got {m!r} ({type(m).__name__}).")
+  if m.kind == "probs":
+    wires = tuple(range(rec.n_wires)) if m.wires is None else _check_wires(
+        rec, m.wires, "probs", None)
+    return MeasurementSpec("probs", None, wires)
+  terms = []
+  for coeff, factors in m.obs.terms:
+    lowered = []
+    for f in factors:
+      if isinstance(f, _observables.Pauli):
+        _check_wires(rec, f.wire, f"observable {f.char}", 1)
+        if f.char != "I":
+          lowered.append((f.char, f.wire))
+      else:
+        wires = _check_wires(rec, f.wires, "Hermitian", None)
+        cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
+        lowered.append(("H", wires, rec.add_const(jnp.asarray(f.matrix, dtype=cdtype))))
+    terms.append((coeff, tuple(lowered)))
+  return MeasurementSpec(m.kind, tuple(terms), None)
+
+
+def record(fn, n_wires: int, args: tuple, kwargs: dict) -> Tape:
+  """Runs ``fn(*args, **kwargs)`` and records its gates and measurements into a `Tape`.
+
+  Raises:
+    TypeError: when ``fn`` returns something other than measurements.
+  """
+  rec = _Recorder(n_wires)
+  token = _ACTIVE.set(rec)
+  try:
+    result = fn(*args, **kwargs)
+  finally:
+    _ACTIVE.reset(token)
+  returns_tuple = isinstance(result, (tuple, list))
+  results = tuple(result) if returns_tuple else (result,)
+  if not results:
+    raise TypeError("A circuit function must return at least one measurement; got ().")
+  measurements = tuple(_lower_measurement(m, rec) for m in results)
+  params = jnp.stack(rec.params) if rec.params else jnp.zeros((0,), float_dtype())
+  return Tape(tuple(rec.operations), measurements, params, tuple(rec.consts), n_wires,
+              returns_tuple)
+
+
+def check_n_wires(wires) -> int:
+  if isinstance(wires, bool) or not isinstance(wires, (numbers.Integral, np.integer)):
+    raise TypeError(f"`wires` of qhess.circuit must be a positive int; got {wires!r}.")
+  if wires < 1:
+    raise ValueError(f"`wires` of qhess.circuit must be a positive int; got {wires}.")
+  return int(wires)
