@@ -6,6 +6,9 @@ Everything public is re-exported here; the ``_``-prefixed modules are private.
 from qhess._circuit import Circuit as Circuit
 from qhess._circuit import circuit as circuit
 from qhess._circuit import execute as execute
+from qhess._hessian import hessian as hessian
+from qhess._hessian import hessian_tapes as hessian_tapes
+from qhess._hessian import value_grad_and_hessian as value_grad_and_hessian
 from qhess._observables import Hermitian as Hermitian
 from qhess._observables import I as I  # noqa: E741
 from qhess._observables import Measurement as Measurement
@@ -54,5 +57,6 @@ __all__ = [
     "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "T", "Tape", "Toffoli",
-    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "probs", "var",
+    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes", "probs",
+    "value_grad_and_hessian", "var",
 ]

@@ -183,21 +183,35 @@ def kernel_key(tape) -> tuple:
   return (tape.operations, tape.raw_measurements, tape.n_wires)
 
 
-@functools.partial(jax.jit, static_argnames=("key", "batch_size"))
-def _run(key, params, consts, batch_size):
-  # The module-level name is looked up at trace time, so tests can count traces.
-  one = lambda p: simulate_raw(key, p, consts)  # noqa: E731
-  batch = params.shape[0]
+def _map_batched(fn, xs, batch_size):
+  """``vmap(fn)`` over the leading axis of ``xs``, at most ``batch_size`` rows at a time."""
+  batch = xs[0].shape[0]
   if batch_size is None or batch <= batch_size:
-    return jax.vmap(one)(params)
+    return jax.vmap(fn)(*xs)
   # Pad to a multiple of the chunk: lax.map would otherwise compile the remainder
   # separately. Padding rows repeat the first row and are dropped afterwards.
   n_chunks = -(-batch // batch_size)
   pad = n_chunks * batch_size - batch
-  padded = jnp.concatenate([params, jnp.broadcast_to(params[:1], (pad, params.shape[1]))])
-  chunks = jnp.reshape(padded, (n_chunks, batch_size, params.shape[1]))
-  out = jax.lax.map(jax.vmap(one), chunks)  # (n_chunks, batch_size, n_raw)
-  return jnp.reshape(out, (n_chunks * batch_size, -1))[:batch]
+
+  def chunked(x):
+    x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
+    return jnp.reshape(x, (n_chunks, batch_size) + x.shape[1:])
+
+  out = jax.lax.map(lambda c: jax.vmap(fn)(*c), tuple(chunked(x) for x in xs))
+  return jnp.reshape(out, (n_chunks * batch_size,) + out.shape[2:])[:batch]
+
+
+@functools.partial(jax.jit, static_argnames=("key", "batch_size"))
+def _run(key, params, consts, batch_size):
+  # `simulate_raw` is looked up at trace time, so tests can count traces.
+  return _map_batched(lambda p: simulate_raw(key, p, consts), (params,), batch_size)
+
+
+@functools.partial(jax.jit, static_argnames=("key", "batch_size"))
+def _run_points(key, theta, index, shift, consts, batch_size):
+  def one(idx, s):  # a point differs from theta in (at most) two entries
+    return simulate_raw(key, theta.at[idx].add(s.astype(theta.dtype)), consts)
+  return _map_batched(one, (index, shift), batch_size)
 
 
 def run(key, params, consts, batch_size: int | None = None) -> jax.Array:
@@ -213,6 +227,24 @@ def run(key, params, consts, batch_size: int | None = None) -> jax.Array:
     float array of shape ``(batch, n_raw)``.
   """
   return _run(key, params, tuple(consts), batch_size)
+
+
+def run_points(key, theta, index, shift, consts, batch_size: int | None = None) -> jax.Array:
+  """Raw outputs at sparse shifted points ``theta + shift`` (a plan's points).
+
+  Args:
+    key: `kernel_key` of the tape.
+    theta: float array of shape ``(n_params,)``, the unshifted gate arguments.
+    index: int array of shape ``(n_points, 2)``: shifted argument indices.
+    shift: float array of shape ``(n_points, 2)``: their shifts (0 where unused).
+    consts: tuple of complex arrays shared by all points.
+    batch_size: at most this many states are live at once (``None``: all).
+
+  Returns:
+    float array of shape ``(n_points, n_raw)``.
+  """
+  return _run_points(key, theta, jnp.asarray(index), jnp.asarray(shift), tuple(consts),
+                     batch_size)
 
 
 def final_state(tape) -> jax.Array:

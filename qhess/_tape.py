@@ -425,8 +425,11 @@ def _lower_measurement(m, rec: _Recorder) -> MeasurementSpec:
   return MeasurementSpec(m.kind, tuple(terms), None)
 
 
-def record(fn, n_wires: int, args: tuple, kwargs: dict) -> Tape:
-  """Runs ``fn(*args, **kwargs)`` and records its gates and measurements into a `Tape`.
+def record_parts(fn, n_wires: int, args: tuple, kwargs: dict):
+  """Runs ``fn`` under a recorder; returns ``(tape, param_list)``.
+
+  ``param_list`` holds the gate arguments as separate scalars (before stacking), so that
+  a trace of this function shows how each one depends on the inputs.
 
   Raises:
     TypeError: when ``fn`` returns something other than measurements.
@@ -443,8 +446,18 @@ def record(fn, n_wires: int, args: tuple, kwargs: dict) -> Tape:
     raise TypeError("A circuit function must return at least one measurement; got ().")
   measurements = tuple(_lower_measurement(m, rec) for m in results)
   params = jnp.stack(rec.params) if rec.params else jnp.zeros((0,), float_dtype())
-  return Tape(tuple(rec.operations), measurements, params, tuple(rec.consts), n_wires,
+  tape = Tape(tuple(rec.operations), measurements, params, tuple(rec.consts), n_wires,
               returns_tuple)
+  return tape, list(rec.params)
+
+
+def record(fn, n_wires: int, args: tuple, kwargs: dict) -> Tape:
+  """Runs ``fn(*args, **kwargs)`` and records its gates and measurements into a `Tape`.
+
+  Raises:
+    TypeError: when ``fn`` returns something other than measurements.
+  """
+  return record_parts(fn, n_wires, args, kwargs)[0]
 
 
 def check_n_wires(wires) -> int:

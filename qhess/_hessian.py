@@ -1,0 +1,565 @@
+"""Parameter-shift Hessians: `hessian`, `value_grad_and_hessian`, `hessian_tapes`.
+
+Data flow (DESIGN.md): record the circuit into a tape (gate arguments θ = g(params),
+static structure) → build the `ShiftPlan` → evaluate its points in one batched kernel
+call → contract the raw outputs Y with the plan's coefficients into R(θ), ∂R/∂θ and
+∂²R/∂θ² → chain rule through the classical parts with JAX autodiff.
+
+The chain rule is applied by differentiating a *local model*: the second-order Taylor
+polynomial of the raw outputs around θ0,
+
+    R̃(θ) = R0 + ∂R·(θ - θ0) + ½ (θ - θ0)ᵀ ∂²R (θ - θ0),
+
+composed with the classical pre-processing g and post-processing φ (e.g. variance =
+<O²> - <O>²). ``F̃ = φ ∘ R̃ ∘ g`` has the same value, gradient and Hessian at the
+evaluation point as ``F = φ ∘ R ∘ g``, so ``jax.hessian(F̃)`` gives
+
+    H = Jᵀ ∂²R J + Σ_k ∂R/∂θ_k ∇²θ_k   (pushed through φ with its own derivatives),
+
+in exactly the layout of ``jax.hessian(circuit)``. Only R is ever shifted; g and φ are
+differentiated by autodiff. Because R0, ∂R, ∂²R are computed from θ0 = g(params) by the
+(differentiable) kernel, the result is itself differentiable in the parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.extend.core as jex
+import jax.numpy as jnp
+import numpy as np
+
+from qhess import _statevector
+from qhess._circuit import Circuit
+from qhess._ops import CATALOGUE
+from qhess._plan import ShiftPlan, build_plan
+from qhess import _shift_rules
+from qhess._tape import Tape, record_parts
+
+CONST, AFFINE, NONLINEAR = 0, 1, 2
+
+# Primitives that are linear in their (non-index) operands.
+_LINEAR = {
+    "add", "sub", "neg", "reshape", "broadcast_in_dim", "squeeze", "expand_dims",
+    "slice", "concatenate", "transpose", "reduce_sum", "copy", "copy_p", "rev",
+    "convert_element_type", "real", "imag", "cumsum", "add_any", "reduce_precision",
+}
+_BILINEAR = {"mul", "dot_general"}
+# Primitives whose leading operand is data and whose other operands are indices.
+_INDEXED = {"dynamic_slice", "gather"}
+
+
+# ---------------------------------------------------------------- classical dependence
+
+
+def _sub_jaxpr(eqn):
+  for value in eqn.params.values():
+    inner = getattr(value, "jaxpr", value)
+    if isinstance(inner, jex.Jaxpr) and len(inner.invars) == len(eqn.invars):
+      return inner
+  return None
+
+
+def _eqn_levels(eqn, ins: list[int]) -> list[int]:
+  n_out = len(eqn.outvars)
+  if max(ins, default=CONST) == CONST:
+    return [CONST] * n_out
+  name = eqn.primitive.name
+  inner = _sub_jaxpr(eqn)
+  if inner is not None:  # jit, custom_jvp, checkpoint, ...: look inside
+    return _jaxpr_levels(inner, ins)
+  top = max(ins)
+  if name in _LINEAR:
+    if name == "convert_element_type" and not jnp.issubdtype(
+        eqn.params["new_dtype"], jnp.inexact):
+      return [NONLINEAR] * n_out
+    return [top] * n_out
+  if name in _BILINEAR:
+    return [top if sum(i > CONST for i in ins) == 1 else NONLINEAR] * n_out
+  if name == "div":
+    return [ins[0] if ins[1] == CONST else NONLINEAR] * n_out
+  if name in _INDEXED:
+    return [ins[0] if max(ins[1:]) == CONST else NONLINEAR] * n_out
+  if name == "select_n":
+    return [max(ins[1:]) if ins[0] == CONST else NONLINEAR] * n_out
+  if name == "integer_pow" and eqn.params.get("y") == 1:
+    return [top] * n_out
+  if name in ("dynamic_update_slice", "scatter-add", "scatter_add", "pad"):
+    return [top] * n_out if all(
+        lvl == CONST for lvl in ins[2:] if name != "pad") else [NONLINEAR] * n_out
+  return [NONLINEAR] * n_out  # unknown: be correct rather than cheap
+
+
+def _jaxpr_levels(jaxpr, in_levels) -> list[int]:
+  env = {}
+
+  def read(v):
+    return env.get(v, CONST) if isinstance(v, jex.Var) else CONST
+
+  for v, lvl in zip(jaxpr.invars, in_levels):
+    env[v] = lvl
+  for eqn in jaxpr.eqns:
+    for v, lvl in zip(eqn.outvars, _eqn_levels(eqn, [read(v) for v in eqn.invars])):
+      env[v] = lvl
+  return [read(v) for v in jaxpr.outvars]
+
+
+def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarray:
+  """How each gate argument depends on the differentiated inputs: CONST/AFFINE/NONLINEAR.
+
+  Decided from the traced computation params -> θ. Raises when a QubitUnitary or
+  Hermitian matrix depends on the differentiated inputs (no shift rule applies).
+  """
+  structure = tape.structure
+  leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+  positions = {i for a in argnums for i in _leaf_range(args, a)}
+
+  def flat_fn(*flat):
+    a, kw = jax.tree_util.tree_unflatten(treedef, flat)
+    t, params = record_parts(circuit.fn, circuit.n_wires, a, kw)
+    _check_same_structure(structure, t)
+    return params, list(t.consts)
+
+  avals = [jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)) for x in leaves]
+  closed = jax.make_jaxpr(flat_fn)(*avals)
+  in_levels = [AFFINE if i in positions else CONST for i in range(len(leaves))]
+  out = _jaxpr_levels(closed.jaxpr, in_levels)
+  levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
+  if any(lvl > CONST for lvl in const_levels):
+    raise ValueError(
+        "A QubitUnitary or Hermitian matrix depends on the differentiated arguments; "
+        "parameter-shift rules apply to gate arguments only. Express the dependence "
+        "through parametrized gates, or pass the matrix as a non-differentiated argument.")
+  return levels
+
+
+def _leaf_range(args, argnum) -> range:
+  start = sum(len(jax.tree_util.tree_leaves(a)) for a in args[:argnum])
+  return range(start, start + len(jax.tree_util.tree_leaves(args[argnum])))
+
+
+def _check_same_structure(structure, tape: Tape) -> None:
+  if tape.structure != structure:
+    raise ValueError(
+        "The circuit's structure (gates, wires, measurements) changed between two "
+        "recordings at the same arguments; qhess needs a circuit whose structure does not "
+        "depend on anything but the argument shapes (no randomness or outside state in "
+        "the circuit function).")
+
+
+# ------------------------------------------------------------------------- options
+
+
+def _tape_spectra(tape: Tape):
+  spectra = [None] * tape.num_params
+  for op in tape.operations:
+    for i, s in zip(op.param_index, CATALOGUE[op.name].spectra):
+      spectra[i] = s
+  return tuple(spectra)
+
+
+def _mask(gate_argnum, n_params: int) -> np.ndarray:
+  """The (P, P) boolean selection of Hessian entries from ``gate_argnum``."""
+  if gate_argnum is None:
+    return np.ones((n_params, n_params), dtype=bool)
+  arr = np.asarray(gate_argnum)
+  if arr.ndim == 2 or arr.dtype == bool:
+    if arr.dtype != bool:
+      raise TypeError(f"`gate_argnum` as a mask must be a boolean array; got dtype {arr.dtype}.")
+    if arr.shape != (n_params, n_params):
+      raise ValueError(
+          f"`gate_argnum` as a mask must have shape ({n_params}, {n_params}) for a tape "
+          f"with {n_params} gate arguments; got {arr.shape}.")
+    if not np.array_equal(arr, arr.T):
+      raise ValueError("`gate_argnum` as a mask must be symmetric; got an asymmetric mask.")
+    return arr.copy()
+  if arr.ndim > 1 or not np.issubdtype(arr.dtype, np.integer):
+    raise TypeError(
+        "`gate_argnum` must be None, an int, a sequence of ints or a (P, P) boolean "
+        f"mask; got {gate_argnum!r}.")
+  indices = arr.reshape(-1)
+  for i in indices:
+    if not -n_params <= i < n_params:
+      raise ValueError(
+          f"`gate_argnum` {int(i)} is out of range for a tape with {n_params} gate "
+          "arguments.")
+  indices = np.mod(indices, max(n_params, 1))
+  mask = np.zeros((n_params, n_params), dtype=bool)
+  if arr.ndim == 0:
+    mask[indices[0], indices[0]] = True
+  else:
+    mask[np.ix_(indices, indices)] = True
+  return mask
+
+
+def _shifts(shifts, spectra, name: str):
+  """Validates custom shifts; returns a hashable tuple of tuples (or None)."""
+  if shifts is None:
+    return None
+  try:
+    entries = [tuple(float(s) for s in np.atleast_1d(np.asarray(e, dtype=float)))
+               for e in shifts]
+  except (TypeError, ValueError) as err:
+    raise TypeError(
+        f"`{name}` must be a sequence of tuples of shifts, one per gate argument; "
+        f"got {shifts!r}.") from err
+  if len(entries) != len(spectra):
+    raise ValueError(
+        f"`{name}` has {len(entries)} entries; the tape has {len(spectra)} gate "
+        "arguments (one tuple of shifts per argument).")
+  for k, (entry, spectrum) in enumerate(zip(entries, spectra)):
+    _shift_rules.first_order_from_shifts(entry, spectrum, f"{name}[{k}]")
+  return tuple(entries)
+
+
+class _Options:
+  """Validated, hashable keyword options shared by all entry points."""
+
+  def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
+               batch_size=None):
+    if batch_size is not None and (isinstance(batch_size, bool) or
+                                   not isinstance(batch_size, (int, np.integer)) or
+                                   batch_size < 1):
+      raise ValueError(f"`batch_size` must be a positive int or None; got {batch_size!r}.")
+    self.gate_argnum = gate_argnum
+    self.diagonal_shifts = diagonal_shifts
+    self.off_diagonal_shifts = off_diagonal_shifts
+    self.batch_size = None if batch_size is None else int(batch_size)
+
+
+# ---------------------------------------------------------------------- the core
+
+
+def _plan_for(tape: Tape, opts: _Options, depends: np.ndarray, *, need_value: bool,
+              need_grad: bool, share: bool) -> ShiftPlan:
+  spectra = _tape_spectra(tape)
+  mask = _mask(opts.gate_argnum, tape.num_params)
+  mask &= depends[:, None] & depends[None, :]
+  active = np.nonzero(mask.any(axis=1))[0]
+  return build_plan(
+      spectra, mask, need_value=need_value,
+      grad_args=tuple(active) if need_grad else (),
+      diagonal_shifts=_shifts(opts.diagonal_shifts, spectra, "diagonal_shifts"),
+      off_diagonal_shifts=_shifts(opts.off_diagonal_shifts, spectra, "off_diagonal_shifts"),
+      shared_diagonal=share)
+
+
+def _contract(plan: ShiftPlan, y: jax.Array):
+  """R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R ``(n_raw, P, P)`` from raw outputs Y."""
+  n_raw, p = y.shape[1], plan.n_params
+  value = y[0] if plan.has_unshifted else jnp.zeros(n_raw, y.dtype)
+  grad = jnp.zeros((p, n_raw), y.dtype).at[plan.grad_arg].add(
+      plan.grad_coef[:, None].astype(y.dtype) * y[plan.grad_point])
+  hess = jnp.zeros((p, p, n_raw), y.dtype).at[plan.hess_row, plan.hess_col].add(
+      plan.hess_coef[:, None].astype(y.dtype) * y[plan.hess_point])
+  return value, grad.T, jnp.moveaxis(hess, 2, 0)
+
+
+def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
+  """θ -> circuit outputs from the second-order Taylor model of the raw outputs."""
+  def model(theta):
+    d = theta - theta0
+    raw = value + grad @ d + 0.5 * jnp.einsum("rij,i,j->r", hess, d, d)
+    return tape.finalize(raw)
+  return model
+
+
+def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
+  """Raw outputs at the plan's points, shape ``(T, n_raw)``."""
+  if plan.n_points == 0:
+    n_raw = sum(m.raw_size for m in tape.measurements)
+    return jnp.zeros((0, n_raw), tape.params.dtype)
+  return _statevector.run_points(
+      _statevector.kernel_key(tape), tape.params, plan.point_index,
+      plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, opts.batch_size)
+
+
+def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:
+  single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
+  nums = (argnums,) if single else tuple(argnums)
+  for a in nums:
+    if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+      raise TypeError(f"`argnums` must be an int or a tuple of ints; got {argnums!r}.")
+    if not -n_args <= a < n_args:
+      raise ValueError(
+          f"`argnums` {a} is out of range for a call with {n_args} positional "
+          "argument(s).")
+  return tuple(int(a) % n_args for a in nums)
+
+
+def _check_float_inputs(args, argnums: tuple[int, ...], fname: str) -> None:
+  for a in argnums:
+    for leaf in jax.tree_util.tree_leaves(args[a]):
+      dtype = jnp.result_type(leaf)
+      if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"{fname} requires real floating-point inputs for the differentiated "
+            f"arguments (argnums); argument {a} has a leaf of dtype {dtype}. Convert it, "
+            "e.g. with jnp.asarray(x, dtype=float).")
+
+
+def _check_circuit(circuit, fname: str) -> Circuit:
+  if not isinstance(circuit, Circuit):
+    raise TypeError(
+        f"{fname} takes a circuit made with @qhess.circuit(wires=...); got "
+        f"{type(circuit).__name__}.")
+  return circuit
+
+
+def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                 want: str, args, kwargs):
+  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``."""
+  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  argnums = _normalize_argnums(argnums_spec, len(args))
+  _check_float_inputs(args, argnums, fname)
+  tape = circuit.tape(*args, **kwargs)
+  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
+  if hybrid:
+    levels = _dependence(circuit, args, kwargs, argnums, tape)
+    depends = levels > CONST
+    nonlinear_pre = bool(np.any(levels == NONLINEAR))
+  else:
+    depends = np.ones(tape.num_params, dtype=bool)
+    nonlinear_pre = False
+  want_all = want == "all"
+  need_grad = want_all or nonlinear_pre or nonlinear_post
+  plan = _plan_for(tape, opts, depends, need_value=want_all or nonlinear_post,
+                   need_grad=need_grad, share=need_grad)
+  value, grad, hess = _contract(plan, _evaluate(tape, plan, opts))
+  model_theta = _local_model(tape, tape.params, value, grad, hess)
+  if hybrid:
+    def model(*a):
+      t = circuit.tape(*a, **kwargs)
+      _check_same_structure(tape.structure, t)
+      return model_theta(t.params)
+    nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
+    fn, at = model, args
+  else:
+    nums, fn, at = 0, model_theta, (tape.params,)
+  h = jax.hessian(fn, argnums=nums)(*at)
+  if want == "hessian":
+    return h
+  return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
+
+
+def _hashable(x):
+  """A hashable key for an option value (arrays by content); TypeError if impossible."""
+  if x is None or isinstance(x, (int, float, str, bool, np.integer, np.floating)):
+    return x
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    arr = np.asarray(x)
+    return ("array", arr.shape, str(arr.dtype), arr.tobytes())
+  return tuple(_hashable(e) for e in x)
+
+
+# One jitted function per (circuit, options, argnums, mode): calling qhess.hessian twice
+# with the same circuit and options reuses the traced and compiled computation.
+_JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
+
+
+def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
+          off_diagonal_shifts, batch_size):
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size)
+  argnums = argnums if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+
+  def fn(*args, **kwargs):
+    return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
+
+  try:
+    key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                                   batch_size)), argnums, hybrid, want)
+  except TypeError:  # an option we cannot key on: no sharing, still correct
+    return jax.jit(fn)
+  hit = _JIT_CACHE.get(key)
+  if hit is None or hit[0] is not circuit:
+    hit = _JIT_CACHE[key] = (circuit, jax.jit(fn))
+  return hit[1]
+
+
+def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
+            gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
+            batch_size: int | None = None) -> Callable:
+  """The parameter-shift Hessian of a circuit.
+
+  With ``hybrid=True`` (the default) the result has exactly the layout of
+  ``jax.hessian(circuit, argnums)(*args)``: the shift rules give the second derivatives
+  of the quantum part with respect to the gate arguments, and the classical processing
+  around it (arbitrary JAX code mapping the inputs to gate arguments, and variances)
+  enters through the chain rule, differentiated by JAX. With ``hybrid=False`` the
+  Hessian is taken with respect to the tape's gate arguments ``θ`` (recording order; Rot
+  and U3 count 3): an array of shape ``(*out_shape, P, P)`` per measurement.
+
+  Circuit count: gate arguments that do not depend on the differentiated inputs get no
+  circuits; when the classical processing is affine and no variance is measured, only
+  second-derivative circuits run (``1 + P + 2P(P-1)`` for P single-frequency arguments,
+  shifted points that coincide merged); otherwise the diagonal shares the gradient's
+  points (``1 + 2P + 2P(P-1)``).
+
+  Args:
+    circuit: a `Circuit` (from `qhess.circuit`).
+    argnums: which positional arguments to differentiate, as in `jax.hessian`.
+    hybrid: differentiate with respect to the inputs (True) or the gate arguments.
+    gate_argnum: which Hessian entries (of the gate arguments) to compute: None (all),
+      an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices),
+      or a symmetric boolean mask of shape ``(P, P)``. Other entries are zero and cost
+      no circuits; the gradient terms of the chain rule are restricted to the selected
+      arguments. With ``hybrid=True`` the result is ``Jᵀ (H_θ ∘ M) J`` plus those terms.
+    diagonal_shifts: one tuple of positive shifts per gate argument, as many as it has
+      frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
+    off_diagonal_shifts: likewise, for the product rule of mixed entries.
+    batch_size: at most this many shifted circuits (states) in memory at once.
+
+  Returns:
+    a function with the circuit's signature returning the Hessian (a pytree as
+    `jax.hessian` returns it, or per-measurement ``(*out_shape, P, P)`` arrays).
+
+  Raises:
+    TypeError: for a non-circuit, integer inputs, or a badly typed option.
+    ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, custom shifts
+      of the wrong count or making the coefficient system singular, or a matrix
+      (QubitUnitary, Hermitian) that depends on the differentiated inputs.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CRY(x[1], wires=(0, 1))
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+    >>> x = jnp.array([0.5, 0.2])
+    >>> print(qhess.hessian(f)(x).round(6))
+    [[-0.868836  0.047624]
+     [ 0.047624  0.059989]]
+    >>> bool(jnp.allclose(qhess.hessian(f)(x), jax.hessian(f)(x), atol=1e-6))
+    True
+  """
+  _check_circuit(circuit, "qhess.hessian")
+  return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
+               off_diagonal_shifts, batch_size)
+
+
+def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *,
+                           hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
+                           off_diagonal_shifts=None,
+                           batch_size: int | None = None) -> Callable:
+  """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
+
+  The diagonal second derivatives use the gradient's points (for one frequency,
+  ``f'' = (f(θ+π/2) + f(θ-π/2))/2 - f(θ)``), so the batch has ``1 + 2P + 2P(P-1)``
+  circuits for P single-frequency arguments — fewer than separate gradient and Hessian
+  calls (``2P + 1 + P + 2P(P-1)``).
+
+  Args:
+    circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
+    batch_size: as in `hessian`.
+
+  Returns:
+    a function returning ``(value, grad, hess)``: the circuit's outputs, their
+    Jacobian as ``jax.jacobian(circuit, argnums)`` lays it out, and the Hessian as
+    `hessian` returns it.
+
+  Raises:
+    TypeError, ValueError: as `hessian`.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=1)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   return qhess.expval(qhess.Z(0))
+    >>> v, g, h = qhess.value_grad_and_hessian(f)(jnp.array([0.3]))
+    >>> print(round(float(v), 6), g.round(6), h.round(6))
+    0.955336 [-0.29552] [[-0.955336]]
+  """
+  _check_circuit(circuit, "qhess.value_grad_and_hessian")
+  return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
+               off_diagonal_shifts, batch_size)
+
+
+def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None,
+                  off_diagonal_shifts=None) -> tuple[list[Tape], Callable]:
+  """The shifted circuits of a gate-argument Hessian, and their post-processing.
+
+  Every gate argument of the tape is differentiated (``hybrid=False`` semantics). The
+  tapes measure raw quantities: a ``var(O)`` becomes ``expval(O)`` and ``<O²>``.
+  ``post(qhess.execute(tapes))`` equals ``qhess.hessian(circuit, hybrid=False)(x)``.
+
+  Args:
+    tape: a `Tape`, e.g. ``circuit.tape(x)``.
+    f0: the circuit's outputs at the tape's arguments; when given, the unshifted
+      circuit is not among the tapes and ``f0`` is used instead (expval and probs only).
+    gate_argnum, diagonal_shifts, off_diagonal_shifts: as in `hessian`.
+
+  Returns:
+    ``(tapes, post)``: a list of `Tape` and a function of their results (a list, as
+    `execute` returns it) giving one ``(*out_shape, P, P)`` array per measurement.
+
+  Raises:
+    TypeError: when ``tape`` is not a `Tape`.
+    ValueError: for bad options, an ``f0`` whose shapes do not match the outputs, or
+      ``f0`` with a variance measurement.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CRY(x[1], wires=(0, 1))
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+    >>> tapes, post = qhess.hessian_tapes(f.tape(jnp.array([0.5, 0.2])))
+    >>> len(tapes)
+    13
+    >>> print(post(qhess.execute(tapes)).round(6))
+    [[-0.868836  0.047624]
+     [ 0.047624  0.059989]]
+  """
+  if not isinstance(tape, Tape):
+    raise TypeError(f"`tape` must be a qhess.Tape (e.g. circuit.tape(x)); got {type(tape).__name__}.")
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts)
+  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
+  plan = _plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
+                   need_value=nonlinear_post, need_grad=nonlinear_post,
+                   share=nonlinear_post)
+  raw_tape = tape.with_measurements(tape.raw_measurements, returns_tuple=True)
+  n_raw = sum(m.raw_size for m in tape.measurements)
+  f0_raw = None
+  if f0 is not None:
+    f0_raw = _f0_to_raw(tape, f0, nonlinear_post)
+  skip = 1 if (f0_raw is not None and plan.has_unshifted) else 0
+  theta = np.asarray(tape.params, dtype=np.float64)
+  points = np.tile(theta, (plan.n_points, 1))
+  rows = np.arange(plan.n_points)[:, None]
+  np.add.at(points, (np.broadcast_to(rows, plan.point_index.shape), plan.point_index),
+            plan.point_shift)
+  tapes = [raw_tape.with_params(p) for p in points[skip:]]
+
+  def post(results: Sequence[Any]):
+    if len(results) != len(tapes):
+      raise ValueError(f"`post` expects {len(tapes)} results, one per tape; got {len(results)}.")
+    rows_ = [jnp.concatenate([jnp.reshape(r, (-1,)) for r in res]) for res in results]
+    y = jnp.stack(rows_) if rows_ else jnp.zeros((0, n_raw), tape.params.dtype)
+    if skip:
+      y = jnp.concatenate([f0_raw[None].astype(y.dtype), y])
+    value, grad, hess = _contract(plan, y)
+    model = _local_model(tape, tape.params, value, grad, hess)
+    return jax.hessian(model)(tape.params)
+
+  return tapes, post
+
+
+def _f0_to_raw(tape: Tape, f0, nonlinear_post: bool) -> jax.Array:
+  if nonlinear_post:
+    raise ValueError(
+        "`f0` cannot be used with var measurements: the variance does not contain the "
+        "raw moments <O> and <O²> the shift rules need.")
+  outs = f0 if tape.returns_tuple else (f0,)
+  if not isinstance(outs, (tuple, list)) or len(outs) != len(tape.measurements):
+    raise ValueError(
+        f"`f0` must match the circuit's outputs ({len(tape.measurements)} measurement(s) "
+        f"of shapes {tape.output_shapes}); got {f0!r}.")
+  for i, (o, shape) in enumerate(zip(outs, tape.output_shapes)):
+    if jnp.shape(o) != shape:
+      raise ValueError(
+          f"`f0` output {i} has shape {jnp.shape(o)}; the circuit's output has shape {shape}.")
+  return jnp.concatenate([jnp.reshape(jnp.asarray(o), (-1,)) for o in outs])

@@ -1,0 +1,218 @@
+"""ShiftPlan: the shifted circuits of a Hessian and how to combine their outputs.
+
+A plan is built once per circuit structure and options, in NumPy, at trace time. It holds
+
+- the *points*: ``T`` shifted gate-argument vectors, stored sparsely — each differs from
+  the unshifted arguments θ in at most two entries, so a point is two (index, shift)
+  pairs (unused pairs have shift 0);
+- sparse coefficients, in coordinate form, for the gradient ``∂R/∂θ_k = Σ c Y[t]`` and
+  the Hessian ``∂²R/∂θ_i∂θ_j = Σ c Y[t]`` (both triangles stored), where ``Y[t]`` are
+  the raw outputs of point ``t``.
+
+Memory is O(T) (never a dense ``(P, P, T)`` tensor), so a 200-argument circuit plans in
+well under a second. Points that coincide — also modulo the argument's period — are one
+circuit with summed coefficients; every zero shift is the unshifted circuit, which is
+point 0 when it is used at all.
+
+Default rules give ``1 + P + 4·P(P-1)/2`` points for P single-frequency arguments
+(PennyLane's `param_shift_hessian` generates the same); with the gradient, the diagonal
+shares the first-order points: ``1 + 2P + 4·P(P-1)/2``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from qhess import _shift_rules as rules
+from qhess._ops import Spectrum
+
+_QUANTUM = 1e-9  # shifts closer than this (after reduction modulo the period) coincide
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ShiftPlan:
+  """Points and sparse coefficients of a parameter-shift Hessian (and gradient).
+
+  Attributes:
+    n_params: ``P``, number of gate arguments.
+    point_index: int32 array ``(T, 2)``: the (up to two) shifted argument indices.
+    point_shift: float64 array ``(T, 2)``: the shifts (0 where unused).
+    has_unshifted: whether point 0 is the unshifted circuit.
+    grad_arg, grad_point, grad_coef: ``(n_g,)`` arrays: ``∂R/∂θ[grad_arg] +=
+      grad_coef * Y[grad_point]``.
+    hess_row, hess_col, hess_point, hess_coef: ``(n_h,)`` arrays: ``∂²R/∂θ[row]∂θ[col]
+      += hess_coef * Y[hess_point]``, both triangles.
+  """
+
+  n_params: int
+  point_index: np.ndarray
+  point_shift: np.ndarray
+  has_unshifted: bool
+  grad_arg: np.ndarray
+  grad_point: np.ndarray
+  grad_coef: np.ndarray
+  hess_row: np.ndarray
+  hess_col: np.ndarray
+  hess_point: np.ndarray
+  hess_coef: np.ndarray
+
+  @property
+  def n_points(self) -> int:
+    """``T``, the number of distinct circuits."""
+    return len(self.point_index)
+
+
+def _first_order_rule(spectrum: Spectrum, custom, what: str) -> rules.Recipe:
+  if custom is None:
+    return rules.first_order(spectrum)
+  return rules.first_order_from_shifts(custom, spectrum, what)
+
+
+class _Singles:
+  """Merges single-argument points; id 0 is the unshifted circuit."""
+
+  def __init__(self):
+    self.ids: dict[tuple[int, int], int] = {}
+    self.args: list[int] = []
+    self.shifts: list[float] = []
+
+  def add(self, arg: int, recipe: rules.Recipe, per: float) -> list[tuple[int, float]]:
+    out = []
+    for s, c in zip(rules.canonical_shift(recipe.shifts, per), recipe.coeffs):
+      if s == 0:
+        out.append((0, c))
+        continue
+      key = (arg, int(round(s / _QUANTUM)))
+      if key not in self.ids:
+        self.ids[key] = len(self.args) + 1
+        self.args.append(arg)
+        self.shifts.append(float(s))
+      out.append((self.ids[key], c))
+    return out
+
+
+def build_plan(spectra: Sequence[Spectrum], mask: np.ndarray, *, need_value: bool = False,
+               grad_args: Sequence[int] = (), diagonal_shifts=None,
+               off_diagonal_shifts=None, shared_diagonal: bool = False) -> ShiftPlan:
+  """Builds the plan (cached on its arguments).
+
+  Args:
+    spectra: one `Spectrum` per gate argument (length P).
+    mask: bool array ``(P, P)``, symmetric: the Hessian entries to compute.
+    need_value: include the unshifted circuit even if no rule uses it.
+    grad_args: arguments whose first derivative is needed.
+    diagonal_shifts: ``None`` or one tuple of positive shifts per argument; the
+      diagonal then uses that first-order rule applied twice.
+    off_diagonal_shifts: ``None`` or one tuple per argument for the product rule.
+    shared_diagonal: compute the diagonal from the first-order points (one batch for
+      value, gradient and Hessian); ignored where ``diagonal_shifts`` is given.
+
+  Returns:
+    a `ShiftPlan`.
+  """
+  mask = np.asarray(mask, dtype=bool)
+  return _build_cached(tuple(spectra), mask.tobytes(), mask.shape, need_value,
+                       tuple(int(a) for a in grad_args), diagonal_shifts,
+                       off_diagonal_shifts, shared_diagonal)
+
+
+@functools.lru_cache(maxsize=64)
+def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagonal_shifts,
+                  off_diagonal_shifts, shared_diagonal) -> ShiftPlan:
+  n = len(spectra)
+  mask = np.frombuffer(mask_bytes, dtype=bool).reshape(mask_shape)
+  periods = [rules.period(s) for s in spectra]
+  singles = _Singles()
+  grad, hess = [], []  # (arg, point, coef) and (row, col, point, coef)
+
+  def diag_first(k):
+    custom = None if diagonal_shifts is None else diagonal_shifts[k]
+    return _first_order_rule(spectra[k], custom, f"diagonal_shifts[{k}]")
+
+  for k in grad_args:
+    for pid, c in singles.add(k, diag_first(k), periods[k]):
+      grad.append((k, pid, c))
+  for k in np.nonzero(np.diag(mask))[0]:
+    k = int(k)
+    if diagonal_shifts is not None:
+      first = diag_first(k)
+      recipe = rules.compose(first, first)
+    elif shared_diagonal:
+      recipe = rules.second_order_shared(diag_first(k), spectra[k])
+    else:
+      recipe = rules.second_order(spectra[k])
+    for pid, c in singles.add(k, recipe, periods[k]):
+      hess.append((k, k, pid, c))
+
+  # Off-diagonal: product of first-order rules. Its points shift two arguments by
+  # non-zero amounts, so they never coincide with another entry's points: no merging,
+  # and they are generated vectorized, grouped by the two rules' sizes.
+  rows, cols = np.nonzero(np.triu(mask, 1))
+  first_off = {}
+  for k in np.unique(np.concatenate([rows, cols])):
+    custom = None if off_diagonal_shifts is None else off_diagonal_shifts[int(k)]
+    rule = _first_order_rule(spectra[k], custom, f"off_diagonal_shifts[{int(k)}]")
+    first_off[int(k)] = rules.Recipe(rules.canonical_shift(rule.shifts, periods[k]),
+                                     rule.coeffs)
+  base = 1 + len(singles.args)
+  pair_blocks = []  # (idx (m, 2), shift (m, 2)) per group
+  size = np.array([len(first_off[int(k)].shifts) if int(k) in first_off else 0
+                   for k in range(n)])
+  for si in np.unique(size[rows]) if len(rows) else []:
+    for sj in np.unique(size[cols]):
+      sel = (size[rows] == si) & (size[cols] == sj)
+      if not sel.any():
+        continue
+      r, c = rows[sel], cols[sel]
+      shift_r = np.stack([first_off[int(k)].shifts for k in r])  # (m, si)
+      shift_c = np.stack([first_off[int(k)].shifts for k in c])  # (m, sj)
+      coef_r = np.stack([first_off[int(k)].coeffs for k in r])
+      coef_c = np.stack([first_off[int(k)].coeffs for k in c])
+      m = len(r)
+      sr = np.broadcast_to(shift_r[:, :, None], (m, si, sj)).reshape(-1)
+      sc = np.broadcast_to(shift_c[:, None, :], (m, si, sj)).reshape(-1)
+      coef = (coef_r[:, :, None] * coef_c[:, None, :]).reshape(-1)
+      rr = np.repeat(r, si * sj)
+      cc = np.repeat(c, si * sj)
+      pid = base + np.arange(len(coef))
+      base += len(coef)
+      pair_blocks.append((np.stack([rr, cc], 1), np.stack([sr, sc], 1)))
+      hess.append((rr, cc, pid, coef))
+      hess.append((cc, rr, pid, coef))
+
+  # Assemble: point 0 (unshifted), single points, pair points; then drop point 0 if
+  # nothing uses it.
+  idx = [np.zeros((1, 2), np.int32),
+         np.stack([np.asarray(singles.args, np.int32), np.zeros(len(singles.args), np.int32)],
+                  1).reshape(-1, 2)]
+  sh = [np.zeros((1, 2)),
+        np.stack([np.asarray(singles.shifts), np.zeros(len(singles.shifts))], 1).reshape(-1, 2)]
+  for i, s in pair_blocks:
+    idx.append(i.astype(np.int32))
+    sh.append(s)
+  point_index = np.concatenate(idx)
+  point_shift = np.concatenate(sh)
+
+  def columns(records, width):
+    if not records:
+      return [np.zeros(0, np.int64)] * (width - 1) + [np.zeros(0)]
+    cols_ = list(zip(*[tuple(np.atleast_1d(x) for x in rec) for rec in records]))
+    return [np.concatenate(col) for col in cols_]
+
+  g_arg, g_pt, g_coef = columns(grad, 3)
+  h_row, h_col, h_pt, h_coef = columns(hess, 4)
+  used0 = need_value or np.any(g_pt == 0) or np.any(h_pt == 0)
+  if not used0:
+    point_index, point_shift = point_index[1:], point_shift[1:]
+    g_pt, h_pt = g_pt - 1, h_pt - 1
+  return ShiftPlan(
+      n_params=n, point_index=point_index, point_shift=point_shift,
+      has_unshifted=bool(used0),
+      grad_arg=g_arg.astype(np.int32), grad_point=g_pt.astype(np.int32),
+      grad_coef=g_coef.astype(np.float64),
+      hess_row=h_row.astype(np.int32), hess_col=h_col.astype(np.int32),
+      hess_point=h_pt.astype(np.int32), hess_coef=h_coef.astype(np.float64))

@@ -1,0 +1,122 @@
+"""Parameter-shift recipes for one gate argument, in NumPy.
+
+A gate ``exp(-i θ G)`` makes every expectation value a trigonometric polynomial in θ
+with frequencies ``l * base`` (``l = 1..count``, see `_ops.Spectrum`). A *recipe* is a
+pair of arrays ``(shifts, coeffs)`` with ``f^(d)(0) = sum_k coeffs[k] * f(shifts[k])``,
+exact for every such polynomial.
+
+Formulas (Wierichs, Izaac, Wang, Lin, "General parameter-shift rules for quantum
+gradients", Quantum 6, 677 (2022), Eqs. (15)-(16) and (32)-(34)), for base frequency
+``w`` and ``R = count``:
+
+- first order: shifts ``±x_μ``, ``x_μ = (2μ-1)π / (2Rw)``, coefficients
+  ``±w (-1)^(μ-1) / (4R sin²((2μ-1)π/(4R)))``, μ = 1..R;
+- second order: shifts ``0`` and ``μπ/(Rw)``, μ = 1..2R-1, coefficients
+  ``-w² (2R²+1)/6`` and ``w² (-1)^(μ-1) / (2 sin²(μπ/(2R)))``.
+
+Custom shifts define a first-order rule by solving the R×R system
+``sum_μ c_μ · 2 sin(l w x_μ) = l w`` (l = 1..R); the second derivative is then that rule
+applied twice (shift sums), and mixed derivatives the product of two first-order rules.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from qhess._ops import Spectrum
+
+
+class Recipe(NamedTuple):
+  """``f^(d)(0) = sum(coeffs * f(shifts))``; both float64 arrays of shape ``(n_terms,)``."""
+
+  shifts: np.ndarray
+  coeffs: np.ndarray
+
+
+def period(spectrum: Spectrum) -> float:
+  """The period ``2π / base`` of a function with this spectrum."""
+  return 2 * np.pi / spectrum.base
+
+
+def first_order(spectrum: Spectrum) -> Recipe:
+  """The default first-derivative recipe (2R shifts, no unshifted term)."""
+  w, r = spectrum
+  mu = np.arange(1, r + 1)
+  x = (2 * mu - 1) * np.pi / (2 * r)
+  c = w * (-1.0) ** (mu - 1) / (4 * r * np.sin(x / 2) ** 2)
+  return Recipe(np.concatenate([x / w, -x / w]), np.concatenate([c, -c]))
+
+
+def second_order(spectrum: Spectrum) -> Recipe:
+  """The default second-derivative recipe: the unshifted point and 2R-1 shifts."""
+  w, r = spectrum
+  mu = np.arange(1, 2 * r)
+  x = mu * np.pi / r
+  c = w**2 * (-1.0) ** (mu - 1) / (2 * np.sin(x / 2) ** 2)
+  c0 = -(w**2) * (2 * r**2 + 1) / 6
+  return Recipe(np.concatenate([[0.0], x / w]), np.concatenate([[c0], c]))
+
+
+def _solve(matrix: np.ndarray, rhs: np.ndarray, what: str, shifts) -> np.ndarray:
+  # A shift of 0 or of a whole period makes columns vanish or repeat: refuse such sets
+  # rather than return huge, meaningless coefficients.
+  if np.linalg.cond(matrix) > 1e10:
+    raise ValueError(
+        f"{what}: the shifts {tuple(float(s) for s in shifts)} make the coefficient "
+        "system singular (a shift of 0, a multiple of the period, or two shifts that "
+        "coincide up to sign modulo the period); choose other shifts.")
+  return np.linalg.solve(matrix, rhs)
+
+
+def first_order_from_shifts(shifts: Sequence[float], spectrum: Spectrum,
+                            what: str = "shifts") -> Recipe:
+  """First-derivative recipe on ``±shifts`` for R = ``spectrum.count`` positive shifts.
+
+  Raises:
+    ValueError: for the wrong number of shifts, non-positive shifts, or shifts that
+      make the system singular.
+  """
+  w, r = spectrum
+  x = np.asarray(shifts, dtype=np.float64).reshape(-1)
+  if x.shape != (r,):
+    raise ValueError(
+        f"{what}: expected {r} shift(s), one per frequency of this gate argument; "
+        f"got {len(x)}: {tuple(x.tolist())}.")
+  if np.any(x <= 0) or not np.all(np.isfinite(x)):
+    raise ValueError(f"{what}: shifts must be positive and finite; got {tuple(x.tolist())}.")
+  l = np.arange(1, r + 1)[:, None]
+  c = _solve(2 * np.sin(l * w * x[None, :]), (l[:, 0] * w).astype(float), what, x)
+  return Recipe(np.concatenate([x, -x]), np.concatenate([c, -c]))
+
+
+def second_order_shared(first: Recipe, spectrum: Spectrum, what: str = "shifts") -> Recipe:
+  """Second-derivative recipe on the unshifted point and the first-order rule's points.
+
+  With ``2R + 1`` points a degree-R trigonometric polynomial is fixed, so value,
+  gradient and second derivative come from one set of circuits; for R = 1 and the
+  default shifts this is ``f'' = (f(π/2) + f(-π/2))/2 - f(0)``.
+  """
+  w, r = spectrum
+  x = first.shifts[:r]
+  # Unknowns d0 (for f(0)) and d_μ (for f(x_μ) + f(-x_μ)); exact on 1 and cos(l w θ).
+  l = np.arange(0, r + 1)[:, None]
+  matrix = np.concatenate([np.ones((r + 1, 1)), 2 * np.cos(l * w * x[None, :])], axis=1)
+  rhs = -((l[:, 0] * w) ** 2).astype(float)
+  d = _solve(matrix, rhs, what, x)
+  return Recipe(np.concatenate([[0.0], x, -x]), np.concatenate([d[:1], d[1:], d[1:]]))
+
+
+def compose(a: Recipe, b: Recipe) -> Recipe:
+  """The same-argument recipe of applying ``a`` then ``b`` (shift sums, coefficient products)."""
+  shifts = (a.shifts[:, None] + b.shifts[None, :]).reshape(-1)
+  coeffs = (a.coeffs[:, None] * b.coeffs[None, :]).reshape(-1)
+  return Recipe(shifts, coeffs)
+
+
+def canonical_shift(shift, per: float):
+  """Shift(s) reduced modulo the period into ``(-per/2, per/2]``; near-zero snapped to 0."""
+  s = np.mod(np.asarray(shift, dtype=np.float64) + per / 2, per) - per / 2
+  s = np.where(np.isclose(s, -per / 2, rtol=0, atol=1e-12 * per), per / 2, s)
+  return np.where(np.abs(s) < 1e-12 * per, 0.0, s)
