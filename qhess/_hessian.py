@@ -39,6 +39,10 @@ from qhess._tape import Tape, record_parts
 
 CONST, AFFINE, NONLINEAR = 0, 1, 2
 
+# Off-diagonal rule of exact evaluation when none is asked for (hessian_tapes always
+# defaults to the product rule, whose circuit counts match PennyLane's).
+_DEFAULT_RULE = "product"
+
 # Primitives that are linear in their (non-index) operands.
 _LINEAR = {
     "add", "sub", "neg", "reshape", "broadcast_in_dim", "squeeze", "expand_dims",
@@ -217,7 +221,7 @@ class _Options:
   """Validated, hashable keyword options shared by all entry points."""
 
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
-               batch_size=None):
+               batch_size=None, off_diagonal_rule=None):
     if batch_size is not None and (isinstance(batch_size, bool) or
                                    not isinstance(batch_size, (int, np.integer)) or
                                    batch_size < 1):
@@ -226,13 +230,28 @@ class _Options:
     self.diagonal_shifts = diagonal_shifts
     self.off_diagonal_shifts = off_diagonal_shifts
     self.batch_size = None if batch_size is None else int(batch_size)
+    if off_diagonal_rule not in (None, "product", "diagonal"):
+      raise ValueError(
+          '`off_diagonal_rule` must be None, "product" or "diagonal"; got '
+          f"{off_diagonal_rule!r}.")
+    if off_diagonal_rule == "diagonal" and off_diagonal_shifts is not None:
+      raise ValueError(
+          '`off_diagonal_shifts` define a product rule; they cannot be combined with '
+          'off_diagonal_rule="diagonal".')
+    self.off_diagonal_rule = off_diagonal_rule
+
+  def rule(self, default: str) -> str:
+    """The off-diagonal rule in force: custom shifts imply the product rule."""
+    if self.off_diagonal_rule is not None:
+      return self.off_diagonal_rule
+    return "product" if self.off_diagonal_shifts is not None else default
 
 
 # ---------------------------------------------------------------------- the core
 
 
 def _plan_for(tape: Tape, opts: _Options, depends: np.ndarray, *, need_value: bool,
-              need_grad: bool, share: bool) -> ShiftPlan:
+              need_grad: bool, share: bool, rule: str) -> ShiftPlan:
   spectra = _tape_spectra(tape)
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
@@ -242,7 +261,7 @@ def _plan_for(tape: Tape, opts: _Options, depends: np.ndarray, *, need_value: bo
       grad_args=tuple(active) if need_grad else (),
       diagonal_shifts=_shifts(opts.diagonal_shifts, spectra, "diagonal_shifts"),
       off_diagonal_shifts=_shifts(opts.off_diagonal_shifts, spectra, "off_diagonal_shifts"),
-      shared_diagonal=share)
+      shared_diagonal=share, off_diagonal_rule=rule)
 
 
 def _contract(plan: ShiftPlan, y: jax.Array):
@@ -325,7 +344,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   want_all = want == "all"
   need_grad = want_all or nonlinear_pre or nonlinear_post
   plan = _plan_for(tape, opts, depends, need_value=want_all or nonlinear_post,
-                   need_grad=need_grad, share=need_grad)
+                   need_grad=need_grad, share=need_grad, rule=opts.rule(_DEFAULT_RULE))
   value, grad, hess = _contract(plan, _evaluate(tape, plan, opts))
   model_theta = _local_model(tape, tape.params, value, grad, hess)
   if hybrid:
@@ -359,8 +378,9 @@ _JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
 
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
-          off_diagonal_shifts, batch_size):
-  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size)
+          off_diagonal_shifts, batch_size, off_diagonal_rule):
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
+                  off_diagonal_rule)
   argnums = argnums if isinstance(argnums, (int, np.integer)) else tuple(argnums)
 
   def fn(*args, **kwargs):
@@ -368,7 +388,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 
   try:
     key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                                   batch_size)), argnums, hybrid, want)
+                                   batch_size, off_diagonal_rule)), argnums, hybrid, want)
   except TypeError:  # an option we cannot key on: no sharing, still correct
     return jax.jit(fn)
   hit = _JIT_CACHE.get(key)
@@ -379,6 +399,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 
 def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
             gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
+            off_diagonal_rule: str | None = None,
             batch_size: int | None = None) -> Callable:
   """The parameter-shift Hessian of a circuit.
 
@@ -408,6 +429,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
     diagonal_shifts: one tuple of positive shifts per gate argument, as many as it has
       frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
     off_diagonal_shifts: likewise, for the product rule of mixed entries.
+    off_diagonal_rule: ``"product"`` (4·R_i·R_j circuits per mixed entry, PennyLane's
+      rule) or ``"diagonal"`` (Wierichs et al. 2022, Sec. 4: ``H_ij = ½[E''(0) - H_ii -
+      H_jj]`` along ``e_i + e_j``: 3 instead of 4 circuits for single frequencies, so
+      ``(3P² - P + 2)/2`` in all; it needs more shots for the same error). ``None``
+      picks the default (see the module docs); custom ``off_diagonal_shifts`` imply
+      the product rule.
     batch_size: at most this many shifted circuits (states) in memory at once.
 
   Returns:
@@ -436,12 +463,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   """
   _check_circuit(circuit, "qhess.hessian")
   return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size)
+               off_diagonal_shifts, batch_size, off_diagonal_rule)
 
 
 def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *,
                            hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
-                           off_diagonal_shifts=None,
+                           off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
                            batch_size: int | None = None) -> Callable:
   """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
 
@@ -452,7 +479,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
 
   Args:
     circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    batch_size: as in `hessian`.
+    off_diagonal_rule, batch_size: as in `hessian`.
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their
@@ -474,11 +501,12 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   """
   _check_circuit(circuit, "qhess.value_grad_and_hessian")
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size)
+               off_diagonal_shifts, batch_size, off_diagonal_rule)
 
 
 def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None,
-                  off_diagonal_shifts=None) -> tuple[list[Tape], Callable]:
+                  off_diagonal_shifts=None,
+                  off_diagonal_rule: str | None = None) -> tuple[list[Tape], Callable]:
   """The shifted circuits of a gate-argument Hessian, and their post-processing.
 
   Every gate argument of the tape is differentiated (``hybrid=False`` semantics). The
@@ -490,6 +518,8 @@ def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None
     f0: the circuit's outputs at the tape's arguments; when given, the unshifted
       circuit is not among the tapes and ``f0`` is used instead (expval and probs only).
     gate_argnum, diagonal_shifts, off_diagonal_shifts: as in `hessian`.
+    off_diagonal_rule: as in `hessian`, but defaulting to ``"product"`` (PennyLane's
+      circuits and counts).
 
   Returns:
     ``(tapes, post)``: a list of `Tape` and a function of their results (a list, as
@@ -516,11 +546,12 @@ def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None
   """
   if not isinstance(tape, Tape):
     raise TypeError(f"`tape` must be a qhess.Tape (e.g. circuit.tape(x)); got {type(tape).__name__}.")
-  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts)
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                  off_diagonal_rule=off_diagonal_rule)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
   plan = _plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
                    need_value=nonlinear_post, need_grad=nonlinear_post,
-                   share=nonlinear_post)
+                   share=nonlinear_post, rule=opts.rule("product"))
   raw_tape = tape.with_measurements(tape.raw_measurements, returns_tuple=True)
   n_raw = sum(m.raw_size for m in tape.measurements)
   f0_raw = None

@@ -97,7 +97,8 @@ class _Singles:
 
 def build_plan(spectra: Sequence[Spectrum], mask: np.ndarray, *, need_value: bool = False,
                grad_args: Sequence[int] = (), diagonal_shifts=None,
-               off_diagonal_shifts=None, shared_diagonal: bool = False) -> ShiftPlan:
+               off_diagonal_shifts=None, shared_diagonal: bool = False,
+               off_diagonal_rule: str = "product") -> ShiftPlan:
   """Builds the plan (cached on its arguments).
 
   Args:
@@ -110,6 +111,9 @@ def build_plan(spectra: Sequence[Spectrum], mask: np.ndarray, *, need_value: boo
     off_diagonal_shifts: ``None`` or one tuple per argument for the product rule.
     shared_diagonal: compute the diagonal from the first-order points (one batch for
       value, gradient and Hessian); ignored where ``diagonal_shifts`` is given.
+    off_diagonal_rule: ``"product"`` (product of first-order rules, 4·R_i·R_j points)
+      or ``"diagonal"`` (Wierichs et al. Sec. 4: ``H_ij = ½[E''(0) - H_ii - H_jj]``
+      along ``e_i + e_j``, fewer points; used where both diagonal entries are selected).
 
   Returns:
     a `ShiftPlan`.
@@ -117,17 +121,27 @@ def build_plan(spectra: Sequence[Spectrum], mask: np.ndarray, *, need_value: boo
   mask = np.asarray(mask, dtype=bool)
   return _build_cached(tuple(spectra), mask.tobytes(), mask.shape, need_value,
                        tuple(int(a) for a in grad_args), diagonal_shifts,
-                       off_diagonal_shifts, shared_diagonal)
+                       off_diagonal_shifts, shared_diagonal, off_diagonal_rule)
+
+
+def _direction_spectrum(a: Spectrum, b: Spectrum) -> Spectrum | None:
+  """Spectrum of ``t -> f(θ + t(e_i + e_j))``: multiples of gcd(a, b) up to the sum."""
+  for base in (min(a.base, b.base) / q for q in range(1, 9)):
+    ra, rb = a.base / base, b.base / base
+    if abs(ra - round(ra)) < 1e-9 and abs(rb - round(rb)) < 1e-9:
+      return Spectrum(base, int(round(a.count * ra + b.count * rb)))
+  return None  # incommensurate frequencies: no equidistant spectrum, use the product rule
 
 
 @functools.lru_cache(maxsize=64)
 def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagonal_shifts,
-                  off_diagonal_shifts, shared_diagonal) -> ShiftPlan:
+                  off_diagonal_shifts, shared_diagonal, off_diagonal_rule) -> ShiftPlan:
   n = len(spectra)
   mask = np.frombuffer(mask_bytes, dtype=bool).reshape(mask_shape)
   periods = [rules.period(s) for s in spectra]
   singles = _Singles()
   grad, hess = [], []  # (arg, point, coef) and (row, col, point, coef)
+  diag: dict[int, list[tuple[int, float]]] = {}  # the diagonal recipes' (point, coef)
 
   def diag_first(k):
     custom = None if diagonal_shifts is None else diagonal_shifts[k]
@@ -145,13 +159,59 @@ def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagon
       recipe = rules.second_order_shared(diag_first(k), spectra[k])
     else:
       recipe = rules.second_order(spectra[k])
-    for pid, c in singles.add(k, recipe, periods[k]):
-      hess.append((k, k, pid, c))
+    diag[k] = singles.add(k, recipe, periods[k])
+    hess.extend((k, k, pid, c) for pid, c in diag[k])
+
+  rows, cols = np.nonzero(np.triu(mask, 1))
+  direction_points = []  # (rows, cols, shift_row, shift_col, coef) arrays, diagonal rule
+  if off_diagonal_rule == "diagonal":
+    # H_ij = ½ [E''(0) - H_ii - H_jj] with E(t) = f(θ + t(e_i + e_j)) (Wierichs et al.
+    # 2022, Sec. 4). Needs both diagonal entries; other pairs keep the product rule.
+    keep = np.ones(len(rows), dtype=bool)  # pairs left to the product rule
+    groups: dict[tuple, list[int]] = {}
+    for n_pair, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
+      if i in diag and j in diag:
+        groups.setdefault((spectra[i], spectra[j]), []).append(n_pair)
+    # The diagonal recipes as padded (P, D) arrays, for the -½ H_ii - ½ H_jj terms.
+    width = max((len(v) for v in diag.values()), default=0)
+    diag_pid = np.zeros((n, width), np.int64)
+    diag_coef = np.zeros((n, width))
+    for k, recs in diag.items():
+      diag_pid[k, :len(recs)] = [p for p, _ in recs]
+      diag_coef[k, :len(recs)] = [c for _, c in recs]
+    for (spec_i, spec_j), members in groups.items():
+      spec = _direction_spectrum(spec_i, spec_j)
+      if spec is None:
+        continue
+      keep[members] = False
+      r, c = rows[members], cols[members]
+      recipe = rules.second_order(spec)
+      si = rules.canonical_shift(recipe.shifts, rules.period(spec_i))
+      sj = rules.canonical_shift(recipe.shifts, rules.period(spec_j))
+      for a, b, coef in zip(si, sj, 0.5 * recipe.coeffs):
+        if a != 0 and b != 0:
+          direction_points.append((r, c, np.full(len(r), a), np.full(len(r), b),
+                                   np.full(len(r), coef)))
+          continue
+        if a == 0 and b == 0:  # the unshifted circuit
+          zeros, coefs = np.zeros(len(r), np.int64), np.full(len(r), coef)
+          hess.extend([(r, c, zeros, coefs), (c, r, zeros, coefs)])
+          continue
+        for i, j in zip(r.tolist(), c.tolist()):  # degenerate: a single-argument point
+          k, shift = (j, b) if a == 0 else (i, a)
+          for pid, cc in singles.add(k, rules.Recipe(np.array([shift]), np.array([coef])),
+                                     periods[k]):
+            hess.extend([(i, j, pid, cc), (j, i, pid, cc)])
+      for k in (r, c):
+        nz = diag_coef[k] != 0
+        rr, cc = np.repeat(r, width)[nz.ravel()], np.repeat(c, width)[nz.ravel()]
+        pid, coef = diag_pid[k][nz], -0.5 * diag_coef[k][nz]
+        hess.extend([(rr, cc, pid, coef), (cc, rr, pid, coef)])
+    rows, cols = rows[keep], cols[keep]
 
   # Off-diagonal: product of first-order rules. Its points shift two arguments by
   # non-zero amounts, so they never coincide with another entry's points: no merging,
   # and they are generated vectorized, grouped by the two rules' sizes.
-  rows, cols = np.nonzero(np.triu(mask, 1))
   first_off = {}
   for k in np.unique(np.concatenate([rows, cols])):
     custom = None if off_diagonal_shifts is None else off_diagonal_shifts[int(k)]
@@ -160,6 +220,12 @@ def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagon
                                      rule.coeffs)
   base = 1 + len(singles.args)
   pair_blocks = []  # (idx (m, 2), shift (m, 2)) per group
+  if direction_points:
+    r, c, a, b, coef = (np.concatenate(col) for col in zip(*direction_points))
+    pid = base + np.arange(len(coef))
+    base += len(coef)
+    pair_blocks.append((np.stack([r, c], 1), np.stack([a, b], 1)))
+    hess.extend([(r, c, pid, coef), (c, r, pid, coef)])
   size = np.array([len(first_off[int(k)].shifts) if int(k) in first_off else 0
                    for k in range(n)])
   for si in np.unique(size[rows]) if len(rows) else []:
