@@ -1,0 +1,44 @@
+"""Strict JAX settings and shared fixtures for the qhess tests.
+
+x64 is on by default (the oracle comparisons need float64); a test that wants float32
+requests the `float32` fixture (or parametrizes over `x64`). The reference simulator and
+random circuits live in ``_reference.py``.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import _reference
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key() -> jax.Array:
+  """A fixed JAX PRNG key."""
+  return jax.random.key(0)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+  """A fixed NumPy Generator (a fresh one per test, so tests do not depend on order)."""
+  return np.random.default_rng(20240611)
+
+
+@pytest.fixture
+def float32():
+  """Runs the test with x64 off (float32/complex64), restoring the setting afterwards."""
+  with _reference.float32_mode():
+    yield
+
+
+@pytest.fixture(params=[True, False], ids=["float64", "float32"])
+def x64(request):
+  """Runs the test once with x64 on and once with it off; the value is the setting."""
+  if request.param:
+    yield True
+  else:
+    with _reference.float32_mode():
+      yield False

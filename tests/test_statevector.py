@@ -1,0 +1,231 @@
+"""The statevector kernel against the independent NumPy reference (``_reference.py``)."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import _reference as ref
+import qhess
+from qhess import _statevector
+
+ATOL = {True: 1e-10, False: 1e-5}  # by x64
+
+
+def _circuit_case(seed: int):
+  """A random circuit over every gate that fits on 1..5 wires (cycling with the seed)."""
+  rng = np.random.default_rng(seed)
+  n = 1 + seed % 5
+  return rng, n, ref.random_circuit(rng, n, n_extra=3)
+
+
+def _tape(ops, n, measurements=None):
+  measurements = qhess.probs() if measurements is None else measurements
+  return ref.qhess_circuit(ops, n, measurements).tape(jnp.asarray(ref.flat_params(ops)))
+
+
+def test_random_circuits_cover_every_gate():
+  covered = {name for seed in range(5) for name, _, _ in _circuit_case(seed)[2]}
+  assert covered == set(ref.GATE_NAMES)
+  assert covered == set(qhess._ops.CATALOGUE)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_final_state_matches_reference(seed):
+  _, n, ops = _circuit_case(seed)
+  got = _statevector.final_state(_tape(ops, n))
+  expected = ref.circuit_state(ops, n)
+  assert got.dtype == jnp.complex128
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_final_state_float32_matches_reference(seed, float32):
+  _, n, ops = _circuit_case(seed)
+  tape = _tape(ops, n)
+  got = _statevector.final_state(tape)
+  expected = ref.circuit_state(ops, n)
+  assert tape.params.dtype == jnp.float32
+  assert got.dtype == jnp.complex64
+  chex.assert_trees_all_close(got, expected.astype(np.complex64), rtol=0, atol=1e-5)
+
+
+def _prep_ops(n):
+  """A layer after which every amplitude is nonzero and has its own phase."""
+  return ([("RY", (w,), (0.3 + 0.4 * w,)) for w in range(n)]
+          + [("RZ", (w,), (0.7 - 0.2 * w,)) for w in range(n)])
+
+
+@pytest.mark.parametrize("name", ref.GATE_NAMES)
+def test_gate_alone_matches_reference_on_decreasing_wires(name, rng):
+  # Each gate on its own, its wires in decreasing order, on a generic state: catches a
+  # wrong wire order or a control/target mix-up directly.
+  n = 4
+  op = ref.random_op(rng, name, n)
+  op = (op[0], tuple(sorted(op[1], reverse=True)), op[2])
+  ops = _prep_ops(n) + [op]
+  got = _statevector.final_state(_tape(ops, n))
+  chex.assert_trees_all_close(got, ref.circuit_state(ops, n), rtol=0, atol=1e-12)
+
+
+def test_wide_gates_match_reference(rng):
+  # QubitUnitary on more than 3 wires takes the tensordot path of the kernel.
+  n = 5
+  ops = _prep_ops(n) + [
+      ("QubitUnitary", (3, 0, 4, 1), (ref.random_unitary(rng, 16),)),
+      ("MultiRZ", (4, 2, 0, 1, 3), (0.9,)),
+      ("PauliRot", (1, 3, 0, 2, 4), (-1.3, "XYZIY")),
+      ("QubitUnitary", (2, 4, 1), (ref.random_unitary(rng, 8),)),
+  ]
+  got = _statevector.final_state(_tape(ops, n))
+  chex.assert_trees_all_close(got, ref.circuit_state(ops, n), rtol=0, atol=1e-12)
+
+
+def _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64):
+  """Runs ``ops`` with these measurements at 4 parameter sets in one batched kernel call
+  (one compile per structure) and compares every output with the reference."""
+  measurements = (tuple(qhess.expval(ref.qhess_observable(o)) for o in expvals)
+                  + tuple(qhess.var(ref.qhess_observable(o)) for o in variances)
+                  + tuple(qhess.probs(wires=w) for w in probs_wires))
+  tape = _tape(ops, n, measurements)
+  params = ref.flat_params(ops) + rng.uniform(-np.pi, np.pi, size=(4, tape.num_params))
+  raw = _statevector.run(_statevector.kernel_key(tape),
+                         jnp.asarray(params, dtype=tape.params.dtype), tape.consts)
+  got = tape.finalize(raw)  # a tuple; each output has a leading batch axis of 4
+  float_dtype = jnp.float64 if x64 else jnp.float32
+  assert raw.dtype == float_dtype
+  assert all(g.dtype == float_dtype for g in got)
+  expected = []
+  for p in params:
+    state = ref.circuit_state(ref.with_params(ops, p), n)
+    expected.append([ref.ref_expval(state, o, n) for o in expvals]
+                    + [ref.ref_var(state, o, n) for o in variances]
+                    + [ref.ref_probs(state, w, n) for w in probs_wires])
+  expected = tuple(np.stack(e) for e in zip(*expected))
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=ATOL[x64])
+
+
+def _unsorted_subset(rng, n):
+  """At least two wires in decreasing (so non-sorted) order, e.g. ``(2, 0)``."""
+  subset = rng.choice(n, size=int(rng.integers(2, n + 1)), replace=False)
+  return tuple(int(w) for w in sorted(subset, reverse=True))
+
+
+# Each structure costs one compile, so measurements are checked on fewer random circuits
+# than states, each at several parameter sets; the observable kinds rotate with the seed.
+@pytest.mark.parametrize("seed", range(6))
+def test_measurements_match_reference(seed, x64):
+  if not x64 and seed % 2:
+    pytest.skip("float32 runs on every other structure")
+  rng = np.random.default_rng(100 + seed)
+  n = 2 + seed % 4
+  ops = ref.random_circuit(rng, n, n_extra=0)
+  kinds = ref.OBSERVABLE_KINDS
+  expvals = [ref.random_observable(rng, n, kinds[seed % 4])]
+  variances = [ref.random_observable(rng, n, kinds[(seed + 1) % 4])]
+  probs_wires = [_unsorted_subset(rng, n), (int(rng.integers(n)),)]
+  _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64)
+
+
+def _entangling_ops(rng, n):
+  """A short circuit whose final state is generic: Rot layer, CNOT ring, Rot layer."""
+  ops = [ref.random_op(rng, "Rot", n) for _ in range(n)]
+  ops = [("Rot", (w,), op[2]) for w, op in enumerate(ops)]
+  ops += [("CNOT", (w, (w + 1) % n), ()) for w in range(n)]
+  return ops + [("Rot", (w,), op[2][::-1]) for w, op in enumerate(ops[:n])]
+
+
+@pytest.mark.parametrize("kind", ref.OBSERVABLE_KINDS)
+def test_observables_match_reference(kind, rng):
+  n = 4
+  ops = _entangling_ops(rng, n)
+  expvals = [ref.random_observable(rng, n, kind) for _ in range(3)]
+  variances = [ref.random_observable(rng, n, kind) for _ in range(3)]
+  probs_wires = [tuple(range(n)), _unsorted_subset(rng, n)]
+  _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64=True)
+
+
+def test_probs_wire_order_on_a_basis_state():
+  # |q0 q1 q2> = |1 0 1>: probs(wires=(2, 0)) indexes bits (q2, q0) = (1, 1) -> 3.
+  @qhess.circuit(wires=3)
+  def f():
+    qhess.PauliX(wires=0)
+    qhess.PauliX(wires=2)
+    return qhess.probs(wires=(2, 0)), qhess.probs(wires=(1, 2)), qhess.probs()
+
+  got = f()
+  expected = (np.eye(4)[3], np.eye(4)[1], np.eye(8)[5])
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
+
+
+def _small_tape():
+  @qhess.circuit(wires=3)
+  def f(x):
+    qhess.RX(x[0], wires=0)
+    qhess.CRY(x[1], wires=(0, 2))
+    qhess.Rot(x[2], x[3], x[4], wires=1)
+    qhess.IsingXX(x[5], wires=(1, 2))
+    return qhess.var(qhess.X(2) + 0.5 * qhess.Y(0) @ qhess.Z(1)), qhess.probs(wires=(1, 0))
+
+  return f.tape(jnp.zeros(6))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 10])
+def test_run_chunked_equals_unchunked(batch_size, rng):
+  tape = _small_tape()
+  key = _statevector.kernel_key(tape)
+  params = jnp.asarray(rng.uniform(-np.pi, np.pi, size=(7, tape.num_params)))
+  got = _statevector.run(key, params, tape.consts, batch_size=batch_size)
+  expected = _statevector.run(key, params, tape.consts)
+  assert got.shape == expected.shape == (7, 2 + 4)
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.fixture
+def count_traces(monkeypatch):
+  """Replaces `simulate_raw` by a wrapper counting how often the kernel is traced."""
+  calls = []
+  original = _statevector.simulate_raw
+
+  def counting(key, params, consts):
+    calls.append(key)
+    return original(key, params, consts)
+
+  monkeypatch.setattr(_statevector, "simulate_raw", counting)
+  return calls
+
+
+def _trace_circuit(coeff):
+  # The observable's coefficient is part of the structure: a value used by no other test
+  # gives a structure that has not been compiled before.
+  @qhess.circuit(wires=2)
+  def f(x):
+    qhess.RX(x[0], wires=0)
+    qhess.CRY(x[1], wires=(0, 1))
+    qhess.U3(x[2], x[3], x[4], wires=1)
+    return qhess.expval(coeff * qhess.Z(0) @ qhess.X(1)), qhess.probs(wires=1)
+
+  return f
+
+
+def test_kernel_traced_once_per_structure(count_traces, rng):
+  f = _trace_circuit(0.318309)
+  for _ in range(3):
+    f(jnp.asarray(rng.uniform(size=5)))
+  assert len(count_traces) == 1
+  jitted = jax.jit(f)
+  for _ in range(3):
+    jitted(jnp.asarray(rng.uniform(size=5)))
+  jax.grad(lambda x: f(x)[0])(jnp.asarray(rng.uniform(size=5)))
+  assert len(count_traces) == 1
+  _trace_circuit(0.271828)(jnp.asarray(rng.uniform(size=5)))  # new structure
+  assert len(count_traces) == 2
+
+
+def test_run_traced_once_for_new_parameter_batches(count_traces, rng):
+  tape = _trace_circuit(0.577216).tape(jnp.zeros(5))
+  key = _statevector.kernel_key(tape)
+  for _ in range(3):
+    _statevector.run(key, jnp.asarray(rng.uniform(size=(4, 5))), tape.consts)
+  assert len(count_traces) == 1
