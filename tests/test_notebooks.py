@@ -1,0 +1,45 @@
+"""Runs every notebook under notebooks/ top to bottom; any cell error fails the test.
+
+The kernel is this interpreter (a kernelspec written to a temporary folder, so neither a
+missing nor a stale user-level "python3" kernelspec matters), with the repository root on
+its path, the notebook's folder as working directory and matplotlib's Agg backend.
+"""
+
+import os
+import pathlib
+
+import nbformat
+import pytest
+from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("**/*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+KERNEL = "python3"
+
+
+@pytest.fixture(scope="module")
+def kernel_specs(tmp_path_factory) -> KernelSpecManager:
+  """Kernelspecs holding only "python3", running ``sys.executable``."""
+  folder = tmp_path_factory.mktemp("kernels")
+  write_kernel_spec(folder / KERNEL)
+  return KernelSpecManager(kernel_dirs=[str(folder)])
+
+
+def _kernel_env() -> dict[str, str]:
+  env = dict(os.environ, MPLBACKEND="Agg")
+  path = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+  env["PYTHONPATH"] = os.pathsep.join(path)
+  return env
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_runs(path: pathlib.Path, kernel_specs: KernelSpecManager):
+  nb = nbformat.read(path, as_version=4)
+  km = AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs)
+  client = NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=300,
+                          resources={"metadata": {"path": str(path.parent)}})
+  client.execute(cleanup_kc=True, env=_kernel_env())  # raises CellExecutionError
