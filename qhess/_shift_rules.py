@@ -61,8 +61,11 @@ def second_order(spectrum: Spectrum) -> Recipe:
 
 def _solve(matrix: np.ndarray, rhs: np.ndarray, what: str, shifts) -> np.ndarray:
   # A shift of 0 or of a whole period makes columns vanish or repeat: refuse such sets
-  # rather than return huge, meaningless coefficients.
-  if np.linalg.cond(matrix) > 1e10:
+  # rather than return huge, meaningless coefficients. The entries are O(1), so the
+  # smallest singular value is compared with max(1, largest) as well: a condition
+  # number alone misses a 1×1 system (R = 1), whose condition number is always 1.
+  sv = np.linalg.svd(matrix, compute_uv=False)
+  if sv[-1] <= 1e-10 * max(sv[0], 1.0):
     raise ValueError(
         f"{what}: the shifts {tuple(float(s) for s in shifts)} make the coefficient "
         "system singular (a shift of 0, a multiple of the period, or two shifts that "
