@@ -294,6 +294,22 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, opts.batch_size)
 
 
+def _check_argnums(argnums):
+  """``argnums`` as given (an int) or as a tuple of ints; TypeError for anything else."""
+  error = TypeError(f"`argnums` must be an int or a tuple of ints; got {argnums!r}.")
+  if isinstance(argnums, bool):
+    raise error
+  if isinstance(argnums, (int, np.integer)):
+    return argnums
+  try:
+    nums = tuple(argnums)
+  except TypeError:
+    raise error from None
+  if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in nums):
+    raise error
+  return nums
+
+
 def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:
   single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
   nums = (argnums,) if single else tuple(argnums)
@@ -364,8 +380,12 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
 
 def _hashable(x):
   """A hashable key for an option value (arrays by content); TypeError if impossible."""
-  if x is None or isinstance(x, (int, float, str, bool, np.integer, np.floating)):
+  if x is None:
     return x
+  if isinstance(x, (int, float, str, bool, np.integer, np.floating)):
+    # With the type: 1, 1.0 and True hash equal but are different options (a float
+    # gate_argnum is an error, a bool one a mask), so they must not share a cache entry.
+    return (type(x).__name__, x)
   if hasattr(x, "shape") and hasattr(x, "dtype"):
     arr = np.asarray(x)
     return ("array", arr.shape, str(arr.dtype), arr.tobytes())
@@ -381,7 +401,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
           off_diagonal_shifts, batch_size, off_diagonal_rule):
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
                   off_diagonal_rule)
-  argnums = argnums if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+  argnums = _check_argnums(argnums)
 
   def fn(*args, **kwargs):
     return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
@@ -590,7 +610,8 @@ def _f0_to_raw(tape: Tape, f0, nonlinear_post: bool) -> jax.Array:
         f"`f0` must match the circuit's outputs ({len(tape.measurements)} measurement(s) "
         f"of shapes {tape.output_shapes}); got {f0!r}.")
   for i, (o, shape) in enumerate(zip(outs, tape.output_shapes)):
-    if jnp.shape(o) != shape:
+    # np.shape: jnp.shape warns on (and will reject) a tuple given for one output.
+    if np.shape(o) != shape:
       raise ValueError(
-          f"`f0` output {i} has shape {jnp.shape(o)}; the circuit's output has shape {shape}.")
+          f"`f0` output {i} has shape {np.shape(o)}; the circuit's output has shape {shape}.")
   return jnp.concatenate([jnp.reshape(jnp.asarray(o), (-1,)) for o in outs])

@@ -1,0 +1,864 @@
+"""`qhess.hessian`, `value_grad_and_hessian`, `hessian_tapes`: against autodiff.
+
+The oracle is `jax.hessian` of a dense, differentiable simulation of the same circuit
+(`Dense` below, built from `_reference`'s matrices, independent of qhess's kernel), and
+Hessians worked out by hand for small circuits; one test also checks `jax.hessian` of the
+qhess circuit itself. Circuit counts are read off the kernel's batch size by wrapping
+`qhess._statevector.run_points`, which `_hessian` calls once per trace.
+
+Every new circuit structure and option set compiles, so the circuits below are built
+once and shared by several tests.
+"""
+
+import functools
+import itertools
+from typing import Callable, NamedTuple
+
+import chex
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import _reference as ref
+import qhess
+from qhess import _statevector
+
+TRANSFORMS = [lambda f: f, jax.jit]
+TRANSFORM_IDS = ["eager", "jit"]
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+
+def _x64(fn):
+  """Runs ``fn`` with x64 on (oracles are float64 even when a test runs in float32)."""
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+      return fn(*args, **kwargs)
+    finally:
+      jax.config.update("jax_enable_x64", previous)
+  return wrapped
+
+
+def _numpy(tree):
+  return jax.tree.map(np.asarray, tree)
+
+
+@pytest.fixture
+def circuit_counts(monkeypatch):
+  """A list that receives the number of shifted circuits of every kernel batch traced."""
+  counts = []
+  original = _statevector.run_points
+
+  def recording(key, theta, index, *args, **kwargs):
+    counts.append(int(np.shape(index)[0]))
+    return original(key, theta, index, *args, **kwargs)
+
+  monkeypatch.setattr(_statevector, "run_points", recording)
+  return counts
+
+
+def _count(fn, *args, **kwargs) -> int:
+  """Number of circuits that ``fn`` (a qhess derivative function of a circuit object
+  not used before) runs. Traced only, never compiled."""
+  counts = []
+  original = _statevector.run_points
+
+  def recording(key, theta, index, *a, **kw):
+    counts.append(int(np.shape(index)[0]))
+    return original(key, theta, index, *a, **kw)
+
+  _statevector.run_points = recording
+  try:
+    jax.eval_shape(fn, *args, **kwargs)
+  finally:
+    _statevector.run_points = original
+  assert len(counts) <= 1
+  return counts[0] if counts else 0
+
+
+# -------------------------------------------------------------------- the dense oracle
+# jax.hessian through qhess's own kernel compiles slowly (seconds per circuit on CPU)
+# and is not independent of it. `Dense` simulates a `_reference` op list with full
+# (2**n, 2**n) matrices in jnp. Every entry of every reference gate is a trigonometric
+# polynomial with frequencies k/2 (|k| <= 2) in each real argument (half angles, and the
+# e^{iφ} of phase gates), so 5 samples per argument over the period 4π interpolate it
+# exactly (a DFT), and the matrix becomes a differentiable function of the arguments.
+
+_FREQS = np.arange(-2, 3) / 2
+_GRID = 4 * np.pi * np.arange(5) / 5
+
+
+def _dense_gate(op, n: int, rng: np.random.Generator):
+  """``(freqs (m, r), coef (m, 2**n, 2**n))`` with ``U(θ) = Σ_t exp(i freqs[t]·θ) coef[t]``."""
+  name, wires, args = op
+  r = ref.N_REAL[name]
+
+  def small(angles):
+    return ref.gate_matrix(name, tuple(angles) + tuple(args[r:]), wires)
+
+  freqs = np.array(list(itertools.product(_FREQS, repeat=r)), dtype=float)  # (5**r, r)
+  grid = np.array(list(itertools.product(_GRID, repeat=r)), dtype=float)  # (5**r, r)
+  samples = np.stack([small(g) for g in grid])  # (5**r, 2**k, 2**k)
+  coef = np.einsum("tm,mij->tij", np.exp(-1j * freqs @ grid.T), samples) / len(grid)
+  probe = rng.uniform(-7, 7, size=r)
+  np.testing.assert_allclose(np.einsum("t,tij->ij", np.exp(1j * freqs @ probe), coef),
+                             small(probe), rtol=0, atol=1e-12)
+  return freqs, np.stack([ref.embed(c, wires, n) for c in coef])
+
+
+def _probs_matrix(wires, n: int) -> np.ndarray:
+  """``(2**len(wires), 2**n)`` 0/1 matrix summing basis probabilities into marginals."""
+  m = np.zeros((2 ** len(wires), 2**n))
+  for i in range(2**n):
+    bits = [(i >> (n - 1 - w)) & 1 for w in range(n)]
+    m[int("".join(str(bits[w]) for w in wires) or "0", 2), i] = 1.0
+  return m
+
+
+class Dense:
+  """A dense jnp simulation of ``ops``: θ ``(n_params,)`` -> the circuit's outputs.
+
+  ``specs`` are the measurements, ``(kind, arg)``: ``("expval"|"var", Obs)`` or
+  ``("probs", wires or None)``; one spec gives one output, several a tuple.
+  """
+
+  def __init__(self, ops, n: int, specs):
+    rng = np.random.default_rng(0)
+    self.ops, self.n, self.specs = ops, n, specs
+    self.gates = [(ref.N_REAL[op[0]],) + _dense_gate(op, n, rng) for op in ops]
+    self.outputs = []
+    for kind, arg in specs:
+      if kind == "probs":
+        self.outputs.append((kind, _probs_matrix(tuple(range(n)) if arg is None else arg, n)))
+      else:
+        self.outputs.append((kind, ref.observable_matrix(arg, n)))
+
+  def __call__(self, theta):
+    psi = jnp.zeros(2**self.n, dtype=complex).at[0].set(1.0)
+    k = 0
+    for r, freqs, coef in self.gates:
+      u = jnp.einsum("t,tij->ij", jnp.exp(1j * (freqs @ theta[k:k + r])), coef)
+      psi = u @ psi
+      k += r
+    out = []
+    for kind, m in self.outputs:
+      if kind == "probs":
+        out.append(m @ jnp.abs(psi)**2)
+        continue
+      value = jnp.real(jnp.vdot(psi, m @ psi))
+      if kind == "var":
+        value = jnp.real(jnp.vdot(psi, m @ (m @ psi))) - value**2
+      out.append(value)
+    return tuple(out) if len(out) > 1 else out[0]
+
+  def reference(self, theta):
+    """The same outputs from `_reference`'s NumPy simulator (checks the oracle)."""
+    state = ref.circuit_state(ref.with_params(self.ops, theta), self.n)
+    out = []
+    for kind, arg in self.specs:
+      if kind == "probs":
+        out.append(ref.ref_probs(state, tuple(range(self.n)) if arg is None else arg, self.n))
+      else:
+        out.append(getattr(ref, f"ref_{kind}")(state, arg, self.n))
+    return tuple(out) if len(out) > 1 else out[0]
+
+
+def _measure(specs):
+  out = []
+  for kind, arg in specs:
+    if kind == "probs":
+      out.append(qhess.probs(wires=arg) if arg is not None else qhess.probs())
+    else:
+      out.append(getattr(qhess, kind)(ref.qhess_observable(arg)))
+  return tuple(out) if len(out) > 1 else out[0]
+
+
+class Case(NamedTuple):
+  """A qhess circuit of some inputs, its dense twin, and the processing inputs -> θ."""
+
+  circuit: qhess.Circuit
+  oracle: Callable  # the same function of the inputs, dense
+  dense: Dense  # the same function of θ
+  processing: Callable
+
+
+def _case(ops, n: int, specs, processing=None) -> Case:
+  """``processing`` maps the inputs to θ: an array, or a list of scalars (one per gate
+  argument, so that qhess sees which inputs each gate argument depends on)."""
+  processing = processing or (lambda x: x)
+  dense = Dense(ops, n, specs)
+
+  @qhess.circuit(wires=n)
+  def circuit(*args, **kwargs):
+    ref.apply_ops(ops, processing(*args, **kwargs))
+    return _measure(specs)
+
+  def oracle(*args, **kwargs):
+    theta = processing(*args, **kwargs)
+    return dense(jnp.stack(theta) if isinstance(theta, (list, tuple)) else theta)
+
+  return Case(circuit, oracle, dense, processing)
+
+
+def _jax_hessian(fn, argnums=0):
+  """`jax.hessian`, jitted: one compile instead of many small eager ones."""
+  return jax.jit(jax.hessian(fn, argnums))
+
+
+def _op(name, wires, n_real=None):
+  """An op of `_reference`'s format whose real arguments are placeholders."""
+  return (name, tuple(wires), (0.0,) * (ref.N_REAL[name] if n_real is None else n_real))
+
+
+# ------------------------------------------------------------------ the 13-tape example
+
+
+def _example_circuit():
+  """A fresh circuit object (fresh jit caches): RX(x0) on 0, CRY(x1) on (0, 1), <Z0 Z1>."""
+  @qhess.circuit(wires=2)
+  def example(x):
+    qhess.RX(x[0], wires=0)
+    qhess.CRY(x[1], wires=(0, 1))
+    return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+  return example
+
+
+EXAMPLE = _example_circuit()
+X_EXAMPLE = jnp.array([0.5, 0.2])
+
+
+def _example_closed_form(x):
+  """<Z0 Z1> = cos²(a/2) - sin²(a/2) cos b = (1 + cos a)/2 - (1 - cos a)/2 · cos b.
+
+  After RX(a) the state is cos(a/2)|0> - i sin(a/2)|1>; CRY(b) rotates the target only
+  in the |1> branch: cos(a/2)|00> - i sin(a/2)(cos(b/2)|10> + sin(b/2)|11>). Z0 Z1 is
+  +1 on |00>, |11> and -1 on |10>.
+  """
+  a, b = x
+  value = (1 + np.cos(a)) / 2 - (1 - np.cos(a)) / 2 * np.cos(b)
+  grad = np.array([-np.sin(a) * (1 + np.cos(b)) / 2, (1 - np.cos(a)) * np.sin(b) / 2])
+  hess = np.array([
+      [-np.cos(a) * (1 + np.cos(b)) / 2, np.sin(a) * np.sin(b) / 2],
+      [np.sin(a) * np.sin(b) / 2, (1 - np.cos(a)) * np.cos(b) / 2],
+  ])
+  return value, grad, hess
+
+
+def test_example_against_jax_hessian_of_the_circuit():
+  # The literal oracle: jax.hessian of the qhess circuit (autodiff through the kernel).
+  expected = _jax_hessian(EXAMPLE)(X_EXAMPLE)
+  chex.assert_trees_all_close(qhess.hessian(EXAMPLE)(X_EXAMPLE), expected, **TOL)
+  # The dense oracle used elsewhere agrees with it.
+  dense = Dense([_op("RX", [0]), _op("CRY", [0, 1])], 2,
+                [("expval", ("prod", (("P", "Z", 0), ("P", "Z", 1))))])
+  chex.assert_trees_all_close(_jax_hessian(dense)(X_EXAMPLE), expected, **TOL)
+
+
+def test_example_closed_form_numbers():
+  got = qhess.hessian(EXAMPLE)(X_EXAMPLE)
+  expected = np.array([[-0.86883595, 0.04762358], [0.04762358, 0.05998862]])
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-8)
+  chex.assert_trees_all_close(_example_closed_form((0.5, 0.2))[2], expected, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("x", [(0.5, 0.2), (-1.3, 2.4), (3.0, -0.7)])
+def test_example_closed_form(x):
+  value, grad, hess = _example_closed_form(x)
+  x = jnp.asarray(x)
+  chex.assert_trees_all_close(EXAMPLE(x), value, rtol=0, atol=1e-12)
+  chex.assert_trees_all_close(qhess.hessian(EXAMPLE)(x), hess, **TOL)
+  got = qhess.value_grad_and_hessian(EXAMPLE)(x)
+  chex.assert_trees_all_close(got, (value, grad, hess), **TOL)
+
+
+def _ry_crx_closed_form(x):
+  """RY(a) on 0, CRX(b) on (0, 1), <Z1> = cos²(a/2) + sin²(a/2) cos b.
+
+  RY(a)|0> = cos(a/2)|0> + sin(a/2)|1>; in the |1> branch RX(b)|0> has <Z> = cos b.
+  """
+  a, b = x
+  return np.array([
+      [-np.cos(a) * (1 - np.cos(b)) / 2, -np.sin(a) * np.sin(b) / 2],
+      [-np.sin(a) * np.sin(b) / 2, -(1 - np.cos(a)) * np.cos(b) / 2],
+  ])
+
+
+def test_ry_crx_closed_form():
+  @qhess.circuit(wires=2)
+  def ry_crx(x):
+    qhess.RY(x[0], wires=0)
+    qhess.CRX(x[1], wires=(0, 1))
+    return qhess.expval(qhess.Z(1))
+
+  for x in [(0.5, 0.2), (2.2, -1.9)]:
+    got = qhess.hessian(ry_crx)(jnp.asarray(x))
+    chex.assert_trees_all_close(got, _ry_crx_closed_form(x), **TOL)
+
+
+def test_rx_ry_closed_form_expval_var_probs():
+  # One wire, RX(a) then RY(b): the Bloch vector (0, -sin a, cos a) rotated about y gives
+  # f = <Z> = cos a cos b; var Z = 1 - f²; probs = ((1 + f)/2, (1 - f)/2).
+  @qhess.circuit(wires=1)
+  def rx_ry(x):
+    qhess.RX(x[0], wires=0)
+    qhess.RY(x[1], wires=0)
+    return qhess.expval(qhess.Z(0)), qhess.var(qhess.Z(0)), qhess.probs(wires=0)
+
+  for a, b in [(0.5, 0.2), (-2.0, 1.1)]:
+    f = np.cos(a) * np.cos(b)
+    df = np.array([-np.sin(a) * np.cos(b), -np.cos(a) * np.sin(b)])
+    hf = np.array([[-np.cos(a) * np.cos(b), np.sin(a) * np.sin(b)],
+                   [np.sin(a) * np.sin(b), -np.cos(a) * np.cos(b)]])
+    hvar = -2 * (np.outer(df, df) + f * hf)
+    expected = (hf, hvar, np.stack([hf / 2, -hf / 2]))
+    got = qhess.hessian(rx_ry)(jnp.array([a, b]))
+    chex.assert_trees_all_close(got, expected, **TOL)
+
+
+def test_custom_shifts_pennylane_example():
+  # PennyLane's param_shift_hessian docstring: custom shifts give the default Hessian.
+  x0, x1 = 0.5, 0.2
+  got = qhess.hessian(EXAMPLE, diagonal_shifts=[(x0 / 2,), (x1 / 2, x1)],
+                      off_diagonal_shifts=[(x0,), (x1, 2 * x1)])(X_EXAMPLE)
+  chex.assert_trees_all_close(got, qhess.hessian(EXAMPLE)(X_EXAMPLE), rtol=0, atol=1e-8)
+  chex.assert_trees_all_close(got, _example_closed_form((x0, x1))[2], rtol=0, atol=1e-8)
+
+
+def test_example_batch_size():
+  expected = qhess.hessian(EXAMPLE)(X_EXAMPLE)
+  for batch_size in (5, 13, 100):  # 13 circuits: 3 padded chunks, one chunk, no chunking
+    got = qhess.hessian(EXAMPLE, batch_size=batch_size)(X_EXAMPLE)
+    chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_example_vmap_equals_loop(rng):
+  xs = jnp.asarray(rng.uniform(-np.pi, np.pi, size=(4, 2)))
+  got = jax.vmap(qhess.hessian(EXAMPLE))(xs)
+  expected = jnp.stack([qhess.hessian(EXAMPLE)(x) for x in xs])
+  assert got.shape == (4, 2, 2)
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
+  chex.assert_trees_all_close(got[0], _example_closed_form(np.asarray(xs[0]))[2], **TOL)
+
+
+# ----------------------------------------------------------------------- hessian_tapes
+
+
+def test_hessian_tapes_example():
+  tape = EXAMPLE.tape(X_EXAMPLE)
+  tapes, post = qhess.hessian_tapes(tape)
+  assert len(tapes) == 13
+  assert all(isinstance(t, qhess.Tape) for t in tapes)
+  chex.assert_trees_all_close(tapes[0].params, X_EXAMPLE, rtol=0, atol=0)  # unshifted
+  # Every tape shifts at most two arguments.
+  assert all(int(jnp.sum(t.params != X_EXAMPLE)) <= 2 for t in tapes)
+  got = post(qhess.execute(tapes))
+  chex.assert_trees_all_close(got, qhess.hessian(EXAMPLE, hybrid=False)(X_EXAMPLE), **TOL)
+  chex.assert_trees_all_close(got, _example_closed_form((0.5, 0.2))[2], **TOL)
+
+
+def test_hessian_tapes_f0():
+  tape = EXAMPLE.tape(X_EXAMPLE)
+  tapes, post = qhess.hessian_tapes(tape, f0=EXAMPLE(X_EXAMPLE))
+  assert len(tapes) == 12
+  assert not any(bool(jnp.all(t.params == X_EXAMPLE)) for t in tapes)
+  got = post(qhess.execute(tapes))
+  chex.assert_trees_all_close(got, _example_closed_form((0.5, 0.2))[2], **TOL)
+
+
+def test_hessian_tapes_custom_shifts_and_mask():
+  tape = EXAMPLE.tape(X_EXAMPLE)
+  shifts = dict(diagonal_shifts=[(0.25,), (0.1, 0.2)], off_diagonal_shifts=[(0.5,), (0.2, 0.4)])
+  tapes, post = qhess.hessian_tapes(tape, **shifts)
+  chex.assert_trees_all_close(post(qhess.execute(tapes)), _example_closed_form((0.5, 0.2))[2],
+                              rtol=0, atol=1e-8)
+  tapes, post = qhess.hessian_tapes(tape, gate_argnum=1)
+  expected = np.diag([0.0, _example_closed_form((0.5, 0.2))[2][1, 1]])
+  chex.assert_trees_all_close(post(qhess.execute(tapes)), expected, **TOL)
+
+
+# ------------------------------------------------------- random circuits over every gate
+
+# Each group is one random circuit on 3 wires (≤ 5 gate arguments); together they hold
+# every gate. Groups 1 and 3 measure a variance (the plan then shares the diagonal with
+# the gradient), groups 0 and 2 do not (the minimal plan).
+GATE_GROUPS = (
+    ("RX", "Rot", "CRX", "Hadamard", "CNOT", "S"),
+    ("RY", "U3", "CRY", "SX", "CZ", "T"),
+    ("RZ", "PhaseShift", "CRZ", "ControlledPhaseShift", "IsingXX", "Hadamard", "PauliY",
+     "SWAP"),
+    ("IsingYY", "IsingZZ", "MultiRZ", "PauliRot", "RX", "CY", "Toffoli", "QubitUnitary",
+     "PauliX", "PauliZ"),
+)
+N_WIRES = 3
+
+
+def _random_specs(group: int, rng):
+  """Measurements of a group; together every observable kind and measurement kind."""
+  obs = functools.partial(ref.random_observable, rng, N_WIRES)
+  return [
+      [("expval", obs("sum")), ("probs", (1,))],
+      [("expval", obs("hermitian")), ("var", obs("word")), ("probs", (2, 0))],
+      [("expval", obs("product")), ("expval", obs("word"))],
+      [("var", obs("sum")), ("expval", obs("hermitian")), ("probs", None)],
+  ][group]
+
+
+@functools.cache
+@_x64
+def _random_case(group: int):
+  """(case, x, the oracle's Hessian at x) for one gate group; θ = x."""
+  rng = np.random.default_rng(1000 + group)
+  ops = ref.random_circuit(rng, N_WIRES, n_extra=0, gates=GATE_GROUPS[group])
+  case = _case(ops, N_WIRES, _random_specs(group, rng))
+  x = ref.flat_params(ops)
+  chex.assert_trees_all_close(_numpy(case.oracle(jnp.asarray(x))), case.dense.reference(x),
+                              rtol=0, atol=1e-12)
+  return case, x, _numpy(_jax_hessian(case.oracle)(jnp.asarray(x)))
+
+
+def test_gate_groups_cover_every_gate():
+  assert set().union(*GATE_GROUPS) == set(ref.GATE_NAMES)
+  for group in range(len(GATE_GROUPS)):
+    case, x, _ = _random_case(group)
+    assert 3 <= len(x) <= 6
+    assert {op.name for op in case.circuit.tape(jnp.asarray(x)).operations} == set(
+        GATE_GROUPS[group])
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
+@pytest.mark.parametrize("group", range(len(GATE_GROUPS)))
+def test_hessian_random_circuit(group, transform):
+  case, x, expected = _random_case(group)
+  got = transform(qhess.hessian(case.circuit))(jnp.asarray(x))
+  assert isinstance(got, tuple)
+  assert all(g.dtype == jnp.float64 for g in got)
+  chex.assert_trees_all_close(got, expected, **TOL)
+
+
+def test_hessian_random_circuit_gate_level():
+  # These circuits pass the flat parameters straight to the gates (θ = x), so the
+  # gate-argument Hessian is the input Hessian: shape (*out, P, P) per measurement.
+  case, x, expected = _random_case(3)
+  got = qhess.hessian(case.circuit, hybrid=False)(jnp.asarray(x))
+  chex.assert_trees_all_close(got, expected, **TOL)
+
+
+def test_hessian_random_circuit_tapes():
+  case, x, expected = _random_case(1)  # with var: the tapes measure <O> and <O²>
+  tapes, post = qhess.hessian_tapes(case.circuit.tape(jnp.asarray(x)))
+  chex.assert_trees_all_close(jax.jit(post)(qhess.execute(tapes)), expected, **TOL)
+
+
+def test_hessian_random_circuit_float32(float32):
+  case, x, expected = _random_case(1)
+  got = qhess.hessian(case.circuit)(jnp.asarray(x))
+  assert all(g.dtype == jnp.float32 for g in got)
+  chex.assert_trees_all_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------ pytree inputs
+
+
+def _pytree_processing(p, q, *, scale):
+  # RX(a); Rot(*b); CRY(q0 · scale); IsingXX(q1[0]); RY(q1[1] + a): one gate argument
+  # from two inputs; `scale` is a keyword argument, never differentiated.
+  return [p["a"], p["b"][0], p["b"][1], p["b"][2], q[0] * scale, q[1][0], q[1][1] + p["a"]]
+
+
+PYTREE = _case(
+    [_op("RX", [0]), _op("Rot", [1]), _op("CRY", [0, 2]), _op("IsingXX", [1, 2]),
+     _op("RY", [2]), _op("CNOT", [2, 0])], 3,
+    [("expval", ("sum", ((1.0, ("prod", (("P", "X", 0), ("P", "Z", 2)))),
+                         (0.5, ("P", "Y", 1))))),
+     ("probs", (2,))],
+    _pytree_processing)
+P_TREE = {"a": jnp.array(0.3), "b": jnp.array([0.4, -1.2, 2.0])}
+Q_TREE = (jnp.array(0.7), (jnp.array(0.2), jnp.array(-1.1)))
+SCALE = 1.5
+
+
+@functools.cache
+@_x64
+def _pytree_full_hessian():
+  """The oracle's Hessian in both arguments, flattened: per output ``(*out, N, N)``."""
+  flat, unravel = jax.flatten_util.ravel_pytree((P_TREE, Q_TREE))
+  return _numpy(_jax_hessian(lambda z: PYTREE.oracle(*unravel(z), scale=SCALE))(flat))
+
+
+def _pytree_expected(argnums, layout):
+  """The blocks of the flat Hessian, in the layout of `jax.hessian(..., argnums)`.
+
+  Its leaves run over (output, argument i, leaf of i, argument j, leaf of j), whether
+  `argnums` is an int or a tuple; leaf ``l`` of argument ``a`` is a slice of the flat
+  vector.
+  """
+  args = (P_TREE, Q_TREE)
+  spans, start = {}, 0
+  for a, arg in enumerate(args):
+    for l, leaf in enumerate(jax.tree.leaves(arg)):
+      spans[a, l] = (slice(start, start + leaf.size), leaf.shape)
+      start += leaf.size
+  nums = (argnums,) if isinstance(argnums, int) else argnums
+  keys = [(a, l) for a in nums for l in range(len(jax.tree.leaves(args[a])))]
+  leaves = []
+  for full in _pytree_full_hessian():
+    out = full.shape[:-2]
+    for ki in keys:
+      for kj in keys:
+        (si, shape_i), (sj, shape_j) = spans[ki], spans[kj]
+        leaves.append(full[..., si, sj].reshape(out + shape_i + shape_j))
+  return jax.tree.unflatten(jax.tree.structure(layout), leaves)
+
+
+@pytest.mark.parametrize("argnums,transform", [
+    (0, TRANSFORMS[0]), ((0, 1), TRANSFORMS[0]), ((1,), TRANSFORMS[1]), (1, TRANSFORMS[1]),
+], ids=["0-eager", "(0,1)-eager", "(1,)-jit", "1-jit"])
+def test_hessian_pytree_inputs(argnums, transform):
+  got = transform(qhess.hessian(PYTREE.circuit, argnums))(P_TREE, Q_TREE, scale=SCALE)
+  # The layout of jax.hessian of the circuit itself (traced, not run).
+  layout = jax.eval_shape(jax.hessian(PYTREE.circuit, argnums), P_TREE, Q_TREE, scale=SCALE)
+  assert jax.tree.structure(got) == jax.tree.structure(layout)
+  chex.assert_trees_all_equal_shapes_and_dtypes(got, layout)
+  chex.assert_trees_all_close(got, _pytree_expected(argnums, layout), **TOL)
+
+
+def test_hessian_pytree_expected_layout():
+  # The helper above against jax.hessian of the oracle in that layout (checks the test).
+  layout = jax.eval_shape(jax.hessian(PYTREE.oracle, 0), P_TREE, Q_TREE, scale=SCALE)
+  expected = _jax_hessian(PYTREE.oracle, 0)(P_TREE, Q_TREE, scale=SCALE)
+  chex.assert_trees_all_close(_pytree_expected(0, layout), expected, **TOL)
+
+
+# ------------------------------------------- non-linear classical processing and var
+
+
+def _nl_processing(x):
+  """x ``(3,)`` -> θ ``(5,)``: sin, a product, and x[1] feeding two gates (packed into
+  one array, so every gate argument counts as non-linear: the shared plan)."""
+  return jnp.stack([jnp.sin(x[0]), x[0] * x[1], x[1], x[1], 2 * x[2] - 0.3])
+
+
+NL = _case(
+    [_op("RY", [0]), _op("CRX", [0, 1]), _op("Hadamard", [1]), _op("RZ", [1]),
+     _op("IsingYY", [0, 1]), _op("RX", [1])], 2,
+    [("expval", ("sum", ((1.0, ("prod", (("P", "X", 0), ("P", "Y", 1)))),
+                         (0.7, ("P", "Z", 0))))),
+     ("var", ("sum", ((1.0, ("P", "Y", 0)), (0.5, ("P", "X", 1))))),
+     ("probs", (1,))],
+    _nl_processing)
+X_NL = jnp.array([0.4, -0.9, 1.3])
+P_NL = 5
+
+
+@functools.cache
+@_x64
+def _nl_expected():
+  x = jnp.asarray(np.asarray(X_NL))
+  theta = _nl_processing(x)
+  chex.assert_trees_all_close(_numpy(NL.oracle(x)), NL.dense.reference(np.asarray(theta)),
+                              rtol=0, atol=1e-12)
+  return _numpy(dict(
+      value=NL.oracle(x), jac=jax.jit(jax.jacobian(NL.oracle))(x),
+      hess=_jax_hessian(NL.oracle)(x), theta_jac=jax.jit(jax.jacobian(NL.dense))(theta),
+      theta_hess=_jax_hessian(NL.dense)(theta), g_jac=jax.jacobian(_nl_processing)(x),
+      g_hess=jax.hessian(_nl_processing)(x)))
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
+def test_hessian_nonlinear_processing_and_var(transform):
+  got = transform(qhess.hessian(NL.circuit))(X_NL)
+  chex.assert_trees_all_close(got, _nl_expected()["hess"], **TOL)
+
+
+def test_hessian_nonlinear_gate_level():
+  got = qhess.hessian(NL.circuit, hybrid=False)(X_NL)
+  assert [g.shape for g in got] == [(P_NL, P_NL), (P_NL, P_NL), (2, P_NL, P_NL)]
+  chex.assert_trees_all_close(got, _nl_expected()["theta_hess"], **TOL)
+
+
+def test_hessian_tapes_nonlinear():
+  tapes, post = qhess.hessian_tapes(NL.circuit.tape(X_NL))
+  # post is a JAX function of the results: jit it (eager, it dispatches op by op).
+  got = jax.jit(post)(qhess.execute(tapes))
+  chex.assert_trees_all_close(got, _nl_expected()["theta_hess"], **TOL)
+  # The variance is split into <O> and <O²>: the tapes return raw moments.
+  assert len(tapes[0].measurements) == 4
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
+def test_value_grad_and_hessian(transform):
+  expected = _nl_expected()
+  value, grad, hess = transform(qhess.value_grad_and_hessian(NL.circuit))(X_NL)
+  chex.assert_trees_all_close(value, expected["value"], rtol=0, atol=1e-12)
+  chex.assert_trees_all_close(grad, expected["jac"], **TOL)
+  chex.assert_trees_all_close(hess, expected["hess"], **TOL)
+
+
+def test_value_grad_and_hessian_gate_level():
+  expected = _nl_expected()
+  value, grad, hess = qhess.value_grad_and_hessian(NL.circuit, hybrid=False)(X_NL)
+  chex.assert_trees_all_close(value, expected["value"], rtol=0, atol=1e-12)
+  chex.assert_trees_all_close(grad, expected["theta_jac"], **TOL)
+  chex.assert_trees_all_close(hess, expected["theta_hess"], **TOL)
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def _mask_of(gate_argnum) -> np.ndarray:
+  mask = np.zeros((P_NL, P_NL), bool)
+  if isinstance(gate_argnum, int):
+    mask[gate_argnum, gate_argnum] = True
+    return mask
+  arr = np.asarray(gate_argnum)
+  if arr.dtype == bool:
+    return arr
+  mask[np.ix_(arr, arr)] = True
+  return mask
+
+
+_BOOL_MASK = np.array([
+    [True, False, True, False, False],
+    [False, False, False, False, True],
+    [True, False, False, False, False],
+    [False, False, False, True, False],
+    [False, True, False, False, False],
+])
+GATE_ARGNUMS = [2, [0, 3, 4], _BOOL_MASK]
+GATE_ARGNUM_IDS = ["int", "sequence", "mask"]
+
+
+def _masked_chain_rule(e, mask, out):
+  """Jᵀ (H_θ ∘ M) J + Σ_k ∂f/∂θ_k ∇²θ_k over the selected arguments k."""
+  active = mask.any(axis=1)
+  quantum = np.einsum("...ij,ia,jb->...ab", e["theta_hess"][out] * mask, e["g_jac"],
+                      e["g_jac"])
+  classical = np.einsum("...k,kab->...ab", e["theta_jac"][out] * active, e["g_hess"])
+  return quantum + classical
+
+
+def test_masked_chain_rule_without_mask_is_the_hessian():
+  # The formula with M = 1 is the full Hessian: a check of the test's own formula.
+  e = _nl_expected()
+  for out in (0, 2):
+    chex.assert_trees_all_close(_masked_chain_rule(e, np.ones((P_NL, P_NL), bool), out),
+                                e["hess"][out], **TOL)
+
+
+@pytest.mark.parametrize("gate_argnum", GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
+def test_gate_argnum_hybrid(gate_argnum):
+  # expval and probs outputs; the variance goes through its own chain rule.
+  e = _nl_expected()
+  got = qhess.hessian(NL.circuit, gate_argnum=gate_argnum)(X_NL)
+  for out in (0, 2):
+    chex.assert_trees_all_close(got[out], _masked_chain_rule(e, _mask_of(gate_argnum), out),
+                                **TOL)
+
+
+@pytest.mark.parametrize("gate_argnum", GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
+def test_gate_argnum_gate_level(gate_argnum):
+  mask = _mask_of(gate_argnum)
+  got = qhess.hessian(NL.circuit, hybrid=False, gate_argnum=gate_argnum)(X_NL)
+  expected = _nl_expected()["theta_hess"]
+  # expval and probs: H ∘ M. The variance too when M selects all pairs of a set of
+  # arguments (int, sequence): its gradient outer product then lies inside M.
+  outs = (0, 2) if isinstance(gate_argnum, np.ndarray) else (0, 1, 2)
+  for out in outs:
+    chex.assert_trees_all_close(got[out], expected[out] * mask, **TOL)
+
+
+# ----------------------------------------------------------------- higher derivatives
+
+ONE_WIRE = _case([_op("RX", [0]), _op("RY", [0])], 1,
+                 [("expval", ("sum", ((1.0, ("P", "Z", 0)), (0.3, ("P", "X", 0)))))],
+                 lambda x: [jnp.sin(x[0]), x[0] * x[1]])
+
+
+def test_grad_of_trace_of_hessian():
+  x = jnp.array([0.7, -0.4])
+  got = jax.grad(lambda v: jnp.trace(qhess.hessian(ONE_WIRE.circuit)(v)))(x)
+  expected = jax.jit(jax.grad(lambda v: jnp.trace(jax.hessian(ONE_WIRE.oracle)(v))))(x)
+  chex.assert_trees_all_close(got, expected, **TOL)
+
+
+# -------------------------------------------------------------------- circuit counts
+
+
+def test_count_example_is_13():
+  tapes, _ = qhess.hessian_tapes(EXAMPLE.tape(X_EXAMPLE))
+  assert len(tapes) == 13
+  assert _count(qhess.hessian(_example_circuit()), X_EXAMPLE) == 13
+
+
+def _single_frequency_circuit():
+  @qhess.circuit(wires=3)
+  def single(x):
+    qhess.RX(x[0], wires=0)
+    qhess.IsingXX(x[1], wires=(0, 1))
+    qhess.PauliRot(x[2], "XYZ", wires=(0, 1, 2))
+    qhess.RY(x[3], wires=2)
+    return qhess.expval(qhess.Z(0) @ qhess.X(2))
+  return single
+
+
+@pytest.mark.parametrize("p", [4])
+def test_count_single_frequency(p):
+  x = jnp.linspace(0.1, 0.9, p)
+  minimal, with_grad = 1 + p + 2 * p * (p - 1), 1 + 2 * p + 2 * p * (p - 1)
+  assert _count(qhess.hessian(_single_frequency_circuit()), x) == minimal
+  assert len(qhess.hessian_tapes(_single_frequency_circuit().tape(x))[0]) == minimal
+  # Behaviour (4): value, gradient and Hessian from one batch.
+  assert _count(qhess.value_grad_and_hessian(_single_frequency_circuit()), x) == with_grad
+  # gate_argnum: an int selects one diagonal entry, a sequence all pairs among it.
+  assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=2), x) == 2
+  assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=[0, 3]), x) == 7
+  assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=np.eye(p, dtype=bool)),
+                x) == 1 + p
+
+
+def _dependence_processing(x, y):
+  return [
+      x[0],  # RX: depends on x
+      y[0],  # RY: on y
+      jnp.asarray(0.3),  # RZ: on nothing
+      2 * x[1] - x[0] + 1.0,  # IsingXX: affine in x
+      jnp.sum(x) / 3,  # RY: affine in x
+      y[0] * y[1],  # PhaseShift: non-linear in y
+  ]
+
+
+def _dependence_case() -> Case:
+  return _case([_op("RX", [0]), _op("RY", [1]), _op("RZ", [0]), _op("IsingXX", [0, 1]),
+                _op("RY", [0]), _op("PhaseShift", [1]), _op("Hadamard", [1])], 2,
+               [("expval", ("prod", (("P", "Z", 0), ("P", "X", 1))))], _dependence_processing)
+
+
+def test_count_only_dependent_arguments():
+  # Behaviour (3): gate arguments that do not depend on the differentiated inputs cost
+  # nothing; affine processing and no var: only second-derivative circuits.
+  x, y = jnp.array([0.3, -0.8]), jnp.array([1.1, 0.6])
+  assert _count(qhess.hessian(_dependence_case().circuit, 0), x, y) == 1 + 3 + 2 * 3 * 2
+  # Non-linear processing needs the gradient: the diagonal shares its points.
+  assert _count(qhess.hessian(_dependence_case().circuit, 1), x, y) == 1 + 2 * 2 + 2 * 2 * 1
+  assert _count(qhess.hessian(_dependence_case().circuit, (0, 1)), x, y) == (
+      1 + 2 * 5 + 2 * 5 * 4)
+  # hybrid=False differentiates every gate argument, constant or not.
+  assert _count(qhess.hessian(_dependence_case().circuit, 0, hybrid=False), x, y) == (
+      1 + 6 + 2 * 6 * 5)
+
+
+@pytest.mark.parametrize("argnums", [0, 1], ids=str)
+def test_pruned_hessian_is_right(argnums):
+  case = _dependence_case()
+  got = qhess.hessian(case.circuit, argnums)(jnp.array([0.3, -0.8]), jnp.array([1.1, 0.6]))
+  expected = _jax_hessian(case.oracle, argnums)(jnp.array([0.3, -0.8]),
+                                                jnp.array([1.1, 0.6]))
+  chex.assert_trees_all_close(got, expected, **TOL)
+
+
+def test_count_var_affine():
+  @qhess.circuit(wires=2)
+  def v(x):
+    qhess.RX(x[0], wires=0)
+    qhess.IsingZZ(x[1], wires=(0, 1))
+    qhess.RY(x[2], wires=1)
+    return qhess.var(qhess.X(0) @ qhess.Y(1))
+
+  p = 3
+  assert _count(qhess.hessian(v), jnp.array([0.1, 0.2, 0.3])) == 1 + 2 * p + 2 * p * (p - 1)
+
+
+# ----------------------------------------------------------------- no recompilation
+
+
+def test_jit_of_hessian_traces_once(circuit_counts, monkeypatch):
+  simulations = []
+  original = _statevector.simulate_raw
+
+  def counting(*args, **kwargs):
+    simulations.append(1)
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(_statevector, "simulate_raw", counting)
+  circuit = _example_circuit()
+  fn = jax.jit(qhess.hessian(circuit))
+  for x in ([0.5, 0.2], [1.0, -2.0], [3.0, 0.1]):
+    got = fn(jnp.asarray(x))
+    chex.assert_trees_all_close(got, _example_closed_form(x)[2], **TOL)
+  assert circuit_counts == [13]
+  assert len(simulations) <= 1  # the kernel's trace may be shared with another test
+
+
+def test_hessian_twice_does_not_retrace(circuit_counts):
+  circuit = _example_circuit()
+  qhess.hessian(circuit)(X_EXAMPLE)
+  qhess.hessian(circuit)(X_EXAMPLE + 1.0)
+  qhess.hessian(circuit, argnums=0, hybrid=True)(X_EXAMPLE - 1.0)
+  assert circuit_counts == [13]
+  # Options given as equal arrays built separately are the same options.
+  mask = [[True, False], [False, True]]
+  qhess.hessian(circuit, gate_argnum=np.array(mask))(X_EXAMPLE)
+  qhess.hessian(circuit, gate_argnum=np.array(mask))(X_EXAMPLE + 0.5)
+  assert circuit_counts == [13, 5]
+
+
+# -------------------------------------------------------- circuits qhess cannot shift
+
+
+def test_structure_changing_between_recordings_raises():
+  calls = [0]
+
+  @qhess.circuit(wires=1)
+  def unstable(x):
+    calls[0] += 1
+    qhess.RX(x[0], wires=0)
+    if calls[0] % 2 == 0:
+      qhess.RY(x[1], wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  with pytest.raises(ValueError, match=r"structure .* changed between two recordings"):
+    qhess.hessian(unstable)(jnp.array([0.1, 0.2]))
+
+
+def test_qubit_unitary_depending_on_input_raises():
+  @qhess.circuit(wires=1)
+  def unitary(x):
+    c, s = jnp.cos(x[0]), jnp.sin(x[0])
+    qhess.QubitUnitary(jnp.array([[c, -s], [s, c]]), wires=0)
+    qhess.RX(x[1], wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  with pytest.raises(ValueError, match=r"QubitUnitary or Hermitian matrix depends"):
+    qhess.hessian(unitary)(jnp.array([0.1, 0.2]))
+
+
+def test_hermitian_depending_on_input_raises():
+  @qhess.circuit(wires=1)
+  def hermitian(x):
+    qhess.RX(x[0], wires=0)
+    return qhess.expval(qhess.Hermitian(jnp.array([[x[1], 0.0], [0.0, -x[1]]]), wires=0))
+
+  with pytest.raises(ValueError, match=r"QubitUnitary or Hermitian matrix depends"):
+    qhess.hessian(hermitian)(jnp.array([0.1, 0.2]))
+
+
+def test_qubit_unitary_from_other_argument_is_fine():
+  u = ref.random_unitary(np.random.default_rng(3), 2)
+
+  @qhess.circuit(wires=1)
+  def unitary(x, m):
+    qhess.RX(x[0], wires=0)
+    qhess.QubitUnitary(m, wires=0)
+    qhess.RY(x[1], wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  x = jnp.array([0.3, -0.5])
+  got = qhess.hessian(unitary)(x, jnp.asarray(u))
+  dense = Dense([_op("RX", [0]), ("QubitUnitary", (0,), (u,)), _op("RY", [0])], 1,
+                [("expval", ("P", "Z", 0))])
+  chex.assert_trees_all_close(got, _jax_hessian(dense)(x), **TOL)
