@@ -236,6 +236,10 @@ def _as_param(value, gate: str, argname: str) -> jax.Array:
     raise ValueError(
         f"{gate}: argument `{argname}` must be a scalar; got a {type(value).__name__} of "
         f"length {len(value)}. To evaluate a batch of parameters, jax.vmap the circuit.")
+  # jnp.asarray turns None and some strings (dtype names like "f") into ValueErrors or
+  # warnings of its own; reject them here with the same message as other non-numbers.
+  if value is None or isinstance(value, (str, bytes)):
+    raise TypeError(f"{gate}: argument `{argname}` must be a real number; got {value!r}.")
   try:
     value = jnp.asarray(value)
   except TypeError as err:

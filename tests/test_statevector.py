@@ -1,5 +1,7 @@
 """The statevector kernel against the independent NumPy reference (``_reference.py``)."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,13 @@ def _tape(ops, n, measurements=None):
   return ref.qhess_circuit(ops, n, measurements).tape(jnp.asarray(ref.flat_params(ops)))
 
 
+def _jit_final_state(tape):
+  # One compile per structure costs about half of running `final_state` op by op (each
+  # new op shape is a compile of its own); the eager path is checked gate by gate below.
+  return jax.jit(lambda p, c: _statevector.final_state(
+      dataclasses.replace(tape, params=p, consts=c)))(tape.params, tape.consts)
+
+
 def test_random_circuits_cover_every_gate():
   covered = {name for seed in range(5) for name, _, _ in _circuit_case(seed)[2]}
   assert covered == set(ref.GATE_NAMES)
@@ -34,7 +43,7 @@ def test_random_circuits_cover_every_gate():
 @pytest.mark.parametrize("seed", range(15))
 def test_final_state_matches_reference(seed):
   _, n, ops = _circuit_case(seed)
-  got = _statevector.final_state(_tape(ops, n))
+  got = _jit_final_state(_tape(ops, n))
   expected = ref.circuit_state(ops, n)
   assert got.dtype == jnp.complex128
   chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
@@ -44,7 +53,7 @@ def test_final_state_matches_reference(seed):
 def test_final_state_float32_matches_reference(seed, float32):
   _, n, ops = _circuit_case(seed)
   tape = _tape(ops, n)
-  got = _statevector.final_state(tape)
+  got = _jit_final_state(tape)
   expected = ref.circuit_state(ops, n)
   assert tape.params.dtype == jnp.float32
   assert got.dtype == jnp.complex64
@@ -114,10 +123,10 @@ def _unsorted_subset(rng, n):
 
 # Each structure costs one compile, so measurements are checked on fewer random circuits
 # than states, each at several parameter sets; the observable kinds rotate with the seed.
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(5))
 def test_measurements_match_reference(seed, x64):
-  if not x64 and seed % 2:
-    pytest.skip("float32 runs on every other structure")
+  if not x64 and seed not in (0, 2):  # these two cover every observable kind
+    pytest.skip("float32 runs on two structures (one compile each)")
   rng = np.random.default_rng(100 + seed)
   n = 2 + seed % 4
   ops = ref.random_circuit(rng, n, n_extra=0)
@@ -140,8 +149,8 @@ def _entangling_ops(rng, n):
 def test_observables_match_reference(kind, rng):
   n = 4
   ops = _entangling_ops(rng, n)
-  expvals = [ref.random_observable(rng, n, kind) for _ in range(3)]
-  variances = [ref.random_observable(rng, n, kind) for _ in range(3)]
+  expvals = [ref.random_observable(rng, n, kind) for _ in range(2)]
+  variances = [ref.random_observable(rng, n, kind) for _ in range(2)]
   probs_wires = [tuple(range(n)), _unsorted_subset(rng, n)]
   _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64=True)
 

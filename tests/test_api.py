@@ -1,0 +1,30 @@
+"""The public surface of qhess, pinned: a change to it is a deliberate edit of this list."""
+
+import qhess
+
+
+def test_api_all_is_pinned():
+  assert sorted(qhess.__all__) == [
+      "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
+      "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+      "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
+      "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "T", "Tape", "Toffoli",
+      "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes",
+      "probs", "value_grad_and_hessian", "var",
+  ]
+
+
+def test_api_all_has_no_private_or_duplicate_names():
+  assert not [name for name in qhess.__all__ if name.startswith("_")]
+  assert len(set(qhess.__all__)) == len(qhess.__all__)
+
+
+def test_api_all_names_exist():
+  assert [name for name in qhess.__all__ if not hasattr(qhess, name)] == []
+
+
+def test_api_public_names_are_all_listed():
+  # Everything importable without an underscore is in __all__ (modules aside: the
+  # private `qhess._*` modules are attributes of the package once imported).
+  public = {name for name in vars(qhess) if not name.startswith("_")}
+  assert public == set(qhess.__all__)
