@@ -57,10 +57,21 @@ _INDEXED = {"dynamic_slice", "gather"}
 # ---------------------------------------------------------------- classical dependence
 
 
+# Primitives that run their sub-jaxpr exactly once, its inputs and outputs being the
+# equation's: their levels are the sub-jaxpr's. Loops (scan, while) are not among them:
+# one pass over a loop body under-estimates the level of a carry (c <- c·x is affine
+# after one step, non-linear after two), so they count as unknown (non-linear).
+_CALLS = {"jit", "pjit", "closed_call", "core_call", "remat2", "checkpoint",
+          "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"}
+
+
 def _sub_jaxpr(eqn):
+  if eqn.primitive.name not in _CALLS:
+    return None
   for value in eqn.params.values():
     inner = getattr(value, "jaxpr", value)
-    if isinstance(inner, jex.Jaxpr) and len(inner.invars) == len(eqn.invars):
+    if (isinstance(inner, jex.Jaxpr) and len(inner.invars) == len(eqn.invars)
+        and len(inner.outvars) == len(eqn.outvars)):
       return inner
   return None
 

@@ -563,10 +563,14 @@ def _nl_expected():
   chex.assert_trees_all_close(_numpy(NL.oracle(x)), NL.dense.reference(np.asarray(theta)),
                               rtol=0, atol=1e-12)
   return _numpy(dict(
-      value=NL.oracle(x), jac=jax.jit(jax.jacobian(NL.oracle))(x),
-      hess=_jax_hessian(NL.oracle)(x), theta_jac=jax.jit(jax.jacobian(NL.dense))(theta),
-      theta_hess=_jax_hessian(NL.dense)(theta), g_jac=jax.jacobian(_nl_processing)(x),
-      g_hess=jax.hessian(_nl_processing)(x)))
+      value=NL.oracle(x), g_jac=jax.jacobian(_nl_processing)(x),
+      g_hess=jax.hessian(_nl_processing)(x), **_nl_derivatives(x, theta)))
+
+
+@jax.jit  # one compile for all four
+def _nl_derivatives(x, theta):
+  return dict(jac=jax.jacobian(NL.oracle)(x), hess=jax.hessian(NL.oracle)(x),
+              theta_jac=jax.jacobian(NL.dense)(theta), theta_hess=jax.hessian(NL.dense)(theta))
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
@@ -605,6 +609,30 @@ def test_value_grad_and_hessian_gate_level():
   chex.assert_trees_all_close(value, expected["value"], rtol=0, atol=1e-12)
   chex.assert_trees_all_close(grad, expected["theta_jac"], **TOL)
   chex.assert_trees_all_close(hess, expected["theta_hess"], **TOL)
+
+
+def _cube_by_scan(x):
+  return jax.lax.scan(lambda c, _: (c * x, None), jnp.ones_like(x), None, length=3)[0]
+
+
+def _cube_by_fori(x):
+  return jax.lax.fori_loop(0, 3, lambda i, c: c * x, jnp.ones_like(x))
+
+
+@pytest.mark.parametrize("cube", [_cube_by_scan, _cube_by_fori], ids=["scan", "fori_loop"])
+def test_hessian_processing_with_loops(cube):
+  # A loop that is affine after one pass of its body but not after three (c <- c·x):
+  # the processing is non-linear and its gradient term must be there.
+  # <Z> = cos(u), u = x³: f'' = -cos(u) (3x²)² - sin(u) 6x.
+  @qhess.circuit(wires=1)
+  def looped(x):
+    qhess.RX(cube(x[0]), wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  x = 0.7
+  expected = -np.cos(x**3) * (3 * x**2) ** 2 - np.sin(x**3) * 6 * x
+  got = qhess.hessian(looped)(jnp.array([x]))
+  chex.assert_trees_all_close(got, np.array([[expected]]), **TOL)
 
 
 # ----------------------------------------------------------------------------- masks
