@@ -734,8 +734,8 @@ def _single_frequency_circuit():
   return single
 
 
-@pytest.mark.parametrize("p", [4])
-def test_count_single_frequency(p):
+def test_count_single_frequency():
+  p = 4
   x = jnp.linspace(0.1, 0.9, p)
   minimal, with_grad = 1 + p + 2 * p * (p - 1), 1 + 2 * p + 2 * p * (p - 1)
   assert _count(qhess.hessian(_single_frequency_circuit()), x) == minimal
