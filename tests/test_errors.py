@@ -8,10 +8,10 @@ import pytest
 import qhess
 
 
-def _run(body, wires=3):
+def _run(body):
   """Records (and runs) a 3-wire circuit whose gates are ``body()``."""
 
-  @qhess.circuit(wires=wires)
+  @qhess.circuit(wires=3)
   def f():
     body()
     return qhess.expval(qhess.Z(0))
@@ -161,7 +161,8 @@ def test_qubit_unitary_bad_matrix(matrix, wires, match):
     (np.array([[1, 1j], [1j, 0]]), 0,
      r"`matrix` of Hermitian must equal its conjugate transpose; got a matrix with max"),
     (np.array([[0, 1], [0, 0]]), 1, r"must equal its conjugate transpose"),
-    (np.eye(2), (0, 1), r"`matrix` of Hermitian on 2 wire\(s\) must have shape \(4, 4\); got \(2, 2\)"),
+    (np.eye(2), (0, 1),
+     r"`matrix` of Hermitian on 2 wire\(s\) must have shape \(4, 4\); got \(2, 2\)"),
     (np.eye(4), 0, r"`matrix` of Hermitian on 1 wire\(s\) must have shape \(2, 2\); got \(4, 4\)"),
 ])
 def test_hermitian_bad_matrix(matrix, wires, match):
@@ -240,7 +241,8 @@ def test_measurement_of_non_observable(fn, obs):
 
 
 @pytest.mark.parametrize("measurement, match", [
-    (lambda: qhess.expval(qhess.Z(2)), r"observable Z: wire 2 is outside the circuit's wires 0\.\.1"),
+    (lambda: qhess.expval(qhess.Z(2)),
+     r"observable Z: wire 2 is outside the circuit's wires 0\.\.1"),
     (lambda: qhess.var(qhess.X(0) @ qhess.Y(5)), r"observable Y: wire 5 is outside"),
     (lambda: qhess.expval(qhess.Hermitian(np.eye(4), wires=(1, 2))),
      r"Hermitian: wire 2 is outside"),
@@ -307,8 +309,8 @@ def test_circuit_bad_wires(wires, error, match):
 
 
 def test_circuit_wires_is_keyword_only():
-  with pytest.raises(TypeError):
-    qhess.circuit(lambda: qhess.probs(), 2)  # pylint: disable=too-many-function-args
+  with pytest.raises(TypeError, match=r"positional argument"):
+    qhess.circuit(lambda: qhess.probs(), 2)
 
 
 # ---------------------------------------------------------------------------------- tapes

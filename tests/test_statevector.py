@@ -139,10 +139,10 @@ def test_measurements_match_reference(seed, x64):
 
 def _entangling_ops(rng, n):
   """A short circuit whose final state is generic: Rot layer, CNOT ring, Rot layer."""
-  ops = [ref.random_op(rng, "Rot", n) for _ in range(n)]
-  ops = [("Rot", (w,), op[2]) for w, op in enumerate(ops)]
-  ops += [("CNOT", (w, (w + 1) % n), ()) for w in range(n)]
-  return ops + [("Rot", (w,), op[2][::-1]) for w, op in enumerate(ops[:n])]
+  angles = rng.uniform(-2 * np.pi, 2 * np.pi, size=(2, n, 3))
+  return ([("Rot", (w,), tuple(angles[0, w])) for w in range(n)]
+          + [("CNOT", (w, (w + 1) % n), ()) for w in range(n)]
+          + [("Rot", (w,), tuple(angles[1, w])) for w in range(n)])
 
 
 @pytest.mark.parametrize("kind", ref.OBSERVABLE_KINDS)
