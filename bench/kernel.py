@@ -1,0 +1,372 @@
+"""How fast is qhess's batched forward evaluation?
+
+Expected hardware: a CPU (the reference run is a shared 2-core x86 container); the script
+runs unchanged on a GPU, where JAX's default device is used and the copy baseline is
+still a host NumPy copy (the fraction then compares device bandwidth with host bandwidth).
+
+Workload: the hardware-efficient ansatz on ``n`` wires, ``L`` layers — per layer ``RY``
+and ``RZ`` on every wire, then ``CNOT(i, i+1)`` for ``i = 0 .. n-2`` — measured as
+``expval(sum_i Z_i Z_{i+1})``; ``n_params = 2 n L`` and ``n_gates = (3n - 1) L``. For each
+``n`` a batch of ``B`` random gate-argument vectors (shape ``(B, n_params)``) goes through
+the kernel entry ``qhess._statevector.run(key, params, consts)``: one ``jit(vmap)``, all
+``B`` states live at once. ``B`` is chosen so that ``B * 2**n`` stays near
+``2**log2_amplitudes`` (default ``2**22``; at least one circuit).
+
+Timing: each size runs in a fresh worker process (so one size's compile cache and memory
+do not affect the next, and a size can be given up on: ``--size-timeout``; once a size
+times out the larger ones are skipped, as cost grows with ``n``). The first call (trace +
+XLA compile + one run) is timed on its own; then
+``timeit.repeat(lambda: jax.block_until_ready(f(x)), number=1, repeat=R)`` with ``R``
+chosen from the first call's time (at least 3); the min and the median are reported.
+``compile_s`` is the first call minus the min.
+
+Memory model (an *effective* bandwidth, not a hardware counter): every gate application
+counts one read and one write of the full state, and the measurement counts one read;
+preparing ``|0...0>`` is not counted. With ``b`` bytes per amplitude (16 for complex128,
+8 for complex64) one circuit moves::
+
+    bytes = (2 * n_gates + 1) * 2**n * b
+
+and the effective bandwidth is ``B * bytes / t_min``. The baseline is a NumPy copy
+(``np.copyto`` of a 256 MiB float64 array, best of several) measured in the same run,
+counting its read and its write likewise (``2 * nbytes / t``); the fraction is the ratio of
+the two. A fraction above 1 is possible when XLA fuses several gates into one pass over
+the state (the model then over-counts the traffic); a fraction far below 1 means the
+kernel makes more passes, or slower ones, than the model assumes (the kernel reduces
+each ``Z_i Z_{i+1}`` term separately, for instance: ``n - 1`` reads, counted as one). When
+``B * 2**n`` amplitudes fit in cache, the comparison with a DRAM-sized copy flatters the
+kernel. XLA's CPU backend uses all cores; ``np.copyto`` uses one.
+
+Run (from the repository root; qhess need not be installed)::
+
+    python bench/kernel.py                       # n = 4, 6, ..., 20
+    python bench/kernel.py --quick               # n = 4, 8, 12, small batches, < 30 s
+    python bench/kernel.py --sizes 10 14 --layers 4 --float32 --log2-amplitudes 18
+
+Output: a line per size and a Markdown table on stdout, JSON at
+``bench/results/kernel-<date>-<host>.json`` (``--out`` to change it; ``--quick`` writes
+``kernel-quick-...``) and, when matplotlib is installed, a PNG plot with the same stem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+
+import jax
+import numpy as np
+
+_HERE = pathlib.Path(__file__).resolve().parent
+try:
+  import qhess  # installed: `pip install -e .`
+except ImportError:  # a checkout: the repository root is this folder's parent
+  sys.path.insert(0, str(_HERE.parent))
+  import qhess
+from qhess import _statevector  # noqa: E402
+
+_DEFAULT_SIZES = (4, 6, 8, 10, 12, 14, 16, 18, 20)
+_QUICK_SIZES = (4, 8, 12)
+_RESULT = "RESULT "  # prefix of the worker's result line on stdout
+
+
+def hea_circuit(n: int, layers: int) -> qhess.Circuit:
+  """The hardware-efficient ansatz as a `qhess.Circuit` of a flat parameter vector."""
+  obs = qhess.Z(0) @ qhess.Z(1)
+  for i in range(1, n - 1):
+    obs = obs + qhess.Z(i) @ qhess.Z(i + 1)
+
+  @qhess.circuit(wires=n)
+  def hea(x):
+    k = 0
+    for _ in range(layers):
+      for w in range(n):
+        qhess.RY(x[k], wires=w)
+        qhess.RZ(x[k + 1], wires=w)
+        k += 2
+      for w in range(n - 1):
+        qhess.CNOT(wires=(w, w + 1))
+    return qhess.expval(obs)
+
+  return hea
+
+
+def copy_bandwidth(mib: int = 256, repeat: int = 7) -> float:
+  """Bytes per second of ``np.copyto`` on a large array, read + write, best of ``repeat``."""
+  src = np.random.default_rng(0).standard_normal(mib * 2**20 // 8)
+  dst = np.empty_like(src)
+  np.copyto(dst, src)  # touch the pages
+  t = min(timeit.repeat(lambda: np.copyto(dst, src), number=1, repeat=repeat))
+  return 2 * src.nbytes / t
+
+
+def sizes_of(n: int, layers: int, log2_amplitudes: int, float32: bool) -> dict:
+  """The static numbers of one size (known without running anything)."""
+  n_gates = (3 * n - 1) * layers
+  amp_bytes = 8 if float32 else 16
+  return {
+      "n_qubits": n, "layers": layers, "n_params": 2 * n * layers, "n_gates": n_gates,
+      "batch": max(1, 2 ** max(0, log2_amplitudes - n)),
+      "bytes_per_circuit": (2 * n_gates + 1) * 2**n * amp_bytes,
+  }
+
+
+def bench_size(n: int, layers: int, float32: bool, log2_amplitudes: int,
+               repeat_max: int, budget_s: float, seed: int = 0) -> dict:
+  """Times one size in this process; returns its row (without the copy fraction)."""
+  jax.config.update("jax_enable_x64", not float32)
+  dtype = np.float32 if float32 else np.float64
+  row = sizes_of(n, layers, log2_amplitudes, float32)
+  batch, n_params = row["batch"], row["n_params"]
+  tape = hea_circuit(n, layers).tape(np.zeros(n_params, dtype))
+  assert tape.num_params == n_params and len(tape.operations) == row["n_gates"]
+  key = _statevector.kernel_key(tape)
+  consts = tape.consts
+  rng = np.random.default_rng(seed + n)
+  x = jax.device_put(rng.uniform(0, 2 * np.pi, (batch, n_params)).astype(dtype))
+
+  def f(p):
+    return _statevector.run(key, p, consts)
+
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(f(x))
+  first = time.perf_counter() - t0
+  assert out.shape == (batch, 1) and bool(np.all(np.isfinite(np.asarray(out))))
+  repeat = int(max(3, min(repeat_max, budget_s // first)))
+  times = timeit.repeat(lambda: jax.block_until_ready(f(x)), number=1, repeat=repeat)
+  t_min = min(times)
+  row.update({
+      "status": "ok", "device": _device_name(),
+      "dtype": np.dtype(dtype).name, "repeat": repeat, "first_call_s": first,
+      "compile_s": max(0.0, first - t_min), "min_s": t_min,
+      "median_s": statistics.median(times), "circuits_per_s": batch / t_min,
+      "bandwidth_Bps": batch * row["bytes_per_circuit"] / t_min, "times_s": times,
+  })
+  return row
+
+
+def _device_name() -> str:
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return f"{device.platform}:{device.device_kind}"
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    model = platform.processor() or platform.machine()
+  return f"cpu:{model}"
+
+
+def _qhess_version() -> dict:
+  """Which qhess was measured: its folder, git commit, uncommitted changes, source hash."""
+  folder = pathlib.Path(qhess.__file__).resolve().parent
+  digest = hashlib.sha256()
+  for f in sorted(folder.glob("*.py")):
+    digest.update(f.name.encode() + b"\0" + f.read_bytes())
+
+  def git(*cmd):
+    try:
+      out = subprocess.run(["git", "-C", str(folder), *cmd], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+      return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+  status = git("status", "--porcelain", "--", ".")
+  return {"path": str(folder), "commit": git("rev-parse", "HEAD"),
+          "dirty": None if status is None else bool(status),
+          "sources_sha256": digest.hexdigest()[:16]}
+
+
+def run_worker(spec: dict, timeout: float | None) -> dict | str:
+  """Runs `bench_size` in a fresh process; its row, or a reason it has none."""
+  cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--worker", json.dumps(spec)]
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    return f"timed out after {timeout:g} s"
+  for line in proc.stdout.splitlines():
+    if line.startswith(_RESULT):
+      return json.loads(line[len(_RESULT):])
+  tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+  return f"failed (exit {proc.returncode}): " + " / ".join(tail)
+
+
+def markdown_table(rows: list[dict]) -> str:
+  head = ("| n_qubits | n_params | gates | batch | compile s | min ms | median ms "
+          "| circuits/s | GB/s | of copy |")
+  lines = [head, "|" + "---:|" * 10]
+  for r in rows:
+    start = f"| {r['n_qubits']} | {r['n_params']} | {r['n_gates']} | {r['batch']} "
+    if r["status"] != "ok":
+      lines.append(start + f"| {r['status']} |" + " |" * 5)
+      continue
+    lines.append(
+        start + f"| {r['compile_s']:.2f} | {1e3 * r['min_s']:.4g} "
+        f"| {1e3 * r['median_s']:.4g} | {r['circuits_per_s']:.4g} "
+        f"| {r['bandwidth_Bps'] / 1e9:.3g} | {r['bandwidth_fraction']:.3g} |")
+  return "\n".join(lines)
+
+
+def plot(rows: list[dict], meta: dict, path: pathlib.Path) -> bool:
+  """Circuits/s and bandwidth fraction vs n; False when matplotlib is missing."""
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:
+    return False
+  ok = [r for r in rows if r["status"] == "ok"]
+  missing = [r for r in rows if r["status"] != "ok"]
+  n = [r["n_qubits"] for r in ok]
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+  ax1.semilogy(n, [r["circuits_per_s"] for r in ok], "o-")
+  ax1.set_ylabel("circuits / s")
+  ax1.set_title("throughput")
+  ax2.semilogy(n, [r["bandwidth_fraction"] for r in ok], "o-", color="C1")
+  ax2.axhline(1.0, color="gray", ls="--", lw=1)
+  ax2.text(n[0] if n else 4, 1.0, " np.copyto", va="top", color="gray")
+  ax2.set_ylabel("effective bandwidth / NumPy copy bandwidth")
+  ax2.set_title(f"bandwidth (copy: {meta['copy_bandwidth_Bps'] / 1e9:.1f} GB/s)")
+  all_n = [r["n_qubits"] for r in rows]
+  for ax in (ax1, ax2):
+    ax.set_xlabel("n_qubits")
+    ax.set_xticks(all_n)
+    ax.set_xlim(min(all_n) - 0.5, max(all_n) + 0.5)
+    ax.grid(True, which="both", alpha=0.3)
+    if missing:
+      first = missing[0]["n_qubits"]
+      ax.axvspan(first - 0.5, max(all_n) + 0.5, color="gray", alpha=0.12)
+      ax.text(first - 0.3, 0.5, f"n ≥ {first}: {missing[0]['status']}", rotation=90,
+              transform=ax.get_xaxis_transform(), va="center", fontsize=8)
+  fig.suptitle(
+      f"qhess forward kernel — HEA, {meta['layers']} layers, {meta['dtype']}, "
+      f"batch·2^n ≈ 2^{meta['log2_amplitudes']}; {meta['device']}, "
+      f"{meta['cpu_count']} cores, JAX {meta['jax_version']}", fontsize=10)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true",
+                 help="sizes 4 8 12, batch*2**n ~ 2**14, 3 repeats, 10 s per size (< 30 s)")
+  p.add_argument("--sizes", type=int, nargs="+", help="qubit counts (default 4 6 ... 20)")
+  p.add_argument("--layers", type=int, default=2, help="ansatz layers (default 2)")
+  p.add_argument("--float32", action="store_true",
+                 help="float32 parameters, complex64 states (default float64/complex128)")
+  p.add_argument("--log2-amplitudes", type=int, default=None,
+                 help="batch*2**n is kept near 2**this (default 22; 14 with --quick)")
+  p.add_argument("--repeat", type=int, default=None,
+                 help="most timed repeats per size (default 20; 3 with --quick)")
+  p.add_argument("--size-timeout", type=float, default=None,
+                 help="seconds per size before giving up on it and the larger sizes "
+                      "(default 150; 10 with --quick; 0: no limit)")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="JSON path (default bench/results/kernel-<date>-<host>.json)")
+  p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one size, JSON spec
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if args.worker:
+    print(_RESULT + json.dumps(bench_size(**json.loads(args.worker))), flush=True)
+    return
+  sizes = args.sizes or (_QUICK_SIZES if args.quick else _DEFAULT_SIZES)
+  log2_amp = args.log2_amplitudes or (14 if args.quick else 22)
+  repeat_max = args.repeat or (3 if args.quick else 20)
+  size_timeout = args.size_timeout if args.size_timeout is not None else (
+      10.0 if args.quick else 150.0)
+  budget_s = 0.5 if args.quick else 6.0  # timed seconds aimed at per size
+  dtype = "float32" if args.float32 else "float64"
+
+  # The parent never touches a JAX backend (on a GPU it would hold the memory the
+  # workers need); the device name comes back from the workers.
+  host = socket.gethostname()
+  today = datetime.date.today().isoformat()
+  copy_bw = copy_bandwidth()
+  meta = {
+      "question": "How fast is qhess's batched forward evaluation?",
+      "argv": sys.argv[1:], "date": today, "host": host, "device": "?",
+      "jax_version": jax.__version__, "numpy_version": np.__version__,
+      "python": platform.python_version(), "machine": platform.machine(),
+      "cpu_count": os.cpu_count(), "dtype": dtype, "layers": args.layers,
+      "log2_amplitudes": log2_amp, "size_timeout_s": size_timeout,
+      "copy_bandwidth_Bps": copy_bw, "qhess": _qhess_version(),
+      "model": "bytes/circuit = (2*n_gates + 1) * 2**n * bytes_per_amplitude; "
+               "copy = 2 * nbytes (read + write)",
+  }
+  print(f"# qhess forward kernel, HEA {args.layers} layers, jax={jax.__version__} "
+        f"dtype={dtype}, batch*2**n ~ 2**{log2_amp}")
+  print(f"# NumPy copy bandwidth (read + write, 256 MiB): {copy_bw / 1e9:.2f} GB/s")
+  q = meta["qhess"]
+  print(f"# qhess from {q['path']} commit {q['commit']}"
+        f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
+
+  try:
+    from tqdm import tqdm
+    bar = tqdm(sizes, desc="sizes", unit="size", file=sys.stderr)
+    say = tqdm.write
+  except ImportError:
+    bar, say = sizes, print
+  rows, gave_up = [], None
+  for n in bar:
+    if hasattr(bar, "set_postfix_str"):
+      bar.set_postfix_str(f"n={n}")
+    row = sizes_of(n, args.layers, log2_amp, args.float32)
+    if gave_up is not None:
+      row["status"] = f"skipped (n={gave_up} timed out)"
+    else:
+      spec = {"n": n, "layers": args.layers, "float32": args.float32,
+              "log2_amplitudes": log2_amp, "repeat_max": repeat_max, "budget_s": budget_s}
+      result = run_worker(spec, size_timeout or None)
+      if isinstance(result, dict):
+        row = result
+        row["bandwidth_fraction"] = row["bandwidth_Bps"] / copy_bw
+        meta["device"] = row["device"]
+      else:
+        row["status"] = result
+        gave_up = n if result.startswith("timed out") else None
+    rows.append(row)
+    tag = (f"device={meta['device']} jax={jax.__version__} dtype={dtype} n_qubits={n} "
+           f"n_params={row['n_params']} batch={row['batch']}")
+    if row["status"] != "ok":
+      say(f"{tag}: {row['status']}")
+    else:
+      say(f"{tag}: compile {row['compile_s']:.2f} s, min {1e3 * row['min_s']:.4g} ms, "
+          f"median {1e3 * row['median_s']:.4g} ms (R={row['repeat']}), "
+          f"{row['circuits_per_s']:.4g} circuits/s, {row['bandwidth_Bps'] / 1e9:.3g} GB/s "
+          f"= {row['bandwidth_fraction']:.3g} of copy")
+  if hasattr(bar, "close"):
+    bar.close()
+
+  print(f"\ndevice={meta['device']} ({os.cpu_count()} cores) jax={jax.__version__} "
+        f"dtype={dtype} layers={args.layers} batch*2**n~2**{log2_amp} "
+        f"copy={copy_bw / 1e9:.2f} GB/s\n")
+  print(markdown_table(rows))
+
+  out = args.out
+  if out is None:
+    out = _HERE / "results" / f"kernel-{'quick-' if args.quick else ''}{today}-{host}.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+  print(f"\nwrote {out}")
+  png = out.with_suffix(".png")
+  if plot(rows, meta, png):
+    print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+  main()
