@@ -1,20 +1,28 @@
 """The simulation kernel: statevector evolution and raw measurements, batched.
 
-The state of ``n`` qubits is kept as a tensor of shape ``(2,) * n``; axis ``w`` is wire
-``w`` (wire 0 is the most significant bit of the flat index, as in PennyLane). Viewing
-the flat vector this way is a free reshape, and every gate becomes one fused elementwise
-expression over slices of that tensor — no whole-state transposes:
+The state of ``n`` qubits is a flat complex vector of length ``2**n``; wire 0 is the most
+significant bit of the index, as in PennyLane. To apply a gate on wires ``w_1 < ... <
+w_k`` the vector is *viewed* (a free reshape) with the split shape
 
-- diagonal gates multiply by a phase tensor that broadcasts over the other axes;
-- Pauli rotations are ``cos(θ/2) ψ - i sin(θ/2) Pψ`` where ``Pψ`` flips axes (a reversed
-  view) and multiplies by phases;
-- bit-flip gates (X, Y, SWAP) are reversed views; controlled gates select between the
-  base gate's output and ``ψ`` with a broadcast boolean mask of the control bits;
-- dense k-qubit gates (k ≤ 3) sum ``2**k`` products of a matrix column and a state slice.
+    (2**w_1, 2, 2**(w_2 - w_1 - 1), 2, ..., 2, 2**(n - w_k - 1))
 
-The public entry is `run`: a batch of gate-argument vectors of shape ``(batch, n_params)``
-for one tape structure goes through one ``jit(vmap(...))``, compiled once per structure
-(the structure is a static argument, the arguments are data).
+so that each gate wire is its own axis of length 2 (axis ``2i + 1``) and the other wires
+are merged into the axes between. Every gate is then one fused elementwise expression
+over slices of that low-rank view, with no transposes of the state (XLA compiles such
+rank-≤7 expressions fast; a rank-n tensor with one axis per qubit compiles slowly):
+
+- diagonal gates multiply by a phase array broadcast over the other axes;
+- controlled gates select between the base gate's output and ``ψ`` with a broadcast
+  boolean mask of the control bits;
+- every other gate on k ≤ 3 wires (rotations, bit flips, SWAP, dense matrices) sums
+  ``2**k`` products of a matrix column and a state slice; larger ones use tensordot.
+
+A barrier after each gate keeps XLA from fusing chains of gates into one loop (see
+`evolve`), so each gate is one pass that reads and writes the state once.
+
+The public entries are `run` and `run_points`: a batch of gate-argument vectors for one
+tape structure goes through one ``jit(vmap(...))``, compiled once per structure (the
+structure is a static argument, the arguments are data).
 """
 
 from __future__ import annotations
@@ -27,102 +35,108 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess._ops import CATALOGUE
+from qhess._ops import CATALOGUE, gate_matrix
 
 _MAX_SLICE_SUM_WIRES = 3  # beyond this a dense gate uses tensordot (2**k terms grow fast)
 
 
-def _bcast_shape(n: int, wires: Sequence[int]) -> list[int]:
-  return [2 if a in wires else 1 for a in range(n)]
+class _View:
+  """The split-shape view of an ``n``-qubit state for a set of wires (see module doc)."""
+
+  def __init__(self, wires: Sequence[int], n: int):
+    ws = sorted(set(wires))
+    shape, prev = [], -1
+    for w in ws:
+      shape += [2 ** (w - prev - 1), 2]
+      prev = w
+    shape.append(2 ** (n - prev - 1))
+    self.shape = tuple(shape)
+    self.axis = {w: 2 * i + 1 for i, w in enumerate(ws)}
+    self.ndim = len(shape)
+
+  def bcast(self, wires: Sequence[int]) -> list[int]:
+    """Broadcast shape with length-2 axes at ``wires`` and 1 elsewhere."""
+    axes = {self.axis[w] for w in wires}
+    return [2 if a in axes else 1 for a in range(self.ndim)]
+
+  def place(self, t, wires: Sequence[int]):
+    """A ``(2,)*k`` array indexed in ``wires`` order, placed on the view's axes."""
+    if len(wires) > 1:
+      t = jnp.transpose(t, np.argsort([self.axis[w] for w in wires]))
+    return jnp.reshape(t, self.bcast(wires))
+
+  def ones_mask(self, wires: Sequence[int]) -> np.ndarray:
+    """Boolean array, broadcastable to the view, True where all ``wires`` are 1."""
+    mask = np.ones([1] * self.ndim, dtype=bool)
+    for w in wires:
+      mask = mask & np.array([False, True]).reshape(self.bcast([w]))
+    return mask
 
 
-def _on_axes(t, wires: Sequence[int], n: int):
-  """Places a ``(2,)*k`` tensor indexed in ``wires`` order onto the state's axes."""
-  t = jnp.transpose(t, np.argsort(wires)) if len(wires) > 1 else t
-  return jnp.reshape(t, _bcast_shape(n, wires))
-
-
-def _bit_mask(wires: Sequence[int], n: int) -> np.ndarray:
-  """Boolean tensor (broadcastable to the state) that is True where all ``wires`` are 1."""
-  mask = np.ones([1] * n, dtype=bool)
-  for w in wires:
-    mask = mask & np.arange(2).astype(bool).reshape(_bcast_shape(n, [w]))
-  return mask
-
-
-def apply_matrix(psi, matrix, wires: Sequence[int], n: int):
-  """``matrix`` (shape ``(2**k, 2**k)``, gate wire order) applied to ``wires`` of ``psi``."""
+def _matrix_on(x, matrix, wires: Sequence[int], view: _View):
+  """``matrix`` (shape ``(2**k, 2**k)``, gate wire order) applied on ``wires`` of ``x``."""
   k = len(wires)
-  if k > _MAX_SLICE_SUM_WIRES:
-    mt = jnp.reshape(matrix, (2,) * (2 * k))
-    out = jnp.tensordot(mt, psi, axes=(list(range(k, 2 * k)), list(wires)))
-    return jnp.moveaxis(out, list(range(k)), list(wires))
+  axes = [view.axis[w] for w in wires]
   mt = jnp.reshape(matrix, (2,) * (2 * k))  # (out bits..., in bits...) in gate order
+  if k > _MAX_SLICE_SUM_WIRES:
+    out = jnp.tensordot(mt, x, axes=(list(range(k, 2 * k)), axes))
+    return jnp.moveaxis(out, list(range(k)), axes)
   out = None
   for bits in itertools.product((0, 1), repeat=k):
-    index = [slice(None)] * n
-    for w, b in zip(wires, bits):
-      index[w] = slice(b, b + 1)
-    column = _on_axes(mt[(slice(None),) * k + bits], wires, n)
-    term = column * psi[tuple(index)]
+    index = [slice(None)] * view.ndim
+    for a, b in zip(axes, bits):
+      index[a] = slice(b, b + 1)
+    term = view.place(mt[(slice(None),) * k + bits], wires) * x[tuple(index)]
     out = term if out is None else out + term
   return out
 
 
-def apply_pauli_word(psi, word: str, wires: Sequence[int], n: int):
-  """``P ψ`` for a Pauli word ``P`` (one letter of ``IXYZ`` per wire)."""
-  flip_axes = tuple(w for c, w in zip(word, wires) if c in "XY")
-  out = jnp.flip(psi, axis=flip_axes) if flip_axes else psi
-  phase = np.ones([1] * n, dtype=complex)
-  # After the flip, out[b] holds psi[1 - b]; Y|b> = i(-1)^b |1-b> gives phase [-i, i].
-  factors = {"Y": np.array([-1j, 1j]), "Z": np.array([1.0, -1.0])}
-  for c, w in zip(word, wires):
-    if c in factors:
-      phase = phase * factors[c].reshape(_bcast_shape(n, [w]))
-  if np.all(phase == 1):
-    return out
-  if np.all(phase.imag == 0):
-    phase = phase.real
-  return out * phase.astype(_real_dtype(psi.dtype) if np.isrealobj(phase) else psi.dtype)
+_PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=complex),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
+}
 
 
-def _real_dtype(cdtype):
-  return jnp.finfo(cdtype).dtype
-
-
-def apply_gate(psi, name: str, wires: Sequence[int], params, hyper, consts, n: int):
-  """Applies one catalogue gate to the state tensor ``psi`` of shape ``(2,)*n``."""
+def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _View):
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
     c = spec.controls
-    target = apply_gate(psi, spec.base, wires[c:], params, hyper, consts, n)
-    return jnp.where(_bit_mask(wires[:c], n), target, psi)
+    target = _gate_on(x, spec.base, wires[c:], params, hyper, consts, view)
+    return jnp.where(view.ones_mask(wires[:c]), target, x)
   if spec.kind == "diagonal":
-    diag = spec.diagonal(*params, hyper).astype(psi.dtype)
-    return psi * _on_axes(jnp.reshape(diag, (2,) * len(wires)), wires, n)
-  if spec.kind == "pauli":
-    (theta,) = params
-    word = spec.pauli(hyper)
-    cos, sin = jnp.cos(theta / 2), jnp.sin(theta / 2)
-    return cos * psi - 1j * sin * apply_pauli_word(psi, word, wires, n)
-  if spec.kind == "permutation":
-    if name == "SWAP":
-      a, b = wires
-      differ = _bit_mask([a], n) ^ _bit_mask([b], n)
-      return jnp.where(differ, jnp.flip(psi, axis=(a, b)), psi)
-    return apply_pauli_word(psi, spec.pauli(hyper), wires, n)
-  if name == "QubitUnitary":
-    return apply_matrix(psi, consts[hyper], wires, n)
-  return apply_matrix(psi, spec.matrix(*params, hyper).astype(psi.dtype), wires, n)
+    diag = spec.diagonal(*params, hyper).astype(x.dtype)
+    return x * view.place(jnp.reshape(diag, (2,) * len(wires)), wires)
+  # Everything else, bit flips included, is a small matrix combined from slices: XLA's
+  # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
+  matrix = consts[hyper] if name == "QubitUnitary" else gate_matrix(name, params, hyper)
+  return _matrix_on(x, jnp.asarray(matrix).astype(x.dtype), wires, view)
+
+
+def apply_gate(psi, name: str, wires: Sequence[int], params, hyper, consts, n: int):
+  """Applies one catalogue gate to the flat state ``psi`` of shape ``(2**n,)``."""
+  view = _View(wires, n)
+  out = _gate_on(jnp.reshape(psi, view.shape), name, wires, params, hyper, consts, view)
+  return jnp.reshape(out, (-1,))
+
+
+def apply_matrix(psi, matrix, wires: Sequence[int], n: int):
+  """A ``(2**k, 2**k)`` matrix (gate wire order) applied to ``wires`` of a flat state."""
+  view = _View(wires, n)
+  return jnp.reshape(_matrix_on(jnp.reshape(psi, view.shape), matrix, wires, view), (-1,))
 
 
 def evolve(operations, n: int, params, consts):
-  """The final state tensor, shape ``(2,)*n``, of ``operations`` from ``|0...0>``."""
+  """The final flat state, shape ``(2**n,)``, of ``operations`` from ``|0...0>``."""
   cdtype = jnp.complex128 if params.dtype == jnp.float64 else jnp.complex64
-  psi = jnp.zeros((2,) * n, dtype=cdtype).at[(0,) * n].set(1.0)
+  psi = jnp.zeros(2**n, dtype=cdtype).at[0].set(1.0)
   for op in operations:
     psi = apply_gate(psi, op.name, op.wires, [params[i] for i in op.param_index],
                      op.hyper, consts, n)
+    # Each gate reads its input at several offsets (slices, reversals); without a
+    # barrier XLA may fuse a whole chain of gates into one loop and recompute earlier
+    # gates once per read — exponential in depth, in compile and run time alike.
+    psi = jax.lax.optimization_barrier(psi)
   return psi
 
 
@@ -131,27 +145,32 @@ def _apply_term(psi, factors, consts, n):
     if f[0] == "H":
       psi = apply_matrix(psi, consts[f[2]].astype(psi.dtype), f[1], n)
     else:
-      psi = apply_pauli_word(psi, f[0], (f[1],), n)
+      psi = apply_matrix(psi, _PAULI[f[0]].astype(psi.dtype), (f[1],), n)
   return psi
 
 
 def _term_expval(psi, probs, factors, consts, n):
   if all(f[0] == "Z" for f in factors):
+    if not factors:
+      return jnp.sum(probs)
     # Z words are diagonal: a signed sum of probabilities, no second state needed.
-    signs = np.ones([1] * n)
-    for f in factors:
-      signs = signs * np.array([1.0, -1.0]).reshape(_bcast_shape(n, [f[1]]))
-    return jnp.sum(probs * signs.astype(probs.dtype))
+    wires = [f[1] for f in factors]
+    view = _View(wires, n)
+    signs = np.ones([1] * view.ndim)
+    for w in wires:
+      signs = signs * np.array([1.0, -1.0]).reshape(view.bcast([w]))
+    return jnp.sum(jnp.reshape(probs, view.shape) * signs.astype(probs.dtype))
   return jnp.real(jnp.vdot(psi, _apply_term(psi, factors, consts, n)))
 
 
 def measure(psi, measurement, consts, n: int):
-  """One raw measurement of the state tensor; float array of shape ``(raw_size,)``."""
+  """One raw measurement of the flat state; float array of shape ``(raw_size,)``."""
   probs = jnp.real(psi * jnp.conj(psi))
   if measurement.kind == "probs":
     wires = measurement.wires
-    other = tuple(a for a in range(n) if a not in wires)
-    p = jnp.sum(probs, axis=other) if other else probs  # axes in sorted wire order
+    view = _View(wires, n)
+    p = jnp.sum(jnp.reshape(probs, view.shape), axis=tuple(range(0, view.ndim, 2)))
+    # p's axes are in sorted wire order; put them in the requested order.
     p = jnp.transpose(p, np.argsort(np.argsort(wires))) if len(wires) > 1 else p
     return jnp.reshape(p, (-1,))
   if measurement.kind == "expval":
@@ -249,5 +268,4 @@ def run_points(key, theta, index, shift, consts, batch_size: int | None = None) 
 
 def final_state(tape) -> jax.Array:
   """The final state vector of a tape, complex array of shape ``(2**n_wires,)``."""
-  psi = evolve(tape.operations, tape.n_wires, tape.params, tape.consts)
-  return jnp.reshape(psi, (-1,))
+  return evolve(tape.operations, tape.n_wires, tape.params, tape.consts)
