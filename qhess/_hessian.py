@@ -232,7 +232,7 @@ class _Options:
   """Validated, hashable keyword options shared by all entry points."""
 
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
-               batch_size=None, off_diagonal_rule=None):
+               batch_size=None, off_diagonal_rule=None, devices=None):
     if batch_size is not None and (isinstance(batch_size, bool) or
                                    not isinstance(batch_size, (int, np.integer)) or
                                    batch_size < 1):
@@ -250,6 +250,13 @@ class _Options:
           '`off_diagonal_shifts` define a product rule; they cannot be combined with '
           'off_diagonal_rule="diagonal".')
     self.off_diagonal_rule = off_diagonal_rule
+    if devices is not None:
+      devices = tuple(devices)
+      if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise TypeError(
+            "`devices` must be None or a non-empty sequence of jax devices (e.g. "
+            f"jax.devices()); got {devices!r}.")
+    self.devices = devices
 
   def rule(self, default: str) -> str:
     """The off-diagonal rule in force: custom shifts imply the product rule."""
@@ -300,9 +307,11 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
+  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   return _statevector.run_points(
       _statevector.kernel_key(tape), tape.params, plan.point_index,
-      plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, opts.batch_size)
+      plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
+      opts.devices)
 
 
 def _check_argnums(argnums):
@@ -409,9 +418,9 @@ _JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
 
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
-          off_diagonal_shifts, batch_size, off_diagonal_rule):
+          off_diagonal_shifts, batch_size, off_diagonal_rule, devices):
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
-                  off_diagonal_rule)
+                  off_diagonal_rule, devices)
   argnums = _check_argnums(argnums)
 
   def fn(*args, **kwargs):
@@ -419,7 +428,8 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 
   try:
     key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                                   batch_size, off_diagonal_rule)), argnums, hybrid, want)
+                                   batch_size, off_diagonal_rule)), argnums, hybrid, want,
+           opts.devices)
   except TypeError:  # an option we cannot key on: no sharing, still correct
     return jax.jit(fn)
   hit = _JIT_CACHE.get(key)
@@ -431,7 +441,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
             gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
             off_diagonal_rule: str | None = None,
-            batch_size: int | None = None) -> Callable:
+            batch_size: int | None = None, devices=None) -> Callable:
   """The parameter-shift Hessian of a circuit.
 
   With ``hybrid=True`` (the default) the result has exactly the layout of
@@ -466,7 +476,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       ``(3P² - P + 2)/2`` in all; it needs more shots for the same error). ``None``
       picks the default (see the module docs); custom ``off_diagonal_shifts`` imply
       the product rule.
-    batch_size: at most this many shifted circuits (states) in memory at once.
+    batch_size: at most this many shifted circuits (states) in memory at once; by
+      default ``max(1, 2**17 // 2**n_wires)``, which keeps memory bounded at any width.
+    devices: a sequence of jax devices (e.g. ``jax.devices()``) to shard the shifted
+      circuits over, with `jax.sharding` (padded to a multiple of the device count).
+      Across hosts, call ``jax.distributed.initialize()`` first and pass
+      ``jax.devices()``: the same code then shards over every host's devices.
 
   Returns:
     a function with the circuit's signature returning the Hessian (a pytree as
@@ -494,13 +509,13 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   """
   _check_circuit(circuit, "qhess.hessian")
   return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule)
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices)
 
 
 def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *,
                            hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
                            off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
-                           batch_size: int | None = None) -> Callable:
+                           batch_size: int | None = None, devices=None) -> Callable:
   """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
 
   The diagonal second derivatives use the gradient's points (for one frequency,
@@ -510,7 +525,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
 
   Args:
     circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, batch_size: as in `hessian`.
+    off_diagonal_rule, batch_size, devices: as in `hessian`.
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their
@@ -532,7 +547,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   """
   _check_circuit(circuit, "qhess.value_grad_and_hessian")
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule)
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices)
 
 
 def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None,
@@ -599,6 +614,10 @@ def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None
   def post(results: Sequence[Any]):
     if len(results) != len(tapes):
       raise ValueError(f"`post` expects {len(tapes)} results, one per tape; got {len(results)}.")
+    return post_jit(list(results))
+
+  @jax.jit
+  def post_jit(results):  # one compiled contraction instead of eager op-by-op autodiff
     rows_ = [jnp.concatenate([jnp.reshape(r, (-1,)) for r in res]) for res in results]
     y = jnp.stack(rows_) if rows_ else jnp.zeros((0, n_raw), tape.params.dtype)
     if skip:

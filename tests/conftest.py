@@ -11,6 +11,8 @@ import pytest
 
 import _reference
 
+collect_ignore = ["_sharded_check.py"]  # run by test_sharding.py in a subprocess
+
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
