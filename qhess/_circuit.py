@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from qhess import _shots
 from qhess import _statevector
 from qhess._tape import Tape, check_n_wires, record
 
@@ -42,6 +43,46 @@ class Circuit:
     tape = self.tape(*args, **kwargs)
     raw = _statevector.run(_statevector.kernel_key(tape), tape.params[None], tape.consts)
     return tape.finalize(raw[0])
+
+  def sample(self, shots, key) -> Callable:
+    """The circuit measured with finitely many shots: a function of the circuit's args.
+
+    A method taking ``shots`` and ``key`` (rather than call keywords) so that it can
+    never clash with the circuit's own keyword arguments. Expectation values average
+    the sampled eigenvalues (Pauli words: ±1 parities in their eigenbasis; sums of words
+    in qubit-wise commuting groups, ``shots`` per group), ``probs`` are relative
+    frequencies, and ``var`` is ``<O²> - <O>²`` of the sampled moments.
+
+    Args:
+      shots: an int, or a tuple of ints (a shot vector: one result per entry, from
+        consecutive partitions of the samples).
+      key: a PRNG key, e.g. ``jax.random.key(0)``; the same key gives the same numbers.
+
+    Returns:
+      a function with the circuit's signature returning its sampled outputs (a tuple of
+      them, one per entry, for a shot vector).
+
+    Raises:
+      TypeError: for non-integer shots or a ``key`` that is not a PRNG key.
+      ValueError: for shots below 1 or a missing ``key``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, qhess
+      >>> @qhess.circuit(wires=1)
+      ... def f(x):
+      ...   qhess.RY(x, wires=0)
+      ...   return qhess.probs(wires=0)
+      >>> p = f.sample(1000, jax.random.key(0))(jnp.pi / 2)
+      >>> p.shape, bool(abs(p[0] - 0.5) < 0.06), float(p.sum())
+      ((2,), True, 1.0)
+    """
+    shots = _shots.check_shots(shots, allow_budget=False)
+    key = _shots.check_key(key)
+
+    def sample_fn(*args, **kwargs):
+      return _shots.sample_tapes([self.tape(*args, **kwargs)], shots, key)[0]
+
+    return sample_fn
 
   def __repr__(self) -> str:
     return f"<qhess.Circuit {getattr(self.fn, '__name__', '?')}: wires={self.n_wires}>"
@@ -84,19 +125,25 @@ def circuit(fn: Callable | None = None, *, wires: int):
   return Circuit(fn, n_wires)
 
 
-def execute(tapes: Sequence[Tape], *, batch_size: int | None = None) -> list[Any]:
+def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
+            key=None) -> list[Any]:
   """Runs several tapes; tapes of equal structure run as one batched kernel call.
 
   Args:
     tapes: a sequence of `Tape` objects (any mix of structures).
     batch_size: at most this many states live at once per structure (``None``: all).
+    shots: ``None`` (exact), an int or a tuple of ints (a shot vector): sample each
+      tape as `Circuit.sample` does (each tape's result is then a tuple, one entry per
+      shot-vector entry).
+    key: a PRNG key, required with ``shots``; tape ``i`` uses ``split(key, n)[i]``.
 
   Returns:
     a list with one entry per tape: its outputs, as the circuit returns them (one array
     or a tuple of arrays).
 
   Raises:
-    TypeError: when an entry is not a `Tape`.
+    TypeError: when an entry is not a `Tape`, or for non-integer ``shots``.
+    ValueError: for ``shots`` below 1, or ``shots`` without ``key``.
 
   Examples:
     >>> import jax.numpy as jnp, qhess
@@ -114,6 +161,8 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None) -> list[Any
     if not isinstance(tape, Tape):
       raise TypeError(f"`tapes[{i}]` must be a qhess.Tape; got {type(tape).__name__}.")
     groups.setdefault((tape.structure, _consts_id(tape)), []).append(i)
+  if shots is not None:
+    return _shots.sample_tapes(tapes, shots, key, batch_size)
   results: list[Any] = [None] * len(tapes)
   for indices in groups.values():
     first = tapes[indices[0]]

@@ -35,6 +35,7 @@ from qhess._circuit import Circuit
 from qhess._ops import CATALOGUE
 from qhess._plan import ShiftPlan, build_plan
 from qhess import _shift_rules
+from qhess import _shots
 from qhess._tape import Tape, record_parts
 
 CONST, AFFINE, NONLINEAR = 0, 1, 2
@@ -363,8 +364,12 @@ def _check_circuit(circuit, fname: str) -> Circuit:
 
 
 def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
-                 want: str, args, kwargs):
-  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``."""
+                 want: str, args, kwargs, sampling=None, key=None):
+  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``.
+
+  ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
+  PRNG key and the raw point values are sampled (`_shots.estimate`).
+  """
   fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
   argnums = _normalize_argnums(argnums_spec, len(args))
   _check_float_inputs(args, argnums, fname)
@@ -380,22 +385,39 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   want_all = want == "all"
   need_grad = want_all or nonlinear_pre or nonlinear_post
   plan = _plan_for(tape, opts, depends, need_value=want_all or nonlinear_post,
-                   need_grad=need_grad, share=need_grad, rule=opts.rule(_DEFAULT_RULE))
-  value, grad, hess = _contract(plan, _evaluate(tape, plan, opts))
-  model_theta = _local_model(tape, tape.params, value, grad, hess)
-  if hybrid:
-    def model(*a):
-      t = circuit.tape(*a, **kwargs)
-      _check_same_structure(tape.structure, t)
-      return model_theta(t.params)
-    nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
-    fn, at = model, args
-  else:
-    nums, fn, at = 0, model_theta, (tape.params,)
-  h = jax.hessian(fn, argnums=nums)(*at)
-  if want == "hessian":
-    return h
-  return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
+                   need_grad=need_grad, share=need_grad,
+                   # With shots the product rule: the diagonal rule needs more shots.
+                   rule=opts.rule(_DEFAULT_RULE if sampling is None else "product"))
+
+  def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
+    value, grad, hess = _contract(plan, y)
+    model_theta = _local_model(tape, tape.params, value, grad, hess)
+    if hybrid:
+      def model(*a):
+        t = circuit.tape(*a, **kwargs)
+        _check_same_structure(tape.structure, t)
+        return model_theta(t.params)
+      nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
+      fn, at = model, args
+    else:
+      nums, fn, at = 0, model_theta, (tape.params,)
+    h = jax.hessian(fn, argnums=nums)(*at)
+    if want == "hessian":
+      return h
+    return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
+
+  if sampling is None or plan.n_points == 0:
+    out = post(_evaluate(tape, plan, opts))
+    if sampling is None or not sampling[1]:
+      return out
+    return out, jax.tree_util.tree_map(jnp.zeros_like, out)
+  shots, return_stderr = sampling
+  rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
+  params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
+      rows, plan.point_index].add(plan.point_shift.astype(np.dtype(tape.params.dtype)))
+  return _shots.estimate(
+      post, tape, params, shots, key, return_stderr=return_stderr,
+      batch_size=opts.batch_size or _statevector.default_batch_size(tape.n_wires))
 
 
 def _hashable(x):
@@ -418,18 +440,28 @@ _JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
 
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
-          off_diagonal_shifts, batch_size, off_diagonal_rule, devices):
+          off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+          shots=None, return_stderr=False):
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
                   off_diagonal_rule, devices)
   argnums = _check_argnums(argnums)
+  shots = _shots.check_shots(shots)
+  if not isinstance(return_stderr, bool):
+    raise TypeError(f"`return_stderr` must be a bool; got {return_stderr!r}.")
+  if return_stderr and shots is None:
+    raise ValueError("`return_stderr=True` needs `shots`: exact evaluation has no error.")
+  sampling = None if shots is None else (shots, return_stderr)
 
   def fn(*args, **kwargs):
-    return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
+    if sampling is None:  # a `key` keyword, if any, is the circuit's own
+      return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
+    key = _shots.check_key(kwargs.pop("key", None))
+    return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
 
   try:
     key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
                                    batch_size, off_diagonal_rule)), argnums, hybrid, want,
-           opts.devices)
+           opts.devices, _shots.shots_key(shots), return_stderr)
   except TypeError:  # an option we cannot key on: no sharing, still correct
     return jax.jit(fn)
   hit = _JIT_CACHE.get(key)
@@ -441,7 +473,8 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
             gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
             off_diagonal_rule: str | None = None,
-            batch_size: int | None = None, devices=None) -> Callable:
+            batch_size: int | None = None, devices=None,
+            shots=None, return_stderr: bool = False) -> Callable:
   """The parameter-shift Hessian of a circuit.
 
   With ``hybrid=True`` (the default) the result has exactly the layout of
@@ -482,16 +515,31 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       circuits over, with `jax.sharding` (padded to a multiple of the device count).
       Across hosts, call ``jax.distributed.initialize()`` first and pass
       ``jax.devices()``: the same code then shards over every host's devices.
+    shots: ``None`` (exact expectation values), an int (every shifted circuit is
+      measured that many times), a tuple of ints (a shot vector: the samples are split
+      into consecutive partitions, one result per entry) or a `ShotBudget` (a total
+      allocated across the circuits). A sum of Pauli words is measured in qubit-wise
+      commuting groups, one circuit per group per shifted point, and ``shots`` counts
+      per circuit (see ``qhess._shots``). The returned function then takes a required
+      keyword ``key=`` (a PRNG key; equal keys give equal numbers, under jit and vmap).
+      With shots the off-diagonal rule defaults to ``"product"``, and sampling is not
+      differentiable.
+    return_stderr: with ``shots``, also return first-order standard errors in the
+      result's layout: ``(hessian, stderr)`` (for a shot vector, a tuple of each).
 
   Returns:
     a function with the circuit's signature returning the Hessian (a pytree as
     `jax.hessian` returns it, or per-measurement ``(*out_shape, P, P)`` arrays).
 
   Raises:
-    TypeError: for a non-circuit, integer inputs, or a badly typed option.
+    TypeError: for a non-circuit, integer inputs, or a badly typed option (also a
+      non-integer ``shots`` or a ``key`` that is not a PRNG key).
     ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, custom shifts
       of the wrong count or making the coefficient system singular, or a matrix
-      (QubitUnitary, Hermitian) that depends on the differentiated inputs.
+      (QubitUnitary, Hermitian) that depends on the differentiated inputs; with shots:
+      a count below 1, a budget smaller than the number of circuits, a missing ``key``,
+      ``return_stderr`` without ``shots``, or ``var`` of an observable whose terms do
+      not commute qubit-wise.
 
   Examples:
     >>> import jax, jax.numpy as jnp, qhess
@@ -506,16 +554,21 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
      [ 0.047624  0.059989]]
     >>> bool(jnp.allclose(qhess.hessian(f)(x), jax.hessian(f)(x), atol=1e-6))
     True
+    >>> h, err = qhess.hessian(f, shots=10_000, return_stderr=True)(x, key=jax.random.key(0))
+    >>> bool(jnp.all(jnp.abs(h - qhess.hessian(f)(x)) < 5 * err + 1e-9))
+    True
   """
   _check_circuit(circuit, "qhess.hessian")
   return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule, devices)
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+               shots, return_stderr)
 
 
 def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *,
                            hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
                            off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
-                           batch_size: int | None = None, devices=None) -> Callable:
+                           batch_size: int | None = None, devices=None,
+            shots=None, return_stderr: bool = False) -> Callable:
   """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
 
   The diagonal second derivatives use the gradient's points (for one frequency,
@@ -525,12 +578,14 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
 
   Args:
     circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, batch_size, devices: as in `hessian`.
+    off_diagonal_rule, batch_size, devices, shots, return_stderr: as in `hessian`
+    (with shots the function takes ``key=``).
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their
     Jacobian as ``jax.jacobian(circuit, argnums)`` lays it out, and the Hessian as
-    `hessian` returns it.
+    `hessian` returns it. With ``return_stderr``: ``((value, grad, hess), stderrs)``
+    with ``stderrs`` in the same layout.
 
   Raises:
     TypeError, ValueError: as `hessian`.
@@ -547,7 +602,8 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   """
   _check_circuit(circuit, "qhess.value_grad_and_hessian")
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule, devices)
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+               shots, return_stderr)
 
 
 def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None,

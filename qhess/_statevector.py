@@ -300,6 +300,34 @@ def run_points(key, theta, index, shift, consts, batch_size: int | None = None,
                      batch_size, devices)
 
 
+@functools.partial(jax.jit, static_argnames=("key", "sampler", "batch_size"))
+def _sample_run(key, params, consts, keys, shots, sampler, batch_size):
+  operations, _, n = key
+  return _map_batched(lambda p, k, m: sampler(evolve(operations, n, p, consts), consts, k, m),
+                      (params, keys, shots), batch_size)
+
+
+def sample_run(key, params, consts, keys, shots, sampler, batch_size: int | None = None):
+  """Sampled counterpart of `run`: ``sampler`` applied to each final state.
+
+  The sampling itself (bases, counts) is `_shots`' business; the kernel only evolves
+  the states, chunked by ``batch_size`` like the exact path.
+
+  Args:
+    key: `kernel_key` of the tape.
+    params: float array of shape ``(batch, n_params)``.
+    consts: tuple of complex arrays shared by the batch.
+    keys: PRNG key array of shape ``(batch,)``, one per circuit.
+    shots: float array of shape ``(batch, n_groups)``: shots per circuit and group.
+    sampler: hashable callable ``(psi, consts, key, shots_row) -> counts``.
+    batch_size: at most this many states are live at once (``None``: all).
+
+  Returns:
+    the stacked ``sampler`` outputs, shape ``(batch, ...)``.
+  """
+  return _sample_run(key, params, tuple(consts), keys, shots, sampler, batch_size)
+
+
 def final_state(tape) -> jax.Array:
   """The final state vector of a tape, complex array of shape ``(2**n_wires,)``."""
   return evolve(tape.operations, tape.n_wires, tape.params, tape.consts)

@@ -8,7 +8,8 @@ def test_api_all_is_pinned():
       "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
       "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
       "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
-      "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "T", "Tape", "Toffoli",
+      "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
+      "Toffoli",
       "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes",
       "probs", "value_grad_and_hessian", "var",
   ]

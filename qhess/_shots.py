@@ -1,0 +1,548 @@
+"""Finite-shot (sampled) evaluation: measurement groups, sampling, shot allocation, errors.
+
+A sampled circuit is measured like hardware would measure it. Each raw measurement of a
+tape (``<O>``, ``<O²>``, probabilities) is assigned to a *measurement group*: a set of
+single-wire bases (X, Y, Z) and Hermitian eigenbases that are measured together in one
+circuit. Terms of an observable that commute qubit-wise share a group (greedy, in the
+order they appear, across all measurements of the tape); a ``var(O)`` needs ``O``'s
+terms to commute qubit-wise, so that ``<O>`` and ``<O²>`` come from the same samples.
+
+**How shots are counted**: one *circuit* is one (point, group) pair. ``shots=N`` gives
+every circuit ``N`` shots, so a tape with ``G`` groups costs ``G·N`` shots per shifted
+point; a `ShotBudget` counts every shot of every circuit (pilot included).
+
+Sampling one circuit: evolve the state, rotate the group's wires into the measured
+eigenbasis (H for X, H·S† for Y, V† for a Hermitian with eigenvectors V), take the
+marginal probabilities of the ``2**k`` outcomes of its ``k`` wires, and draw the outcome
+counts from the multinomial distribution by binary splitting — one binomial per node of
+the tree over the wires (``2**k - 1`` draws, ``k`` sequential levels). The cost is
+``O(2**n)`` per circuit whatever the shot count (never ``O(shots · 2**n)``), and the
+counts have a fixed shape, so circuits with different shot counts share one jitted,
+vmapped computation. Every raw output is a fixed linear function of the outcome
+frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for Hermitian
+factors, indicator sums for ``probs``.
+
+Standard errors (first order, the delta method): the outputs ``F(Y)`` (Hessian, value,
+gradient) are functions of the raw point values ``Y``; with ``J = ∂F/∂Y`` and the
+per-shot value ``v_o = Σ_r J_r A[r, g, o]`` of outcome ``o`` in circuit ``(t, g)``,
+``Var(F) ≈ Σ_{t,g} σ̂²_{t,g} / N_{t,g}`` where ``σ̂²`` is the sample variance of ``v``.
+For a single Pauli word and a linear F this is ``Σ_t c_t² σ̂_t² / N_t``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+
+from qhess import _statevector
+
+_SQRT_HALF = float(np.sqrt(0.5))
+# Basis rotations: measuring in the Z basis after U measures U† Z U.
+_ROTATION = {
+    "X": np.array([[1, 1], [1, -1]], dtype=complex) * _SQRT_HALF,  # H
+    "Y": np.array([[1, -1j], [1, 1j]], dtype=complex) * _SQRT_HALF,  # H·S†
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotBudget:
+  """A total number of shots, allocated across the shifted circuits.
+
+  ``strategy="neyman"`` uses Neyman allocation (J. Neyman, "On the two different
+  aspects of the representative method", J. R. Stat. Soc. 97 (1934) 558): to minimise
+  ``Σ_k Var(F_k) = Σ_c s_c² / N_c`` at a fixed ``Σ_c N_c``, give circuit ``c`` shots
+  ``N_c ∝ s_c``, where ``s_c² = Σ_k Var_1shot(∂F_k/∂Y_c · Y_c)`` is the per-shot variance
+  it contributes, summed over all output entries ``k``. For a plain Hessian of one Pauli
+  word this is ``N_t ∝ σ_t · sqrt(Σ_ij c_{ij,t}²)`` with the plan's coefficients ``c``.
+  Without a pilot, ``σ_t`` is bounded by half the range of the measured values (the
+  observable's norm for a Pauli word: Popoviciu's inequality) and the derivatives ``J``
+  are taken at ``Y = 0`` (exact for expectation values and probabilities, the linear
+  part for variances). With ``pilot=m`` every circuit first gets ``m`` shots, from which
+  ``σ_t`` and ``J`` are estimated; only the main pass enters the result (so the
+  allocation does not bias it). ``strategy="uniform"`` splits the total evenly.
+
+  Every circuit gets at least one shot; the rest is split in proportion to ``s_c`` and
+  rounded by largest remainders, so the shots (pilot included) sum to exactly ``total``.
+
+  Attributes:
+    total: the total number of shots, a positive int.
+    strategy: ``"neyman"`` or ``"uniform"``.
+    pilot: ``None`` or shots per circuit of a first pass that estimates ``σ_t``.
+
+  Raises:
+    TypeError: for a non-integer ``total`` or ``pilot``.
+    ValueError: for a non-positive ``total`` or ``pilot``, or an unknown ``strategy``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=1)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   return qhess.expval(qhess.Z(0))
+    >>> budget = qhess.ShotBudget(total=30_000)
+    >>> h = qhess.hessian(f, shots=budget)(jnp.array([0.3]), key=jax.random.key(0))
+    >>> bool(abs(h[0, 0] + jnp.cos(0.3)) < 0.05)
+    True
+  """
+
+  total: int
+  strategy: str = "neyman"
+  pilot: int | None = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "total", _check_count(self.total, "ShotBudget.total"))
+    if self.strategy not in ("neyman", "uniform"):
+      raise ValueError(
+          f'`ShotBudget.strategy` must be "neyman" or "uniform"; got {self.strategy!r}.')
+    if self.pilot is not None:
+      object.__setattr__(self, "pilot", _check_count(self.pilot, "ShotBudget.pilot"))
+
+
+def _check_count(n, name: str) -> int:
+  if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)):
+    raise TypeError(f"`{name}` must be a positive int; got {n!r} ({type(n).__name__}).")
+  if n < 1:
+    raise ValueError(f"`{name}` must be a positive int; got {n}.")
+  return int(n)
+
+
+def check_shots(shots, *, allow_budget: bool = True):
+  """``shots`` validated: ``None``, an int, a tuple of ints (a shot vector) or a budget.
+
+  Raises:
+    TypeError: for a non-integer count or an object of another kind.
+    ValueError: for a count below 1, an empty shot vector, or a budget where none is
+      allowed.
+  """
+  if shots is None:
+    return None
+  if isinstance(shots, ShotBudget):
+    if not allow_budget:
+      raise ValueError(
+          "`shots` must be an int or a tuple of ints here; a ShotBudget allocates shots "
+          "across the circuits of a Hessian (qhess.hessian, value_grad_and_hessian).")
+    return shots
+  if isinstance(shots, (tuple, list)):
+    if not shots:
+      raise ValueError("`shots` as a shot vector must be a non-empty tuple of ints; got ().")
+    return tuple(_check_count(n, f"shots[{i}]") for i, n in enumerate(shots))
+  return _check_count(shots, "shots")
+
+
+def check_key(key) -> jax.Array:
+  """The PRNG key, required with ``shots``; raw ``uint32`` keys are wrapped.
+
+  Raises:
+    ValueError: when ``key`` is None.
+    TypeError: when ``key`` is not a PRNG key.
+  """
+  if key is None:
+    raise ValueError(
+        "`key` is required when `shots` is set: pass a PRNG key, e.g. "
+        "key=jax.random.key(0); got None.")
+  if not hasattr(key, "dtype"):
+    raise TypeError(f"`key` must be a jax PRNG key (jax.random.key(0)); got {key!r}.")
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if key.shape != ():
+      raise ValueError(
+          f"`key` must be a single PRNG key; got a key array of shape {key.shape} "
+          "(use jax.vmap over keys for repetitions).")
+    return key
+  if key.dtype == jnp.uint32 and key.shape == (2,):
+    return jax.random.wrap_key_data(key)
+  raise TypeError(
+      f"`key` must be a jax PRNG key (jax.random.key(0)); got an array of dtype "
+      f"{key.dtype} and shape {key.shape}.")
+
+
+def shots_key(shots) -> Any:
+  """A hashable cache key for a validated ``shots`` value."""
+  if isinstance(shots, ShotBudget):
+    return ("budget", shots.total, shots.strategy, shots.pilot)
+  return ("shots", shots)
+
+
+# --------------------------------------------------------------------- measurement groups
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """One measured circuit per point (static).
+
+  Attributes:
+    rotations: tuple of ``(char, wire)`` with char ``"X"``/``"Y"``, and
+      ``("H", wires, const_index)`` for Hermitian eigenbases.
+    wires: the measured wires, sorted; outcome index bits are in this order, MSB first.
+  """
+
+  rotations: tuple
+  wires: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasurementGroups:
+  """The groups of a tape's raw measurements and where each term is measured (static).
+
+  Attributes:
+    groups: tuple of `Group`.
+    assign: per raw measurement: for ``expval`` a tuple with each term's group, for
+      ``expval_sq`` and ``probs`` a 1-tuple with the group of the whole measurement.
+  """
+
+  groups: tuple[Group, ...]
+  assign: tuple[tuple[int, ...], ...]
+
+  @property
+  def n_outcomes(self) -> int:
+    """Outcomes per group after padding: ``2**max(k_g)``."""
+    return 2 ** max(len(g.wires) for g in self.groups)
+
+
+def _factor_bases(factors) -> dict:
+  out = {}
+  for f in factors:
+    if f[0] == "H":
+      for w in f[1]:
+        out[w] = ("H", f[1], f[2])
+    else:
+      out[f[1]] = f[0]
+  return out
+
+
+@functools.lru_cache(maxsize=64)
+def measurement_groups(raw_measurements: tuple) -> MeasurementGroups:
+  """Greedy qubit-wise-commuting grouping of a tape's raw measurements.
+
+  Raises:
+    ValueError: for ``var`` of an observable whose terms do not commute qubit-wise.
+  """
+  bases: list[dict] = []
+
+  def place(item: dict) -> int:
+    for g, basis in enumerate(bases):
+      if all(basis.get(w, b) == b for w, b in item.items()):
+        basis.update(item)
+        return g
+    bases.append(dict(item))
+    return len(bases) - 1
+
+  assign = []
+  for m in raw_measurements:
+    if m.kind == "probs":
+      assign.append((place({w: "Z" for w in m.wires}),))
+    elif m.kind == "expval":
+      assign.append(tuple(place(_factor_bases(fs)) for _, fs in m.terms))
+    else:  # expval_sq: the whole observable in one basis
+      item: dict = {}
+      for _, fs in m.terms:
+        for w, b in _factor_bases(fs).items():
+          if item.get(w, b) != b:
+            raise ValueError(
+                "var of an observable whose terms do not commute qubit-wise cannot be "
+                "sampled: <O> and <O²> must come from one measurement basis. Measure "
+                "the terms' expectation values instead; got wire {w} in bases "
+                f"{item[w]!r} and {b!r}.")
+          item[w] = b
+      assign.append((place(item),))
+  if not bases:
+    bases.append({})
+  groups = []
+  for basis in bases:
+    rotations = []
+    for w in sorted(basis):
+      b = basis[w]
+      if b in ("X", "Y"):
+        rotations.append((b, w))
+      elif isinstance(b, tuple) and b[1][0] == w:  # one entry per Hermitian factor
+        rotations.append(b)
+    groups.append(Group(tuple(rotations), tuple(sorted(basis))))
+  return MeasurementGroups(tuple(groups), tuple(assign))
+
+
+def _outcome_bits(group: Group) -> np.ndarray:
+  """int array ``(2**k, k)``: the bit of each measured wire in each outcome."""
+  k = len(group.wires)
+  o = np.arange(2**k)[:, None]
+  return (o >> (k - 1 - np.arange(k))[None, :]) & 1
+
+
+def _term_values(group: Group, factors, consts, dtype) -> jax.Array:
+  """Value of a product of factors for each outcome of ``group``, shape ``(2**k,)``."""
+  bits = _outcome_bits(group)
+  pos = {w: i for i, w in enumerate(group.wires)}
+  values = jnp.ones(len(bits), dtype)
+  for f in factors:
+    if f[0] == "H":
+      eig = jnp.linalg.eigvalsh(consts[f[2]]).astype(dtype)
+      index = np.zeros(len(bits), dtype=int)
+      for w in f[1]:  # eigenvalue index: the factor's wires in its own order, MSB first
+        index = 2 * index + bits[:, pos[w]]
+      values = values * eig[index]
+    else:
+      values = values * (1.0 - 2.0 * bits[:, pos[f[1]]]).astype(dtype)
+  return values
+
+
+def estimator_matrix(mg: MeasurementGroups, raw_measurements, consts, dtype) -> jax.Array:
+  """``A`` of shape ``(n_raw, G, O)``: raw outputs ``Y_r = Σ_{g,o} A[r, g, o] f_{g,o}``.
+
+  ``f_{g,o}`` are the outcome frequencies of group ``g``; padded outcomes have ``A = 0``.
+  """
+  n_groups, n_out = len(mg.groups), mg.n_outcomes
+  rows = []
+  for m, assign in zip(raw_measurements, mg.assign):
+    if m.kind == "probs":
+      (g,) = assign
+      group = mg.groups[g]
+      bits = _outcome_bits(group)
+      col = np.zeros(len(bits), dtype=int)
+      for w in m.wires:  # requested wire order, MSB first
+        col = 2 * col + bits[:, group.wires.index(w)]
+      block = np.zeros((2 ** len(m.wires), n_groups, n_out))
+      block[col, g, np.arange(len(bits))] = 1.0
+      rows.append(jnp.asarray(block, dtype))
+      continue
+    row = jnp.zeros((n_groups, n_out), dtype)
+    if m.kind == "expval":
+      for (c, fs), g in zip(m.terms, assign):
+        vals = c * _term_values(mg.groups[g], fs, consts, dtype)
+        row = row.at[g, :len(vals)].add(vals)
+    else:  # expval_sq: (Σ_terms value)², per outcome of the common basis
+      (g,) = assign
+      vals = sum(c * _term_values(mg.groups[g], fs, consts, dtype) for c, fs in m.terms)
+      vals = jnp.broadcast_to(vals, (2 ** len(mg.groups[g].wires),)) ** 2
+      row = row.at[g, :len(vals)].set(vals)
+    rows.append(row[None])
+  return jnp.concatenate(rows)
+
+
+def _multinomial(key, n, probs, k: int) -> jax.Array:
+  """Counts of ``n`` draws over ``2**k`` outcomes by binary splitting: ``O(2**k)``."""
+  counts = jnp.reshape(n, (1,)).astype(probs.dtype)
+  for level, lkey in enumerate(jax.random.split(key, k)):
+    mass = jnp.sum(jnp.reshape(probs, (2**level, 2, -1)), axis=-1)  # (2**level, 2)
+    parent = jnp.sum(mass, axis=-1)
+    q0 = jnp.clip(jnp.where(parent > 0, mass[:, 0] / jnp.where(parent > 0, parent, 1), 1),
+                  0, 1)
+    c0 = jax.random.binomial(lkey, counts, q0, dtype=probs.dtype)
+    c0 = jnp.clip(jnp.round(c0), 0, counts)
+    counts = jnp.reshape(jnp.stack([c0, counts - c0], axis=-1), (-1,))  # (2**(level+1),)
+  return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+  """Samples outcome counts of every group from a final state (hashable: a jit static).
+
+  ``sampler(psi, consts, key, shots)`` with ``psi`` of shape ``(2**n,)`` and ``shots``
+  of shape ``(G,)`` returns counts, a float array of shape ``(G, O)``.
+  """
+
+  groups: tuple[Group, ...]
+  n_wires: int
+  n_outcomes: int
+
+  def __call__(self, psi, consts, key, shots):
+    n, out = self.n_wires, []
+    for i, (g, gkey) in enumerate(zip(self.groups, jax.random.split(key, len(self.groups)))):
+      phi = psi
+      for rot in g.rotations:
+        if rot[0] == "H":
+          _, vecs = jnp.linalg.eigh(consts[rot[2]])
+          phi = _statevector.apply_matrix(phi, jnp.conj(vecs.T).astype(phi.dtype), rot[1], n)
+        else:
+          phi = _statevector.apply_matrix(phi, _ROTATION[rot[0]].astype(phi.dtype),
+                                          (rot[1],), n)
+      probs = jnp.real(phi * jnp.conj(phi))
+      view = _statevector._View(g.wires, n) if g.wires else None
+      if view is None:
+        marginal = jnp.sum(probs)[None]
+      else:  # sum the unmeasured axes of the split view: (2,)*k in sorted wire order
+        marginal = jnp.reshape(jnp.sum(jnp.reshape(probs, view.shape),
+                                       axis=tuple(range(0, view.ndim, 2))), (-1,))
+      counts = _multinomial(gkey, shots[i], marginal, len(g.wires))
+      out.append(jnp.pad(counts, (0, self.n_outcomes - len(counts))))
+    return jnp.stack(out)  # (G, O)
+
+
+# ------------------------------------------------------------------------------ sampling
+
+
+def sample_counts(tape, params, mg: MeasurementGroups, shots, keys, batch_size):
+  """Outcome counts of a batch of circuits of one structure.
+
+  Args:
+    tape: a tape of the structure (its operations, wires and consts are used).
+    params: float array ``(B, n_params)``.
+    mg: the tape's `MeasurementGroups`.
+    shots: int array ``(B, G)``.
+    keys: PRNG key array ``(B,)``.
+    batch_size: states per chunk.
+
+  Returns:
+    float array ``(B, G, O)``.
+  """
+  sampler = Sampler(mg.groups, tape.n_wires, mg.n_outcomes)
+  return _statevector.sample_run(_statevector.kernel_key(tape), params, tape.consts, keys,
+                                 shots.astype(params.dtype), sampler, batch_size)
+
+
+def raw_from_counts(a, counts, shots) -> jax.Array:
+  """Raw outputs ``(B, n_raw)`` from counts ``(B, G, O)`` and shots ``(B, G)``."""
+  freq = counts / shots[..., None].astype(counts.dtype)
+  return jnp.einsum("rgo,bgo->br", a, freq)
+
+
+def _per_shot_values(jac, a):
+  """``v`` of shape ``(K, B, G, O)``: each output's per-shot value of each outcome."""
+  return jnp.einsum("kbr,rgo->kbgo", jac, a)
+
+
+def _flat_jacobian(post: Callable, y):
+  flat = lambda y_: jax.flatten_util.ravel_pytree(post(y_))[0]
+  return jax.jacobian(flat)(y)  # (K, B, n_raw)
+
+
+def stderr(post: Callable, y, counts, shots, a):
+  """First-order standard errors of ``post(y)``, in its layout (see module doc)."""
+  _, unravel = jax.flatten_util.ravel_pytree(post(y))
+  v = _per_shot_values(_flat_jacobian(post, y), a)
+  n = shots.astype(y.dtype)  # (B, G)
+  p = (counts / n[..., None])[None]  # (1, B, G, O), broadcast over the outputs
+  mean = jnp.sum(p * v, axis=-1)
+  var = jnp.maximum(jnp.sum(p * v**2, axis=-1) - mean**2, 0.0)  # (K, B, G)
+  var = var * (n / jnp.maximum(n - 1, 1) / n)[None]  # unbiased sample variance / N
+  return unravel(jnp.sqrt(jnp.sum(var, axis=(1, 2))))
+
+
+def allocate(total: int, weights) -> jax.Array:
+  """Integer shots ``>= 1`` summing to ``total``, the rest ``∝ weights`` (largest remainder).
+
+  Args:
+    total: the number of shots, at least ``len(weights)``.
+    weights: non-negative float array ``(C,)``; all zero means uniform.
+
+  Returns:
+    int32 array ``(C,)``.
+  """
+  c = weights.shape[0]
+  w = jnp.where(jnp.sum(weights) > 0, weights, jnp.ones_like(weights))
+  extra = total - c
+  q = extra * w / jnp.sum(w)
+  base = jnp.floor(q)
+  rem = jnp.clip(extra - jnp.sum(base), 0, c).astype(jnp.int32)
+  order = jnp.argsort(-(q - base))
+  bump = jnp.zeros(c, jnp.int32).at[order].set((jnp.arange(c) < rem).astype(jnp.int32))
+  return 1 + base.astype(jnp.int32) + bump
+
+
+def _neyman_weights(post, y, a, valid, counts=None, shots=None):
+  """``s_c`` of every circuit ``(B·G,)``: see `ShotBudget`."""
+  v = _per_shot_values(_flat_jacobian(post, y), a)  # (K, B, G, O)
+  if counts is None:
+    # Half the range of the values (Popoviciu's bound on the standard deviation);
+    # padded outcomes are excluded by the valid mask (G, O).
+    hi = jnp.max(jnp.where(valid[None, None], v, -jnp.inf), axis=-1)
+    lo = jnp.min(jnp.where(valid[None, None], v, jnp.inf), axis=-1)
+    var = jnp.where(jnp.any(valid, axis=-1)[None, None], (hi - lo) / 2, 0.0) ** 2
+  else:
+    p = (counts / shots[..., None].astype(counts.dtype))[None]
+    var = jnp.maximum(jnp.sum(p * v**2, -1) - jnp.sum(p * v, -1) ** 2, 0.0)
+  return jnp.reshape(jnp.sqrt(jnp.sum(var, axis=0)), (-1,))
+
+
+def estimate(post: Callable, tape, params, shots, key, *, return_stderr: bool,
+             batch_size: int):
+  """Sampled ``post(Y)`` (and its standard errors) for the circuits at ``params``.
+
+  Args:
+    post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
+    tape: the tape (structure, consts).
+    params: float array ``(B, n_params)``: the circuits' gate arguments.
+    shots: a validated ``shots`` (int, tuple of ints, `ShotBudget`).
+    key: a PRNG key.
+    return_stderr: also return standard errors in the outputs' layout.
+    batch_size: states per chunk.
+
+  Returns:
+    the outputs (a tuple of them for a shot vector), or ``(outputs, stderrs)``.
+
+  Raises:
+    ValueError: when a budget is smaller than the number of circuits.
+  """
+  raw_ms = tape.raw_measurements
+  mg = measurement_groups(raw_ms)
+  dtype = params.dtype
+  a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
+  b, g = params.shape[0], len(mg.groups)
+
+  def once(k, n):
+    counts = sample_counts(tape, params, mg, n, jax.random.split(k, b), batch_size)
+    y = raw_from_counts(a, counts, n)
+    out = post(y)
+    return (out, stderr(post, y, counts, n, a)) if return_stderr else out
+
+  if isinstance(shots, tuple):
+    results = [once(jax.random.fold_in(key, i), jnp.full((b, g), n, jnp.int32))
+               for i, n in enumerate(shots)]
+    if return_stderr:
+      return tuple(r[0] for r in results), tuple(r[1] for r in results)
+    return tuple(results)
+  if isinstance(shots, int):
+    return once(key, jnp.full((b, g), shots, jnp.int32))
+  n_circuits = b * g
+  pilot = shots.pilot or 0
+  need = n_circuits * (pilot + 1)
+  if shots.total < need:
+    raise ValueError(
+        f"`shots` ShotBudget(total={shots.total}) is smaller than the number of circuits "
+        f"({n_circuits} = {b} points x {g} measurement group(s))"
+        + (f" times (pilot + 1) = {need}" if pilot else "")
+        + "; every circuit needs at least one shot.")
+  k_pilot, k_main = jax.random.split(key)
+  valid = (np.arange(mg.n_outcomes)[None, :]
+           < 2 ** np.array([len(grp.wires) for grp in mg.groups])[:, None])
+  remaining = shots.total - pilot * n_circuits
+  if shots.strategy == "uniform":
+    weights = jnp.ones(n_circuits, dtype)
+  elif pilot:
+    n_p = jnp.full((b, g), pilot, jnp.int32)
+    counts = sample_counts(tape, params, mg, n_p, jax.random.split(k_pilot, b), batch_size)
+    weights = _neyman_weights(post, raw_from_counts(a, counts, n_p), a, valid, counts, n_p)
+  else:
+    weights = _neyman_weights(post, jnp.zeros((b, a.shape[0]), dtype), a, valid)
+  return once(k_main, jnp.reshape(allocate(remaining, weights), (b, g)))
+
+
+def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:
+  """Sampled outputs of tapes (see `qhess.execute`); one PRNG key per tape position."""
+  shots = check_shots(shots, allow_budget=False)
+  key = check_key(key)
+  keys = jax.random.split(key, len(tapes))
+  groups: dict[tuple, list[int]] = {}
+  for i, tape in enumerate(tapes):
+    groups.setdefault((tape.structure, tuple(id(c) for c in tape.consts)), []).append(i)
+  results: list[Any] = [None] * len(tapes)
+  vector = isinstance(shots, tuple)
+  for indices in groups.values():
+    first = tapes[indices[0]]
+    params = jnp.stack([tapes[i].params for i in indices])
+    mg = measurement_groups(first.raw_measurements)
+    a = estimator_matrix(mg, first.raw_measurements, first.consts, params.dtype)
+    parts = []
+    for j, n in enumerate(shots if vector else (shots,)):
+      sub = jnp.stack([jax.random.fold_in(keys[i], j) for i in indices])
+      n_arr = jnp.full((len(indices), len(mg.groups)), n, jnp.int32)
+      counts = sample_counts(first, params, mg, n_arr, sub, batch_size)
+      parts.append(raw_from_counts(a, counts, n_arr))
+    for row, i in enumerate(indices):
+      outs = tuple(tapes[i].finalize(y[row]) for y in parts)
+      results[i] = outs if vector else outs[0]
+  return results

@@ -1,0 +1,259 @@
+"""Finite-shot Hessians (qhess._shots): statistics under fixed keys, shot vectors, budgets.
+
+Statistical checks use 200 keys run with jax.vmap: the mean of the sampled Hessians must
+lie within 4 standard errors (of the mean) of the exact Hessian, and the reported
+first-order standard errors must match the spread over keys within 20%.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qhess
+from qhess import _shots
+
+N_KEYS = 200
+KEYS = jax.random.split(jax.random.key(1234), N_KEYS)
+
+
+@qhess.circuit(wires=2)
+def zz(x):
+  qhess.RX(x[0], wires=0)
+  qhess.CRY(x[1], wires=(0, 1))
+  return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+
+
+@qhess.circuit(wires=2)
+def pauli_sum(x):
+  qhess.RX(x[0], wires=0)
+  qhess.RY(x[1], wires=1)
+  qhess.CNOT(wires=(0, 1))
+  return qhess.expval(0.5 * qhess.X(0) + qhess.Z(0) @ qhess.Z(1) - 0.3 * qhess.Y(1))
+
+
+@qhess.circuit(wires=2)
+def probs(x):
+  qhess.RY(x[0], wires=0)
+  qhess.CRY(x[1], wires=(0, 1))
+  return qhess.probs(wires=(1, 0))
+
+
+@qhess.circuit(wires=2)
+def rot(x):
+  qhess.Rot(x[0], x[1], x[2], wires=0)
+  qhess.CNOT(wires=(0, 1))
+  qhess.RY(x[1] * x[2], wires=1)  # non-linear pre-processing: the chain rule's grad terms
+  return qhess.expval(qhess.X(0) @ qhess.Z(1))
+
+
+_HERM = np.array([[1.0, 0.5 - 0.2j], [0.5 + 0.2j, -0.4]])
+
+
+@qhess.circuit(wires=2)
+def hermitian(x):
+  qhess.RX(x[0], wires=0)
+  qhess.CRY(x[1], wires=(0, 1))
+  return qhess.expval(qhess.Hermitian(_HERM, wires=1))
+
+
+CASES = {
+    "expval_cry": (zz, jnp.array([0.5, 0.2])),
+    "pauli_sum": (pauli_sum, jnp.array([0.4, -0.7])),
+    "probs": (probs, jnp.array([0.9, 1.3])),
+    "rot": (rot, jnp.array([0.3, -0.6, 1.1])),
+    "hermitian": (hermitian, jnp.array([0.8, 0.4])),
+}
+
+
+def _over_keys(fn, x):
+  return jax.vmap(lambda k: fn(x, key=k))(KEYS)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hessian_shots_unbiased_and_stderr_calibrated(name):
+  circuit, x = CASES[name]
+  got, err = _over_keys(qhess.hessian(circuit, shots=1000, return_stderr=True), x)
+  expected = qhess.hessian(circuit)(x)
+  spread = jnp.std(got, axis=0, ddof=1)
+  # Unbiased: the mean over keys is within 4 standard errors of the mean.
+  assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected)
+                 <= 4 * spread / np.sqrt(N_KEYS) + 1e-12)
+  # The reported errors match the empirical spread (entries with any spread).
+  mean_err = jnp.mean(err, axis=0)
+  live = spread > 1e-6
+  assert bool(jnp.any(live))
+  ratio = mean_err[live] / spread[live]
+  assert jnp.all(jnp.abs(ratio - 1) < 0.2), ratio
+  assert jnp.all(jnp.where(live, True, mean_err < 1e-6))
+
+
+def test_value_grad_and_hessian_shots_unbiased():
+  circuit, x = CASES["pauli_sum"]
+  (v, g, h), (ev, eg, eh) = _over_keys(
+      qhess.value_grad_and_hessian(circuit, shots=1000, return_stderr=True), x)
+  for got, err, expected in zip((v, g, h), (ev, eg, eh),
+                                qhess.value_grad_and_hessian(circuit)(x)):
+    spread = jnp.std(got, axis=0, ddof=1)
+    assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected)
+                   <= 4 * spread / np.sqrt(N_KEYS) + 1e-12)
+    assert jnp.all(jnp.abs(jnp.mean(err, axis=0) / spread - 1) < 0.2)
+
+
+def test_hessian_shots_same_key_same_numbers_under_jit_and_vmap():
+  circuit, x = CASES["expval_cry"]
+  fn = qhess.hessian(circuit, shots=500)
+  batched = jax.vmap(lambda k: fn(x, key=k))(KEYS[:4])
+  # Equal counts; vmap may only reorder floating-point sums.
+  for i in range(4):
+    np.testing.assert_allclose(fn(x, key=KEYS[i]), batched[i], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(jax.jit(lambda k: fn(x, key=k))(KEYS[i]), batched[i],
+                               rtol=1e-12, atol=1e-14)
+  assert not np.array_equal(np.asarray(batched[0]), np.asarray(batched[1]))
+  # batch_size changes the chunking, not the numbers.
+  chunked = qhess.hessian(circuit, shots=500, batch_size=3)(x, key=KEYS[0])
+  np.testing.assert_allclose(chunked, batched[0], rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_shot_vector_shapes_reproducible_independent():
+  circuit, x = CASES["expval_cry"]
+  fn = qhess.hessian(circuit, shots=(100, 1000, 10000), return_stderr=True)
+  hs, errs = fn(x, key=KEYS[0])
+  assert isinstance(hs, tuple) and len(hs) == 3 and len(errs) == 3
+  assert all(h.shape == (2, 2) for h in hs)
+  again, _ = fn(x, key=KEYS[0])
+  for a, b in zip(hs, again):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Errors shrink like 1/sqrt(N).
+  np.testing.assert_allclose(errs[0] / errs[2], 10.0, rtol=0.3)
+  # Partitions are independent: no correlation over keys.
+  hs_keys = jax.vmap(lambda k: qhess.hessian(circuit, shots=(1000, 1000))(x, key=k))(KEYS)
+  corr = np.corrcoef(np.asarray(hs_keys[0][:, 0, 0]), np.asarray(hs_keys[1][:, 0, 0]))[0, 1]
+  assert abs(corr) < 0.25
+  assert not np.array_equal(np.asarray(hs_keys[0]), np.asarray(hs_keys[1]))
+
+
+def test_shot_budget_beats_uniform_at_equal_total():
+  # CRY has frequencies {1/2, 1}: its four-term rules have coefficients of very
+  # different sizes, and RX's have others; Neyman allocation exploits that.
+  circuit, x = CASES["expval_cry"]
+  total = 13 * 2000
+  summed = {}
+  for strategy in ("uniform", "neyman"):
+    fn = qhess.hessian(circuit, shots=qhess.ShotBudget(total, strategy=strategy))
+    summed[strategy] = float(jnp.sum(jnp.var(_over_keys(fn, x), axis=0, ddof=1)))
+  ratio = summed["neyman"] / summed["uniform"]
+  assert ratio < 0.85, ratio
+
+
+def test_shot_budget_with_pilot_is_unbiased():
+  circuit, x = CASES["pauli_sum"]
+  fn = qhess.hessian(circuit, shots=qhess.ShotBudget(60_000, pilot=50))
+  got = _over_keys(fn, x)
+  spread = jnp.std(got, axis=0, ddof=1)
+  assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - qhess.hessian(circuit)(x))
+                 <= 4 * spread / np.sqrt(N_KEYS) + 1e-12)
+
+
+@pytest.mark.parametrize("total", [40, 1000, 123_457])
+def test_allocate_exact_total_and_at_least_one(total):
+  weights = jnp.array([0.0, 1.0, 3.0, 0.25, 10.0, 0.0, 2.0, 1e-3])
+  n = _shots.allocate(total, weights)
+  assert int(jnp.sum(n)) == total
+  assert int(jnp.min(n)) >= 1
+  assert int(n[4]) >= int(n[2]) >= int(n[1])
+
+
+def test_sample_execute_and_var():
+  @qhess.circuit(wires=2)
+  def f(x):
+    qhess.RY(x, wires=0)
+    qhess.CNOT(wires=(0, 1))
+    return qhess.expval(qhess.X(0)), qhess.var(qhess.Z(0) @ qhess.Z(1) + qhess.Z(1)), \
+        qhess.probs(wires=(0, 1))
+
+  x = jnp.array(0.7)
+  exact = f(x)
+  got = jax.vmap(lambda k: f.sample(2000, k)(x))(KEYS)
+  for g, e in zip(got, exact):
+    assert jnp.all(jnp.abs(jnp.mean(g, axis=0) - e)
+                   <= 4 * jnp.std(g, axis=0, ddof=1) / np.sqrt(N_KEYS) + 1e-3)
+  np.testing.assert_allclose(np.asarray(jnp.sum(got[2], axis=-1)), 1.0, atol=1e-12)
+  tapes = [f.tape(x), f.tape(x + 1.0)]
+  out = qhess.execute(tapes, shots=(10, 100), key=KEYS[0])
+  assert len(out) == 2 and len(out[0]) == 2 and out[0][1][2].shape == (4,)
+  again = qhess.execute(tapes, shots=(10, 100), key=KEYS[0])
+  np.testing.assert_array_equal(np.asarray(out[1][0][0]), np.asarray(again[1][0][0]))
+
+
+def test_sample_cost_independent_of_shots():
+  # Multinomial counts by binomial splitting: a billion shots is as cheap as ten.
+  circuit, x = CASES["expval_cry"]
+  h = qhess.hessian(circuit, shots=10**9)(x, key=KEYS[0])
+  np.testing.assert_allclose(h, qhess.hessian(circuit)(x), atol=1e-3)
+
+
+def test_shots_default_off_diagonal_rule_is_product():
+  @qhess.circuit(wires=2)
+  def f(x):
+    qhess.RX(x[0], wires=0)
+    qhess.RY(x[1], wires=1)
+    return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+
+  x = jnp.array([0.1, 0.2])
+  # The product rule needs 1 + 2 + 4 = 7 circuits, the diagonal rule 6: the minimum
+  # budget in the error shows which rule ran.
+  with pytest.raises(ValueError, match=r"smaller than the number of circuits \(7 = 7"):
+    qhess.hessian(f, shots=qhess.ShotBudget(5))(x, key=KEYS[0])
+  with pytest.raises(ValueError, match=r"number of circuits \(6 = 6"):
+    qhess.hessian(f, shots=qhess.ShotBudget(5), off_diagonal_rule="diagonal")(
+        x, key=KEYS[0])
+
+
+@pytest.mark.parametrize("shots, error, match", [
+    (0, ValueError, "`shots` must be a positive int; got 0"),
+    (-5, ValueError, "`shots` must be a positive int; got -5"),
+    (10.5, TypeError, "`shots` must be a positive int; got 10.5"),
+    (100.0, TypeError, "`shots` must be a positive int"),
+    (True, TypeError, "`shots` must be a positive int"),
+    ((), ValueError, "non-empty tuple"),
+    ((10, 0), ValueError, r"`shots\[1\]` must be a positive int; got 0"),
+    ("100", TypeError, "`shots` must be a positive int"),
+])
+def test_hessian_bad_shots(shots, error, match):
+  with pytest.raises(error, match=match):
+    qhess.hessian(zz, shots=shots)
+
+
+def test_bad_budget_key_and_options():
+  x = CASES["expval_cry"][1]
+  with pytest.raises(ValueError, match="`ShotBudget.total` must be a positive int; got 0"):
+    qhess.ShotBudget(0)
+  with pytest.raises(TypeError, match="`ShotBudget.total` must be a positive int"):
+    qhess.ShotBudget(1e5)
+  with pytest.raises(ValueError, match="`ShotBudget.strategy` must be"):
+    qhess.ShotBudget(100, strategy="greedy")
+  with pytest.raises(ValueError, match="`ShotBudget.pilot` must be a positive int"):
+    qhess.ShotBudget(100, pilot=0)
+  with pytest.raises(ValueError, match=r"ShotBudget\(total=50\) is smaller than the number"):
+    qhess.hessian(zz, shots=qhess.ShotBudget(50, pilot=3))(x, key=KEYS[0])
+  with pytest.raises(ValueError, match="`key` is required when `shots` is set"):
+    qhess.hessian(zz, shots=100)(x)
+  with pytest.raises(TypeError, match="`key` must be a jax PRNG key"):
+    qhess.hessian(zz, shots=100)(x, key=3)
+  with pytest.raises(ValueError, match="`return_stderr=True` needs `shots`"):
+    qhess.hessian(zz, return_stderr=True)
+  with pytest.raises(ValueError, match="`key` is required"):
+    zz.sample(100, None)
+  with pytest.raises(ValueError, match="`key` is required"):
+    qhess.execute([zz.tape(x)], shots=10)
+  with pytest.raises(ValueError, match="a ShotBudget allocates shots"):
+    qhess.execute([zz.tape(x)], shots=qhess.ShotBudget(100), key=KEYS[0])
+
+  @qhess.circuit(wires=1)
+  def noncommuting(x):
+    qhess.RX(x[0], wires=0)
+    return qhess.var(qhess.X(0) + qhess.Z(0))
+
+  with pytest.raises(ValueError, match="do not commute qubit-wise"):
+    noncommuting.sample(10, KEYS[0])(x)
