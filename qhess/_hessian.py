@@ -34,6 +34,7 @@ from qhess import _statevector
 from qhess._circuit import Circuit
 from qhess._ops import CATALOGUE
 from qhess._plan import ShiftPlan, build_plan
+from qhess._schedule import Schedule, build_schedule
 from qhess import _shift_rules
 from qhess import _shots
 from qhess._tape import Tape, record_parts
@@ -233,7 +234,8 @@ class _Options:
   """Validated, hashable keyword options shared by all entry points."""
 
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
-               batch_size=None, off_diagonal_rule=None, devices=None):
+               batch_size=None, off_diagonal_rule=None, devices=None,
+               evaluation="shared"):
     if batch_size is not None and (isinstance(batch_size, bool) or
                                    not isinstance(batch_size, (int, np.integer)) or
                                    batch_size < 1):
@@ -258,6 +260,10 @@ class _Options:
             "`devices` must be None or a non-empty sequence of jax devices (e.g. "
             f"jax.devices()); got {devices!r}.")
     self.devices = devices
+    if evaluation not in ("shared", "independent"):
+      raise ValueError(
+          f'`evaluation` must be "shared" or "independent"; got {evaluation!r}.')
+    self.evaluation = evaluation
 
   def rule(self, default: str) -> str:
     """The off-diagonal rule in force: custom shifts imply the product rule."""
@@ -309,6 +315,11 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
+  if opts.evaluation == "shared":
+    schedule = _schedule_for(tape, plan)
+    return _statevector.run_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
+        opts.devices)
   return _statevector.run_points(
       _statevector.kernel_key(tape), tape.params, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
@@ -329,6 +340,21 @@ def _check_argnums(argnums):
   if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in nums):
     raise error
   return nums
+
+
+# The prefix-sharing sweep holds every shifted state at once; above this many bytes the
+# grouped schedule (bounded memory, longer compile) is used instead.
+_SWEEP_BYTES = 2**30
+
+
+def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
+  positions = np.zeros(tape.num_params, dtype=int)
+  for i, op in enumerate(tape.operations):
+    positions[list(op.param_index)] = i
+  state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
+  sweep = (plan.n_points + tape.num_params + 1) * state_bytes * 2 <= _SWEEP_BYTES
+  return build_schedule(positions, len(tape.operations), plan.point_index,
+                        plan.point_shift, sweep=sweep)
 
 
 def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:
@@ -440,10 +466,10 @@ _JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
 
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
-          off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+          off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
           shots=None, return_stderr=False):
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
-                  off_diagonal_rule, devices)
+                  off_diagonal_rule, devices, evaluation)
   argnums = _check_argnums(argnums)
   shots = _shots.check_shots(shots)
   if not isinstance(return_stderr, bool):
@@ -460,7 +486,8 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
 
   try:
     key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                                   batch_size, off_diagonal_rule)), argnums, hybrid, want,
+                                   batch_size, off_diagonal_rule, evaluation)), argnums,
+           hybrid, want,
            opts.devices, _shots.shots_key(shots), return_stderr)
   except TypeError:  # an option we cannot key on: no sharing, still correct
     return jax.jit(fn)
@@ -474,6 +501,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
             gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
             off_diagonal_rule: str | None = None,
             batch_size: int | None = None, devices=None,
+            evaluation: str = "shared",
             shots=None, return_stderr: bool = False) -> Callable:
   """The parameter-shift Hessian of a circuit.
 
@@ -515,6 +543,10 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       circuits over, with `jax.sharding` (padded to a multiple of the device count).
       Across hosts, call ``jax.distributed.initialize()`` first and pass
       ``jax.devices()``: the same code then shards over every host's devices.
+    evaluation: ``"shared"`` (default) evaluates the shifted circuits as a tree that
+      shares unshifted prefixes (each point runs only from a boundary before its last
+      shifted gate, starting from a stored state); ``"independent"`` runs every shifted
+      circuit from the start (the baseline). Both give the same Hessian.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
       measured that many times), a tuple of ints (a shot vector: the samples are split
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total
@@ -560,7 +592,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   """
   _check_circuit(circuit, "qhess.hessian")
   return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
                shots, return_stderr)
 
 
@@ -568,6 +600,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
                            hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
                            off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
                            batch_size: int | None = None, devices=None,
+            evaluation: str = "shared",
             shots=None, return_stderr: bool = False) -> Callable:
   """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
 
@@ -578,8 +611,8 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
 
   Args:
     circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, batch_size, devices, shots, return_stderr: as in `hessian`
-    (with shots the function takes ``key=``).
+    off_diagonal_rule, batch_size, devices, evaluation, shots, return_stderr: as in
+    `hessian` (with shots the function takes ``key=``).
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their
@@ -602,7 +635,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   """
   _check_circuit(circuit, "qhess.value_grad_and_hessian")
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
-               off_diagonal_shifts, batch_size, off_diagonal_rule, devices,
+               off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
                shots, return_stderr)
 
 

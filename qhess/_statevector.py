@@ -126,10 +126,16 @@ def apply_matrix(psi, matrix, wires: Sequence[int], n: int):
   return jnp.reshape(_matrix_on(jnp.reshape(psi, view.shape), matrix, wires, view), (-1,))
 
 
-def evolve(operations, n: int, params, consts):
-  """The final flat state, shape ``(2**n,)``, of ``operations`` from ``|0...0>``."""
-  cdtype = jnp.complex128 if params.dtype == jnp.float64 else jnp.complex64
-  psi = jnp.zeros(2**n, dtype=cdtype).at[0].set(1.0)
+def initial_state(n: int, dtype) -> jax.Array:
+  """``|0...0>`` as a flat complex vector; complex128 for float64 ``dtype``."""
+  cdtype = jnp.complex128 if dtype == jnp.float64 else jnp.complex64
+  return jnp.zeros(2**n, dtype=cdtype).at[0].set(1.0)
+
+
+def evolve(operations, n: int, params, consts, psi=None):
+  """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``)."""
+  if psi is None:
+    psi = initial_state(n, params.dtype)
   for op in operations:
     psi = apply_gate(psi, op.name, op.wires, [params[i] for i in op.param_index],
                      op.hyper, consts, n)
@@ -262,6 +268,55 @@ def _run_points(key, theta, index, shift, consts, batch_size, devices):
   def one(idx, s):  # a point differs from theta in (at most) two entries
     return simulate_raw(key, theta.at[idx].add(s.astype(theta.dtype)), consts)
   return _map_batched(one, (index, shift), batch_size, devices)
+
+
+@functools.partial(jax.jit, static_argnames=("key", "schedule", "batch_size", "devices"))
+def _run_shared(key, theta, consts, schedule, batch_size, devices):
+  operations, raw_measurements, n = key
+  bounds = schedule.bounds
+  table = initial_state(n, theta.dtype)[None]  # (1, 2**n): the states at boundary 0
+
+  def segment_fn(j, table):
+    def run_segment(row, idx, s):
+      params = theta.at[idx].add(s.astype(theta.dtype))
+      return evolve(operations[bounds[j]:bounds[j + 1]], n, params, consts, psi=table[row])
+    return run_segment
+
+  if schedule.sweep is not None:
+    # One pass over the segments with every branch alive: each gate compiled once.
+    steps, final_rows, _ = schedule.sweep
+    for j, step in enumerate(steps):
+      table = _map_batched(segment_fn(j, table), tuple(map(jnp.asarray, step)), batch_size,
+                           devices)  # (branches alive after segment j, 2**n)
+    measure_all = lambda psi: jnp.concatenate(  # noqa: E731
+        [measure(psi, m, consts, n) for m in raw_measurements])
+    return _map_batched(measure_all, (table[jnp.asarray(final_rows)],), batch_size, devices)
+  outs = []
+  for j, group in enumerate(schedule.points):
+    if len(group.rows):
+      def run_point(row, idx, s, table=table, begin=bounds[j]):
+        params = theta.at[idx].add(s.astype(theta.dtype))
+        psi = evolve(operations[begin:], n, params, consts, psi=table[row])
+        return jnp.concatenate([measure(psi, m, consts, n) for m in raw_measurements])
+      outs.append(_map_batched(run_point, tuple(map(jnp.asarray, group)), batch_size,
+                               devices))
+    if j < len(schedule.segments):
+      table = _map_batched(segment_fn(j, table), tuple(map(jnp.asarray, schedule.segments[j])),
+                           batch_size, devices)  # (parents alive at boundary j+1, 2**n)
+  y = jnp.concatenate(outs)
+  # Back to the plan's point order.
+  return jnp.zeros_like(y).at[jnp.asarray(schedule.order)].set(y)
+
+
+def run_points_shared(key, theta, schedule, consts, batch_size: int | None = None,
+                      devices=None) -> jax.Array:
+  """Like `run_points`, evaluating the points as a prefix-sharing `Schedule`.
+
+  Returns:
+    float array of shape ``(n_points, n_raw)``, in the plan's point order.
+  """
+  devices = None if devices is None or len(devices) < 2 else tuple(devices)
+  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices)
 
 
 def run(key, params, consts, batch_size: int | None = None) -> jax.Array:
