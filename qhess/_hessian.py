@@ -317,9 +317,11 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   if opts.evaluation == "shared":
     schedule = _schedule_for(tape, plan)
-    return _statevector.run_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
-        opts.devices)
+    state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
+    if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES:
+      return _statevector.run_points_shared(
+          _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
+          opts.devices)
   return _statevector.run_points(
       _statevector.kernel_key(tape), tape.params, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
@@ -342,19 +344,16 @@ def _check_argnums(argnums):
   return nums
 
 
-# The prefix-sharing sweep holds every shifted state at once; above this many bytes the
-# grouped schedule (bounded memory, longer compile) is used instead.
-_SWEEP_BYTES = 2**30
+# Prefix sharing keeps a table of up to n_parents + 1 states; beyond this many bytes the
+# points are evaluated independently instead (memory stays bounded by batch_size).
+_TABLE_BYTES = 2**29
 
 
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
   positions = np.zeros(tape.num_params, dtype=int)
   for i, op in enumerate(tape.operations):
     positions[list(op.param_index)] = i
-  state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
-  sweep = (plan.n_points + tape.num_params + 1) * state_bytes * 2 <= _SWEEP_BYTES
-  return build_schedule(positions, len(tape.operations), plan.point_index,
-                        plan.point_shift, sweep=sweep)
+  return build_schedule(positions, len(tape.operations), plan.point_index, plan.point_shift)
 
 
 def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:

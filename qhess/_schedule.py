@@ -49,32 +49,24 @@ class Schedule:
       concatenated in ``j`` order.
     gate_applications: gates applied by this schedule.
     independent_applications: ``T · L``, gates applied evaluating points independently.
-    sweep: ``None`` or ``(steps, final_rows, gate_applications)``, the same work as one
-      sweep over the
-      segments (see `build_schedule`'s ``sweep``): ``steps[j]`` is a `Group` giving, for
-      every branch alive after segment ``j``, its row in the previous table and its
-      shifts; ``final_rows[t]`` is the row of plan point ``t`` in the last table.
+    n_parents: single-shift branches kept in the tables besides the unshifted one (a
+      table holds at most ``n_parents + 1`` states).
   """
 
   def __init__(self, bounds, segments, points, order, gate_applications,
-               independent_applications, sweep=None):
+               independent_applications, n_parents):
     self.bounds = tuple(int(b) for b in bounds)
     self.segments = tuple(segments)
     self.points = tuple(points)
     self.order = order
-    self.sweep = sweep
     self.gate_applications = int(gate_applications)
     self.independent_applications = int(independent_applications)
+    self.n_parents = int(n_parents)
     digest = hashlib.sha1(repr(self.bounds).encode())
     for g in self.segments + self.points:
       for a in g:
         digest.update(np.ascontiguousarray(a).tobytes())
     digest.update(order.tobytes())
-    if sweep is not None:
-      for g in sweep[0]:
-        for a in g:
-          digest.update(np.ascontiguousarray(a).tobytes())
-      digest.update(sweep[1].tobytes())
     self._digest = digest.hexdigest()
 
   def __hash__(self) -> int:
@@ -93,7 +85,7 @@ def _boundaries(positions: np.ndarray, n_ops: int, n_segments: int) -> np.ndarra
 
 
 def build_schedule(param_positions: Sequence[int], n_ops: int, index: np.ndarray,
-                   shift: np.ndarray, n_segments: int = 8, sweep: bool = False) -> Schedule:
+                   shift: np.ndarray, n_segments: int = 4) -> Schedule:
   """The prefix-sharing schedule of a plan's points.
 
   Args:
@@ -101,12 +93,8 @@ def build_schedule(param_positions: Sequence[int], n_ops: int, index: np.ndarray
     n_ops: number of operations ``L``.
     index: int array ``(T, 2)``: the points' shifted argument indices.
     shift: float array ``(T, 2)``: their shifts (0 where unused).
-    n_segments: at most this many segments ``K`` (more share more).
-    sweep: also lay the work out as a single sweep over the segments in which every
-      branch (parents and points) stays alive to the end: each gate is compiled once
-      (the grouped form compiles the circuit's tail once per boundary) but all ``T``
-      states are held at once, so use it only when they fit in memory.
-
+    n_segments: at most this many segments ``K``: more share more, but the tail of the
+      circuit is compiled once per segment (4 gave most of the sharing at 10 wires).
   Returns:
     a `Schedule`.
   """
@@ -168,41 +156,5 @@ def build_schedule(param_positions: Sequence[int], n_ops: int, index: np.ndarray
     order.append(members)
     applications += len(members) * (n_ops - bounds[j])
   order = np.concatenate(order) if order else np.zeros(0, int)
-  grouped_points = tuple(points)
-  sweep_form = None
-  if sweep:
-    points = list(points)  # the sweep renumbers parent rows in its own copy
-    # Table j holds, in order: the unshifted branch, the parents spawned before segment
-    # j, then the points started before boundary j. Step j keeps every row and appends
-    # the parents spawned in segment j and the points starting at boundary j.
-    steps, n_rows, n_started = [], 1, 0
-    point_row = np.zeros(t_count, dtype=np.int64)
-    n_par = len(spawn)
-    row_par = np.arange(1, n_par + 1)
-    branch_idx = [np.zeros((1, 2), np.int32)]
-    branch_sh = [np.zeros((1, 2))]
-    for j in range(k):
-      new_p = np.nonzero(spawn == j)[0]
-      new_t = points[j]
-      rows = np.concatenate([np.arange(n_rows), np.zeros(len(new_p), int), new_t.rows])
-      branch_idx += [np.stack([p_args[new_p], np.zeros(len(new_p), np.int32)], 1),
-                     new_t.index]
-      branch_sh += [np.stack([p_shifts[new_p], np.zeros(len(new_p))], 1), new_t.shift]
-      steps.append(Group(rows.astype(np.int32),
-                         np.concatenate(branch_idx).astype(np.int32),
-                         np.concatenate(branch_sh)))
-      # Rows of parents in the sweep table differ from the grouped table: remap the
-      # points started later so that they find their parent's sweep row.
-      row_par[new_p] = n_rows + np.arange(len(new_p))
-      point_row[order[n_started:n_started + len(new_t.rows)]] = (
-          n_rows + len(new_p) + np.arange(len(new_t.rows)))
-      n_started += len(new_t.rows)
-      n_rows += len(new_p) + len(new_t.rows)
-      if j + 1 < k:  # translate grouped-table rows (1 + parent rank) to sweep rows
-        nxt = points[j + 1]
-        points[j + 1] = nxt._replace(rows=np.where(
-            nxt.rows == 0, 0, row_par[np.maximum(nxt.rows - 1, 0)]).astype(np.int32))
-    sweep_apps = sum(len(st.rows) * (bounds[j + 1] - bounds[j]) for j, st in enumerate(steps))
-    sweep_form = (tuple(steps), point_row, sweep_apps)
-  return Schedule(bounds, segments, grouped_points, order.astype(np.int64), applications,
-                  t_count * n_ops, sweep_form)
+  return Schedule(bounds, segments, points, order.astype(np.int64), applications,
+                  t_count * n_ops, len(parent_args))

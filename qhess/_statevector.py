@@ -132,16 +132,42 @@ def initial_state(n: int, dtype) -> jax.Array:
   return jnp.zeros(2**n, dtype=cdtype).at[0].set(1.0)
 
 
+def _fusible(op) -> bool:
+  return len(op.wires) == 1
+
+
+def _op_matrix(op, params, consts):
+  values = [params[i] for i in op.param_index]
+  return consts[op.hyper] if op.name == "QubitUnitary" else gate_matrix(op.name, values, op.hyper)
+
+
 def evolve(operations, n: int, params, consts, psi=None):
-  """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``)."""
+  """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``).
+
+  Runs of consecutive single-qubit gates on one wire are fused into one 2×2 matrix
+  (e.g. RY then RZ: one pass over the state instead of two).
+  """
   if psi is None:
     psi = initial_state(n, params.dtype)
-  for op in operations:
-    psi = apply_gate(psi, op.name, op.wires, [params[i] for i in op.param_index],
-                     op.hyper, consts, n)
-    # Each gate reads its input at several offsets (slices, reversals); without a
-    # barrier XLA may fuse a whole chain of gates into one loop and recompute earlier
-    # gates once per read — exponential in depth, in compile and run time alike.
+  i = 0
+  while i < len(operations):
+    op = operations[i]
+    j = i + 1
+    while (_fusible(op) and j < len(operations) and _fusible(operations[j])
+           and operations[j].wires == op.wires):
+      j += 1
+    if j - i > 1:
+      matrix = _op_matrix(op, params, consts)
+      for nxt in operations[i + 1:j]:
+        matrix = _op_matrix(nxt, params, consts).astype(psi.dtype) @ matrix.astype(psi.dtype)
+      psi = apply_matrix(psi, matrix.astype(psi.dtype), op.wires, n)
+    else:
+      psi = apply_gate(psi, op.name, op.wires, [params[k] for k in op.param_index],
+                       op.hyper, consts, n)
+    i = j
+    # Each gate reads its input at several offsets (slices); without a barrier XLA may
+    # fuse a whole chain of gates into one loop and recompute earlier gates once per
+    # read — exponential in depth, in compile and run time alike.
     psi = jax.lax.optimization_barrier(psi)
   return psi
 
@@ -282,15 +308,6 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices):
       return evolve(operations[bounds[j]:bounds[j + 1]], n, params, consts, psi=table[row])
     return run_segment
 
-  if schedule.sweep is not None:
-    # One pass over the segments with every branch alive: each gate compiled once.
-    steps, final_rows, _ = schedule.sweep
-    for j, step in enumerate(steps):
-      table = _map_batched(segment_fn(j, table), tuple(map(jnp.asarray, step)), batch_size,
-                           devices)  # (branches alive after segment j, 2**n)
-    measure_all = lambda psi: jnp.concatenate(  # noqa: E731
-        [measure(psi, m, consts, n) for m in raw_measurements])
-    return _map_batched(measure_all, (table[jnp.asarray(final_rows)],), batch_size, devices)
   outs = []
   for j, group in enumerate(schedule.points):
     if len(group.rows):

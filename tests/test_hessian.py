@@ -48,17 +48,28 @@ def _numpy(tree):
   return jax.tree.map(np.asarray, tree)
 
 
+def _recorders(counts: list) -> dict:
+  """Wrappers of both kernel entry points (independent and prefix-shared evaluation)
+  that append the number of shifted circuits of every batch traced to ``counts``."""
+  independent, shared = _statevector.run_points, _statevector.run_points_shared
+
+  def run_points(key, theta, index, *args, **kwargs):
+    counts.append(int(np.shape(index)[0]))
+    return independent(key, theta, index, *args, **kwargs)
+
+  def run_points_shared(key, theta, schedule, *args, **kwargs):
+    counts.append(len(schedule.order))
+    return shared(key, theta, schedule, *args, **kwargs)
+
+  return {"run_points": run_points, "run_points_shared": run_points_shared}
+
+
 @pytest.fixture
 def circuit_counts(monkeypatch):
   """A list that receives the number of shifted circuits of every kernel batch traced."""
   counts = []
-  original = _statevector.run_points
-
-  def recording(key, theta, index, *args, **kwargs):
-    counts.append(int(np.shape(index)[0]))
-    return original(key, theta, index, *args, **kwargs)
-
-  monkeypatch.setattr(_statevector, "run_points", recording)
+  for name, fn in _recorders(counts).items():
+    monkeypatch.setattr(_statevector, name, fn)
   return counts
 
 
@@ -66,17 +77,10 @@ def _count(fn, *args, **kwargs) -> int:
   """Number of circuits that ``fn`` (a qhess derivative function of a circuit object
   not used before) runs. Traced only, never compiled."""
   counts = []
-  original = _statevector.run_points
-
-  def recording(key, theta, index, *a, **kw):
-    counts.append(int(np.shape(index)[0]))
-    return original(key, theta, index, *a, **kw)
-
-  _statevector.run_points = recording
-  try:
+  with pytest.MonkeyPatch.context() as patch:
+    for name, wrapper in _recorders(counts).items():
+      patch.setattr(_statevector, name, wrapper)
     jax.eval_shape(fn, *args, **kwargs)
-  finally:
-    _statevector.run_points = original
   assert len(counts) <= 1
   return counts[0] if counts else 0
 

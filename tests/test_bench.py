@@ -1,0 +1,47 @@
+"""Smoke test of the Hessian benchmark: ``bench/run.py --quick`` runs and writes its JSON.
+
+No timing assertions: only that the script exits 0 and writes results of the expected
+shape (every method timed or with a stated reason, the Hessians checked against
+``jax.hessian``).
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "jax_hessian")
+
+
+def test_bench_run_quick(tmp_path):
+  out = tmp_path / "x.json"
+  proc = subprocess.run(
+      [sys.executable, "bench/run.py", "--quick", "--out", str(out)], cwd=ROOT,
+      capture_output=True, text=True, timeout=180)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  data = json.loads(out.read_text())
+  assert {"meta", "cases"} <= data.keys()
+  meta = data["meta"]
+  for key in ("device", "jax_version", "dtype", "cpu_count", "loadavg_start", "qhess",
+              "methods"):
+    assert key in meta, key
+  assert meta["dtype"] == "float64"
+  assert [c["n_qubits"] for c in data["cases"]] == [4, 6]
+  for case in data["cases"]:
+    for key in ("n_qubits", "layers", "n_params", "n_gates", "loadavg", "methods"):
+      assert key in case, key
+    assert case["n_params"] == 2 * case["n_qubits"] * case["layers"]
+    assert set(METHODS) <= case["methods"].keys()
+    for method in METHODS:
+      row = case["methods"][method]
+      assert row["status"] == "ok", (case["case"], method, row["status"])
+      for key in ("median_s", "min_s", "max_s", "compile_s", "repeat", "times_s",
+                  "ratio_to_default"):
+        assert key in row, (method, key)
+      assert row["min_s"] <= row["median_s"] <= row["max_s"]
+    for method in METHODS[:3]:
+      row = case["methods"][method]
+      assert row["n_circuits"] > 0 and row["gate_apps_per_s"] > 0
+      assert row["matches_jax"], (case["case"], method, row["max_abs_diff_vs_jax"])
+  assert out.with_suffix(".md").read_text().count("| qhess_default |") == 2
