@@ -721,10 +721,33 @@ def test_grad_of_trace_of_hessian():
 # -------------------------------------------------------------------- circuit counts
 
 
+# Counts of the product rule (PennyLane's); the exact default is the diagonal rule.
+PRODUCT = dict(off_diagonal_rule="product")
+
+
 def test_count_example_is_13():
   tapes, _ = qhess.hessian_tapes(EXAMPLE.tape(X_EXAMPLE))
   assert len(tapes) == 13
-  assert _count(qhess.hessian(_example_circuit()), X_EXAMPLE) == 13
+  assert _count(qhess.hessian(_example_circuit(), **PRODUCT), X_EXAMPLE) == 13
+
+
+def test_count_example_diagonal_rule_is_11():
+  # RX (period 2π) and CRY (frequencies 1/2, 1): along e_0 + e_1 the frequencies are
+  # multiples of 1/2 up to 2, so 7 shifts μπ/2; the one at 2π leaves RX unshifted and
+  # merges with CRY's diagonal point: 1 + 1 + 3 + 6 = 11.
+  assert _count(qhess.hessian(_example_circuit()), X_EXAMPLE) == 11
+  tapes, _ = qhess.hessian_tapes(EXAMPLE.tape(X_EXAMPLE), off_diagonal_rule="diagonal")
+  assert len(tapes) == 11
+
+
+def test_count_single_frequency_diagonal_rule():
+  # Wierichs et al.'s diagonal shift rule: 3 circuits per pair, (3P² - P + 2)/2 in all;
+  # with the gradient the diagonal shares the first-order points.
+  p = 4
+  x = jnp.linspace(0.1, 0.9, p)
+  assert _count(qhess.hessian(_single_frequency_circuit()), x) == (3 * p * p - p + 2) // 2
+  assert _count(qhess.value_grad_and_hessian(_single_frequency_circuit()), x) == (
+      1 + 2 * p + 3 * p * (p - 1) // 2)
 
 
 def _single_frequency_circuit():
@@ -742,13 +765,15 @@ def test_count_single_frequency():
   p = 4
   x = jnp.linspace(0.1, 0.9, p)
   minimal, with_grad = 1 + p + 2 * p * (p - 1), 1 + 2 * p + 2 * p * (p - 1)
-  assert _count(qhess.hessian(_single_frequency_circuit()), x) == minimal
+  assert _count(qhess.hessian(_single_frequency_circuit(), **PRODUCT), x) == minimal
   assert len(qhess.hessian_tapes(_single_frequency_circuit().tape(x))[0]) == minimal
   # Behaviour (4): value, gradient and Hessian from one batch.
-  assert _count(qhess.value_grad_and_hessian(_single_frequency_circuit()), x) == with_grad
+  assert _count(qhess.value_grad_and_hessian(_single_frequency_circuit(), **PRODUCT),
+                x) == with_grad
   # gate_argnum: an int selects one diagonal entry, a sequence all pairs among it.
   assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=2), x) == 2
-  assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=[0, 3]), x) == 7
+  assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=[0, 3], **PRODUCT),
+                x) == 7
   assert _count(qhess.hessian(_single_frequency_circuit(), gate_argnum=np.eye(p, dtype=bool)),
                 x) == 1 + p
 
@@ -774,13 +799,15 @@ def test_count_only_dependent_arguments():
   # Behaviour (3): gate arguments that do not depend on the differentiated inputs cost
   # nothing; affine processing and no var: only second-derivative circuits.
   x, y = jnp.array([0.3, -0.8]), jnp.array([1.1, 0.6])
-  assert _count(qhess.hessian(_dependence_case().circuit, 0), x, y) == 1 + 3 + 2 * 3 * 2
+  assert _count(qhess.hessian(_dependence_case().circuit, 0, **PRODUCT), x, y) == (
+      1 + 3 + 2 * 3 * 2)
   # Non-linear processing needs the gradient: the diagonal shares its points.
-  assert _count(qhess.hessian(_dependence_case().circuit, 1), x, y) == 1 + 2 * 2 + 2 * 2 * 1
-  assert _count(qhess.hessian(_dependence_case().circuit, (0, 1)), x, y) == (
+  assert _count(qhess.hessian(_dependence_case().circuit, 1, **PRODUCT), x, y) == (
+      1 + 2 * 2 + 2 * 2 * 1)
+  assert _count(qhess.hessian(_dependence_case().circuit, (0, 1), **PRODUCT), x, y) == (
       1 + 2 * 5 + 2 * 5 * 4)
   # hybrid=False differentiates every gate argument, constant or not.
-  assert _count(qhess.hessian(_dependence_case().circuit, 0, hybrid=False), x, y) == (
+  assert _count(qhess.hessian(_dependence_case().circuit, 0, hybrid=False, **PRODUCT), x, y) == (
       1 + 6 + 2 * 6 * 5)
 
 
@@ -802,7 +829,8 @@ def test_count_var_affine():
     return qhess.var(qhess.X(0) @ qhess.Y(1))
 
   p = 3
-  assert _count(qhess.hessian(v), jnp.array([0.1, 0.2, 0.3])) == 1 + 2 * p + 2 * p * (p - 1)
+  assert _count(qhess.hessian(v, **PRODUCT), jnp.array([0.1, 0.2, 0.3])) == (
+      1 + 2 * p + 2 * p * (p - 1))
 
 
 # ----------------------------------------------------------------- no recompilation
