@@ -11,7 +11,8 @@ import pytest
 
 import _reference
 
-collect_ignore = ["_sharded_check.py"]  # run by test_sharding.py in a subprocess
+collect_ignore = [  # run in subprocesses by test_sharding.py and test_distributed.py
+    "_sharded_check.py", "_distributed_worker.py"]
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
