@@ -1,0 +1,591 @@
+"""How fast is qhess's parameter-shift Hessian, against autodiff and PennyLane?
+
+Expected hardware: a CPU (the reference run is a shared 2-core x86 container); the script
+runs unchanged on a GPU, where JAX's default device is used (PennyLane's devices always
+run on the host).
+
+Workload: the hardware-efficient ansatz on ``n`` wires, ``L`` layers — per layer ``RY``
+and ``RZ`` on every wire, then ``CNOT(i, i+1)`` for ``i = 0 .. n-2`` — measured as
+``expval(sum_i Z_i Z_{i+1})``, float64 (complex128 states); the full Hessian with respect
+to a flat parameter vector of ``P = 2 n L`` entries (every entry a gate argument, so the
+Hessian w.r.t. the inputs is the gate-argument Hessian). ``n_gates = (3n - 1) L``. Cases:
+``n = 4, 6, 8, 10, 12`` with 2 layers, ``n = 14, 16`` with 1 layer, and ``P = 200`` as
+4 wires x 25 layers (275 gates; more wires would make 79,801 circuits of 2**n amplitudes
+too slow for this machine).
+
+Methods, all measured in the same (fresh) worker process per case:
+
+- ``qhess_default``: ``jax.jit(qhess.hessian(f))``;
+- ``qhess_product``, ``qhess_diagonal``: the same with ``off_diagonal_rule="product"``
+  (4 circuits per mixed entry, PennyLane's rule) / ``"diagonal"`` (3 per mixed entry);
+- ``jax_hessian``: ``jax.jit(jax.hessian(f))``, autodiff through qhess's own simulator —
+  the baseline, and the reference for the correctness check;
+- ``pl_default.qubit``, ``pl_lightning.qubit`` (when PennyLane is installed):
+  ``qml.gradients.param_shift_hessian`` at tape level with NumPy parameters (its jax
+  interface does not work with current JAX): a ``QuantumScript`` of the same circuit,
+  ``tapes, fn = param_shift_hessian(tape)``, ``fn(qml.execute(tapes, dev,
+  diff_method=None))``; each timed call includes the tape transform and the
+  post-processing. Only for ``n <= 10`` (``--pl-max-wires``) and when the call, predicted
+  from the previous case's time per gate application, stays under ``--pl-limit`` seconds
+  (default 20); a row says why it was skipped.
+
+Timing: first every method's warm-up call, in order (for the jitted methods: trace + XLA
+compile + one run; ``compile_s`` is that call minus the fastest timed call); then timed
+calls ``jax.block_until_ready(fn(x))`` interleaved, one per method per round (so a change
+in the machine's load, or a first-in-process effect, does not favour one method), until a
+method has ``--repeat`` of them, or at least 3 and ``--budget`` seconds spent; a call so
+slow that one more would exceed ``3 x budget`` ends its series early (so slow methods have
+1-2 timed calls; the JSON lists every time). Median, min and max are reported; ratios
+``t / t(qhess_default)`` use the medians (above 1: qhess's default is faster).
+``n_circuits`` is ``len(qhess.hessian_tapes(f.tape(x), off_diagonal_rule=rule)[0])``
+(for PennyLane: its number of tapes); circuits/s and gate applications/s
+(``n_circuits * n_gates / t``) use the median; the gate count is nominal (every circuit
+run from ``|0...0>``): qhess's default prefix-shared evaluation applies fewer gates.
+``jax_hessian`` runs no circuits, so those columns are empty for it.
+
+Correctness, once per case: each method's Hessian against ``jax_hessian``'s,
+max |difference| <= 1e-8 (``--atol``); a mismatch is reported, never an error.
+
+Threads: the workers run with one OpenMP/OpenBLAS/MKL thread (``--blas-threads``; XLA's
+own thread pool is not affected). On the reference machine, 2 cores shared with other
+jobs, multi-threaded OpenBLAS made PennyLane's ``default.qubit`` bimodal and up to 6x
+slower (1.4 s or 9 s per Hessian at 6 wires), and ``lightning.qubit`` after it up to 30x
+slower (0.75 s vs 12-24 s at 8 wires); one thread is PennyLane's best case there.
+
+Each case runs in a fresh worker process (``--case-timeout`` seconds; what it finished
+before a timeout is kept, and later cases with more work — circuits x gates x 2**n — are
+skipped). The load average is recorded before every case: the machine may be shared.
+
+Run (from the repository root; qhess need not be installed)::
+
+    python bench/run.py                # the cases above, ~10 min on 2 cores
+    python bench/run.py --quick        # n = 4, 6 (1 layer), 1-2 repeats, no PennyLane, < 60 s
+    python bench/run.py --cases 18x1 20x1 --no-pennylane
+
+Output: a line per method and a Markdown table on stdout; JSON at
+``bench/results/hessian-<date>-<host>.json`` (``--out`` to change it; ``--quick`` writes
+``hessian-quick-...``), the table as ``.md`` and, when matplotlib is installed, a PNG plot
+(time vs P, log-log, one line per method) with the same stem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import jax
+import numpy as np
+
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+try:
+  import qhess  # installed: `pip install -e .`
+except ImportError:  # a checkout: the repository root is this folder's parent
+  sys.path.insert(0, str(_HERE.parent))
+  import qhess
+from kernel import _device_name, _qhess_version, hea_circuit  # noqa: E402
+
+_DEFAULT_CASES = ("4x2", "6x2", "8x2", "10x2", "12x2", "14x1", "16x1", "4x25")
+_QUICK_CASES = ("4x1", "6x1")
+QHESS_METHODS = ("qhess_default", "qhess_product", "qhess_diagonal")
+PL_DEVICES = ("default.qubit", "lightning.qubit")
+# Thread counts of the BLAS / OpenMP pools NumPy and PennyLane use (not XLA's).
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_RULES = {"qhess_default": None, "qhess_product": "product", "qhess_diagonal": "diagonal"}
+_RESULT = "RESULT "  # prefix of the worker's result lines on stdout
+_WARM = "WARM "  # prefix of its warm-up lines
+
+
+def parse_case(text: str) -> tuple[int, int]:
+  n, layers = (int(v) for v in text.lower().split("x"))
+  return n, layers
+
+
+def case_info(n: int, layers: int) -> dict:
+  """The static numbers of one case (known without running anything)."""
+  p = 2 * n * layers
+  return {"case": f"{n}x{layers}", "n_qubits": n, "layers": layers, "n_params": p,
+          "n_gates": (3 * n - 1) * layers,
+          # default rule, single-frequency gates: 1 + P + 2P(P-1) before merging
+          "work_estimate": (1 + p + 2 * p * (p - 1)) * (3 * n - 1) * layers * 2**n}
+
+
+# ------------------------------------------------------------------------ the worker
+
+
+def _timed(fn):
+  t0 = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - t0
+
+
+def _series_done(times: list[float], budget_s: float, repeat_max: int) -> bool:
+  """Whether a method's timed calls are enough (see the module docs)."""
+  spent = sum(times)
+  return (len(times) >= repeat_max or (len(times) >= 3 and spent >= budget_s)
+          or spent + times[-1] > 3 * budget_s)
+
+
+def _timing_row(first: float, times: list[float], n_circuits, n_gates: int,
+                compiled: bool) -> dict:
+  med = statistics.median(times)
+  row = {"status": "ok", "first_call_s": first,
+         "compile_s": max(0.0, first - min(times)) if compiled else None,
+         "median_s": med, "min_s": min(times), "max_s": max(times), "repeat": len(times),
+         "times_s": times, "n_circuits": n_circuits}
+  if n_circuits is not None:
+    row["circuits_per_s"] = n_circuits / med
+    row["gate_apps_per_s"] = n_circuits * n_gates / med
+  return row
+
+
+def _pl_tape(n: int, layers: int, x: np.ndarray):
+  import pennylane as qml
+  ops, k = [], 0
+  for _ in range(layers):
+    for w in range(n):
+      ops += [qml.RY(x[k], wires=w), qml.RZ(x[k + 1], wires=w)]
+      k += 2
+    for w in range(n - 1):
+      ops.append(qml.CNOT(wires=[w, w + 1]))
+  obs = qml.sum(*[qml.Z(i) @ qml.Z(i + 1) for i in range(n - 1)])
+  return qml.tape.QuantumScript(ops, [qml.expval(obs)])
+
+
+def bench_case(n: int, layers: int, methods: list[str], budget_s: float, repeat_max: int,
+               atol: float, pl_skip: dict, seed: int = 0) -> None:
+  """Times one case in this process; prints one RESULT line per method."""
+  jax.config.update("jax_enable_x64", True)
+  info = case_info(n, layers)
+  p, n_gates = info["n_params"], info["n_gates"]
+  f = hea_circuit(n, layers)
+  x_np = np.random.default_rng(seed + 1000 * n + layers).uniform(0, 2 * np.pi, p)
+  x = jax.device_put(x_np)
+  tape = f.tape(x)
+  assert tape.num_params == p and len(tape.operations) == n_gates
+  device = _device_name()
+
+  def emit(method, row):
+    row.update({"method": method, "device": device, "dtype": "float64"})
+    print(_RESULT + json.dumps(row), flush=True)
+
+  counts = {}
+
+  def n_circuits(rule):
+    if rule is None:  # what qhess.hessian does without a rule
+      rule = getattr(qhess._hessian, "_DEFAULT_RULE", "product")
+    if rule not in counts:
+      counts[rule] = len(qhess.hessian_tapes(tape, off_diagonal_rule=rule)[0])
+    return counts[rule]
+
+  # Phase 1: build and warm up every method (trace + compile + one run), in order.
+  calls, firsts, counts_of, hessians = {}, {}, {}, {}
+  for method in methods:
+    if method in pl_skip:
+      emit(method, {"status": pl_skip[method]})
+      continue
+    try:
+      if method in _RULES:
+        rule = _RULES[method]
+        counts_of[method] = n_circuits(rule)
+        h = jax.jit(qhess.hessian(f, off_diagonal_rule=rule))
+        call = (lambda h: lambda: jax.block_until_ready(h(x)))(h)
+      elif method == "jax_hessian":
+        h = jax.jit(jax.hessian(f))
+        call = (lambda h: lambda: jax.block_until_ready(h(x)))(h)
+        counts_of[method] = None
+      else:  # pl_<device>
+        call, counts_of[method] = _pl_call(method[3:], n, layers, x_np)
+      out, firsts[method] = _timed(call)
+    except Exception as err:  # noqa: BLE001 -- report, go on with the next method
+      emit(method, {"status": f"error: {type(err).__name__}: {str(err)[:300]}"})
+      continue
+    calls[method] = call
+    hessians[method] = np.asarray(out, dtype=np.float64)
+    print(_WARM + json.dumps({"method": method, "first_call_s": firsts[method]}), flush=True)
+
+  # Phase 2: timed calls, interleaved (one per method per round), so that a change in
+  # the machine's load, or a first-in-process effect, does not favour one method.
+  times = {m: [] for m in calls}
+  active = list(calls)
+  while active:
+    for method in list(active):
+      try:
+        times[method].append(_timed(calls[method])[1])
+      except Exception as err:  # noqa: BLE001
+        active.remove(method)
+        emit(method, {"status": f"error: {type(err).__name__}: {str(err)[:300]}"})
+        continue
+      if not _series_done(times[method], budget_s, repeat_max):
+        continue
+      active.remove(method)
+      row = _timing_row(firsts[method], times[method], counts_of[method], n_gates,
+                        compiled=not method.startswith("pl_"))
+      if method in _RULES:
+        row["rule"] = _RULES[method]
+      if method.startswith("pl_"):
+        row["pennylane_version"] = _pl_call.version
+      ref = hessians.get("jax_hessian")
+      if ref is not None and method != "jax_hessian":
+        row.update(_check(hessians[method], ref, atol))
+      emit(method, row)
+
+
+def _pl_call(device: str, n: int, layers: int, x: np.ndarray):
+  """A call of PennyLane's tape-level param_shift_hessian, and its number of tapes."""
+  import pennylane as qml
+  _pl_call.version = qml.__version__
+  dev = qml.device(device, wires=n)
+  tape = _pl_tape(n, layers, x)
+
+  def call():
+    tapes, fn = qml.gradients.param_shift_hessian(tape)
+    return np.asarray(fn(qml.execute(tapes, dev, diff_method=None)))
+
+  return call, len(qml.gradients.param_shift_hessian(tape)[0])
+
+
+def _check(h, ref, atol) -> dict:
+  err = float(np.max(np.abs(h - ref)))
+  return {"max_abs_diff_vs_jax": err, "matches_jax": bool(err <= atol)}
+
+
+# ------------------------------------------------------------------------ the parent
+
+
+class _Worker:
+  """One case in a fresh process, its result lines read as they come."""
+
+  def __init__(self, spec: dict, timeout: float | None, env: dict | None = None):
+    self.stderr = tempfile.TemporaryFile(mode="w+")
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--worker",
+           json.dumps(spec)]
+    self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr,
+                                 text=True, env=env)
+    self.timed_out = False
+    self.timer = None
+    if timeout:
+      self.timer = threading.Timer(timeout, self._kill)
+      self.timer.start()
+
+  def _kill(self):
+    self.timed_out = True
+    self.proc.kill()
+
+  def results(self):
+    """``(kind, row)`` per line: kind "warm" (a warm-up done) or "result"."""
+    for line in self.proc.stdout:
+      if line.startswith(_RESULT):
+        yield "result", json.loads(line[len(_RESULT):])
+      elif line.startswith(_WARM):
+        yield "warm", json.loads(line[len(_WARM):])
+
+  def finish(self) -> str | None:
+    """None when the worker ended cleanly, else why not."""
+    code = self.proc.wait()
+    if self.timer:
+      self.timer.cancel()
+    self.stderr.seek(0)
+    tail = self.stderr.read().strip().splitlines()[-5:]
+    self.stderr.close()
+    if self.timed_out:
+      return "timed out"
+    return None if code == 0 else f"failed (exit {code}): " + " / ".join(tail)
+
+
+def _fmt_s(v):
+  return "" if v is None else f"{v:.3g}"
+
+
+def _fmt_ms(v):
+  return "" if v is None else f"{1e3 * v:.4g}"
+
+
+def markdown_table(cases: list[dict]) -> str:
+  head = ("| n_qubits | layers | n_params | method | n_circuits | compile s | median ms "
+          "| min–max ms | R | circuits/s | gate apps/s | t / t(qhess_default) "
+          "| max abs diff vs jax |")
+  lines = [head, "|" + "---:|" * 3 + ":---|" + "---:|" * 9]
+  for c in cases:
+    start = f"| {c['n_qubits']} | {c['layers']} | {c['n_params']} "
+    for method, r in c["methods"].items():
+      if r.get("status") != "ok":
+        lines.append(start + f"| {method} | {r.get('status')} |" + " |" * 8)
+        continue
+      err = r.get("max_abs_diff_vs_jax")
+      lines.append(
+          start + f"| {method} | {r['n_circuits'] or ''} | {_fmt_s(r['compile_s'])} "
+          f"| {_fmt_ms(r['median_s'])} | {_fmt_ms(r['min_s'])}–{_fmt_ms(r['max_s'])} "
+          f"| {r['repeat']} | {_fmt_s(r.get('circuits_per_s'))} "
+          f"| {_fmt_s(r.get('gate_apps_per_s'))} | {_fmt_s(r.get('ratio_to_default'))} "
+          f"| {'' if err is None else f'{err:.1e}'}"
+          f"{'' if r.get('matches_jax', True) else ' MISMATCH'} |")
+  return "\n".join(lines)
+
+
+_STYLE = {"qhess_default": ("C0", "o"), "qhess_product": ("C1", "s"),
+          "qhess_diagonal": ("C2", "^"), "jax_hessian": ("C3", "D"),
+          "pl_default.qubit": ("C4", "v"), "pl_lightning.qubit": ("C5", "P")}
+
+
+def plot(cases: list[dict], meta: dict, path: pathlib.Path) -> bool:
+  """Median time vs P (log-log) per method; False when matplotlib is missing."""
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:
+    return False
+  fig, ax = plt.subplots(figsize=(9, 6), constrained_layout=True)
+  methods = [m for m in _STYLE if any(c["methods"].get(m, {}).get("status") == "ok"
+                                      for c in cases)]
+  families = sorted({c["layers"] for c in cases})
+  lines = ["-", "--", ":", "-."]
+  for m in methods:
+    color, marker = _STYLE[m]
+    label = m
+    for k, layers in enumerate(families):
+      pts = sorted((c["n_params"], c["methods"][m]["median_s"]) for c in cases
+                   if c["layers"] == layers and c["methods"].get(m, {}).get("status") == "ok")
+      if pts:
+        ax.loglog(*zip(*pts), ls=lines[k % len(lines)], marker=marker, color=color,
+                  label=label)
+        label = None
+  by_p = {}
+  for c in cases:  # label each case at the bottom
+    by_p.setdefault(c["n_params"], []).append(c["case"])
+  for p, names in by_p.items():
+    ax.annotate(" / ".join(names), (p, 0), xycoords=("data", "axes fraction"),
+                xytext=(3, 4), textcoords="offset points", ha="left", va="bottom",
+                fontsize=7, rotation=90, color="gray")
+  ax.set_xlabel("n_params P  (labels: wires x layers)")
+  ax.set_ylabel("median time per full Hessian [s]")
+  style_note = ", ".join(f"{ls} {layers} layer{'s' if layers > 1 else ''}"
+                         for ls, layers in zip(["solid", "dashed", "dotted", "dash-dot"],
+                                               families))
+  ax.set_title(f"HEA, expval(sum Z_i Z_i+1), {meta['dtype']}; lines: {style_note}",
+               fontsize=9)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=8, loc="lower right")
+  fig.suptitle(f"Full Hessian — qhess vs jax.hessian vs PennyLane; {meta['device']}, "
+               f"{meta['cpu_count']} cores, JAX {meta['jax_version']}", fontsize=10)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
+def _versions() -> dict:
+  out = {}
+  for pkg in ("pennylane", "pennylane_lightning"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+      out[pkg] = None
+  return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true",
+                 help="cases 4x1 6x1, at most 2 repeats, no PennyLane (< 60 s)")
+  p.add_argument("--cases", nargs="+",
+                 help="NxL cases, wires x layers (default " + " ".join(_DEFAULT_CASES) + ")")
+  p.add_argument("--no-pennylane", action="store_true", help="skip the PennyLane methods")
+  p.add_argument("--pl-max-wires", type=int, default=10,
+                 help="largest n for PennyLane (default 10)")
+  p.add_argument("--pl-limit", type=float, default=20.0,
+                 help="skip a PennyLane device when its predicted call exceeds this (s)")
+  p.add_argument("--repeat", type=int, default=None,
+                 help="most timed calls per method (default 15; 2 with --quick)")
+  p.add_argument("--budget", type=float, default=None,
+                 help="timed seconds aimed at per method (default 4; 0.5 with --quick)")
+  p.add_argument("--case-timeout", type=float, default=None,
+                 help="seconds per case (default 360; 60 with --quick; 0: no limit)")
+  p.add_argument("--blas-threads", type=int, default=1,
+                 help="OMP/OpenBLAS/MKL threads in the workers (default 1; 0: inherit). "
+                      "XLA's own thread pool is not affected")
+  p.add_argument("--atol", type=float, default=1e-8,
+                 help="correctness tolerance vs jax.hessian (default 1e-8)")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="JSON path (default bench/results/hessian-<date>-<host>.json)")
+  p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one case, JSON spec
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if args.worker:
+    bench_case(**json.loads(args.worker))
+    return
+  cases = [parse_case(c) for c in (args.cases or (
+      _QUICK_CASES if args.quick else _DEFAULT_CASES))]
+  repeat_max = args.repeat or (2 if args.quick else 15)
+  budget_s = args.budget or (0.5 if args.quick else 4.0)
+  case_timeout = args.case_timeout if args.case_timeout is not None else (
+      60.0 if args.quick else 360.0)
+  versions = _versions()
+  use_pl = not (args.quick or args.no_pennylane) and versions["pennylane"] is not None
+  pl_devices = [d for d in PL_DEVICES if use_pl and (
+      d != "lightning.qubit" or versions["pennylane_lightning"] is not None)]
+  methods = [*QHESS_METHODS, "jax_hessian", *(f"pl_{d}" for d in pl_devices)]
+
+  worker_env = dict(os.environ)
+  if args.blas_threads:
+    worker_env.update({v: str(args.blas_threads) for v in _THREAD_VARS})
+
+  # The parent never touches a JAX backend (on a GPU it would hold the memory the
+  # workers need); the device name comes back from the workers.
+  host = socket.gethostname()
+  today = datetime.date.today().isoformat()
+  meta = {
+      "question": "How fast is qhess's parameter-shift Hessian, against autodiff and "
+                  "PennyLane?",
+      "argv": sys.argv[1:], "date": today, "host": host, "device": "?",
+      "jax_version": jax.__version__, "numpy_version": np.__version__,
+      "python": platform.python_version(), "machine": platform.machine(),
+      "cpu_count": os.cpu_count(), "dtype": "float64", "methods": methods,
+      "pennylane_version": versions["pennylane"],
+      "pennylane_lightning_version": versions["pennylane_lightning"],
+      "budget_s": budget_s, "repeat_max": repeat_max, "case_timeout_s": case_timeout,
+      "atol": args.atol, "blas_threads": args.blas_threads,
+      "worker_thread_env": {v: worker_env.get(v) for v in _THREAD_VARS},
+      "pl_max_wires": args.pl_max_wires, "pl_limit_s": args.pl_limit,
+      "qhess": _qhess_version(), "loadavg_start": list(os.getloadavg()),
+      "workload": "HEA: per layer RY, RZ on every wire, then CNOT(i, i+1); "
+                  "expval(sum_i Z_i Z_{i+1}); full Hessian w.r.t. the flat parameters",
+  }
+  print(f"# qhess Hessian benchmark, HEA, jax={jax.__version__} dtype=float64, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+        f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+  q = meta["qhess"]
+  print(f"# qhess from {q['path']} commit {q['commit']}"
+        f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
+  print(f"# PennyLane {versions['pennylane']}, lightning {versions['pennylane_lightning']}"
+        f"{'' if use_pl else ' (not run)'}")
+
+  try:
+    from tqdm import tqdm
+    bar = tqdm(total=2 * len(cases) * len(methods), desc="warm-ups + timings",
+               file=sys.stderr)
+    say = tqdm.write
+  except ImportError:
+    bar, say = None, print
+  rows, gave_up, pl_last = [], None, {}
+  t_start = time.perf_counter()
+  for n, layers in cases:
+    case = case_info(n, layers)
+    case["loadavg"] = list(os.getloadavg())
+    case["methods"] = {}
+    if bar is not None:
+      bar.set_postfix_str(case["case"])
+    pl_skip = {}
+    for d in pl_devices:
+      m = f"pl_{d}"
+      if n > args.pl_max_wires:
+        pl_skip[m] = f"skipped (n > {args.pl_max_wires})"
+      elif d in pl_last:  # predict from the last case's time per gate application
+        t = case["n_gates"] * (1 + case["n_params"] + 2 * case["n_params"] *
+                               (case["n_params"] - 1)) / pl_last[d]
+        if t > args.pl_limit:
+          pl_skip[m] = f"skipped (predicted {t:.0f} s > {args.pl_limit:g} s)"
+    if gave_up is not None and case["work_estimate"] >= gave_up[1]:
+      for m in methods:
+        case["methods"][m] = {"status": f"skipped ({gave_up[0]} timed out)"}
+      if bar is not None:
+        bar.update(2 * len(methods))
+    else:
+      spec = {"n": n, "layers": layers, "methods": methods, "budget_s": budget_s,
+              "repeat_max": repeat_max, "atol": args.atol, "pl_skip": pl_skip}
+      worker = _Worker(spec, case_timeout or None, worker_env)
+      warmed = set()
+      for kind, r in worker.results():
+        m = r.pop("method")
+        if kind == "warm":
+          warmed.add(m)
+          if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{case['case']} {m} warm-up {r['first_call_s']:.1f} s")
+          continue
+        case["methods"][m] = r
+        meta["device"] = r.get("device", meta["device"])
+        if bar is not None:
+          bar.update(1 if m in warmed else 2)
+        tag = (f"device={meta['device']} jax={jax.__version__} dtype=float64 "
+               f"n_qubits={n} n_params={case['n_params']} "
+               f"n_circuits={r.get('n_circuits')} {m}")
+        if r["status"] != "ok":
+          say(f"{tag}: {r['status']}")
+          continue
+        if m.startswith("pl_") and r["n_circuits"]:
+          pl_last[m[3:]] = r["n_circuits"] * case["n_gates"] / r["median_s"]
+        comp = "" if r["compile_s"] is None else f"compile {r['compile_s']:.2f} s, "
+        gate = ("" if r.get("gate_apps_per_s") is None else
+                f", {r['circuits_per_s']:.4g} circuits/s, "
+                f"{r['gate_apps_per_s']:.4g} gate apps/s")
+        say(f"{tag}: {comp}median {_fmt_ms(r['median_s'])} ms "
+            f"[{_fmt_ms(r['min_s'])}, {_fmt_ms(r['max_s'])}] (R={r['repeat']}){gate}")
+      why = worker.finish()
+      for m in methods:
+        if m not in case["methods"]:
+          case["methods"][m] = {"status": why or "missing"}
+          if bar is not None:
+            bar.update(1 if m in warmed else 2)
+      if why == "timed out":
+        gave_up = (case["case"], case["work_estimate"])
+        say(f"device={meta['device']} n_qubits={n} n_params={case['n_params']}: case "
+            f"timed out after {case_timeout:g} s")
+      elif why:
+        say(f"n_qubits={n} n_params={case['n_params']}: worker {why}")
+    case["methods"] = {m: case["methods"][m] for m in methods}
+    base = case["methods"].get("qhess_default", {})
+    for m, r in case["methods"].items():
+      if r.get("status") == "ok" and base.get("status") == "ok":
+        r["ratio_to_default"] = r["median_s"] / base["median_s"]
+      if r.get("matches_jax") is False:
+        say(f"WARNING n_qubits={n} n_params={case['n_params']} {m}: Hessian differs from "
+            f"jax.hessian by {r['max_abs_diff_vs_jax']:.2e} > {args.atol:g}")
+    rows.append(case)
+  if bar is not None:
+    bar.close()
+  meta["loadavg_end"] = list(os.getloadavg())
+  meta["wall_s"] = time.perf_counter() - t_start
+
+  header = (f"device={meta['device']} ({os.cpu_count()} cores) jax={jax.__version__} "
+            f"dtype=float64 PennyLane={versions['pennylane']} "
+            f"load average at start {meta['loadavg_start'][0]:.2f}, "
+            f"at end {meta['loadavg_end'][0]:.2f}")
+  table = markdown_table(rows)
+  print(f"\n{header}\n\n{table}")
+
+  out = args.out
+  if out is None:
+    out = _HERE / "results" / f"hessian-{'quick-' if args.quick else ''}{today}-{host}.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps({"meta": meta, "cases": rows}, indent=1) + "\n")
+  print(f"\nwrote {out}")
+  md = out.with_suffix(".md")
+  md.write_text(f"# Hessian benchmark, {today}, {host}\n\n{header}; qhess commit "
+                f"{q['commit']}{' (dirty)' if q['dirty'] else ''}. Ratios: median time "
+                "over qhess_default's median (above 1: qhess_default is faster). "
+                f"Written by `python bench/run.py {' '.join(sys.argv[1:])}`.\n\n"
+                f"{table}\n")
+  print(f"wrote {md}")
+  png = out.with_suffix(".png")
+  if plot(rows, meta, png):
+    print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+  main()
