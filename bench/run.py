@@ -18,6 +18,9 @@ Methods, all measured in the same (fresh) worker process per case:
 - ``qhess_default``: ``jax.jit(qhess.hessian(f))``;
 - ``qhess_product``, ``qhess_diagonal``: the same with ``off_diagonal_rule="product"``
   (4 circuits per mixed entry, PennyLane's rule) / ``"diagonal"`` (3 per mixed entry);
+- ``qhess_independent``: ``evaluation="independent"`` with the product rule: every
+  shifted circuit evaluated from the start in one vmap (the baseline for prefix
+  sharing and the diagonal rule; single-wire gate fusion is on in every mode);
 - ``jax_hessian``: ``jax.jit(jax.hessian(f))``, autodiff through qhess's own simulator —
   the baseline, and the reference for the correctness check;
 - ``pl_default.qubit``, ``pl_lightning.qubit`` (when PennyLane is installed):
@@ -99,11 +102,15 @@ from kernel import _device_name, _qhess_version, hea_circuit  # noqa: E402
 
 _DEFAULT_CASES = ("4x2", "6x2", "8x2", "10x2", "12x2", "14x1", "16x1", "4x25")
 _QUICK_CASES = ("4x1", "6x1")
-QHESS_METHODS = ("qhess_default", "qhess_product", "qhess_diagonal")
+QHESS_METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "qhess_independent")
 PL_DEVICES = ("default.qubit", "lightning.qubit")
 # Thread counts of the BLAS / OpenMP pools NumPy and PennyLane use (not XLA's).
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_RULES = {"qhess_default": None, "qhess_product": "product", "qhess_diagonal": "diagonal"}
+_RULES = {"qhess_default": None, "qhess_product": "product", "qhess_diagonal": "diagonal",
+          "qhess_independent": "product"}
+# qhess_independent: every shifted circuit from the start in one vmap, product rule —
+# the naive baseline that prefix sharing, fusion and the diagonal rule are measured against.
+_EVALUATION = {"qhess_independent": "independent"}
 _RESULT = "RESULT "  # prefix of the worker's result lines on stdout
 _WARM = "WARM "  # prefix of its warm-up lines
 
@@ -200,7 +207,8 @@ def bench_case(n: int, layers: int, methods: list[str], budget_s: float, repeat_
       if method in _RULES:
         rule = _RULES[method]
         counts_of[method] = n_circuits(rule)
-        h = jax.jit(qhess.hessian(f, off_diagonal_rule=rule))
+        h = jax.jit(qhess.hessian(f, off_diagonal_rule=rule,
+                                  evaluation=_EVALUATION.get(method, "shared")))
         call = (lambda h: lambda: jax.block_until_ready(h(x)))(h)
       elif method == "jax_hessian":
         h = jax.jit(jax.hessian(f))
@@ -337,7 +345,8 @@ def markdown_table(cases: list[dict]) -> str:
 
 _STYLE = {"qhess_default": ("C0", "o"), "qhess_product": ("C1", "s"),
           "qhess_diagonal": ("C2", "^"), "jax_hessian": ("C3", "D"),
-          "pl_default.qubit": ("C4", "v"), "pl_lightning.qubit": ("C5", "P")}
+          "pl_default.qubit": ("C4", "v"), "pl_lightning.qubit": ("C5", "P"),
+          "qhess_independent": ("C6", "x")}
 
 
 def plot(cases: list[dict], meta: dict, path: pathlib.Path) -> bool:
