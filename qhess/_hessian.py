@@ -647,17 +647,20 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
                shots, return_stderr)
 
 
-def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None,
+def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_shifts=None,
                   off_diagonal_shifts=None,
                   off_diagonal_rule: str | None = None) -> tuple[list[Tape], Callable]:
   """The shifted circuits of a gate-argument Hessian, and their post-processing.
+
+  ``hessian_tapes(circuit)`` (a `Circuit` instead of a tape) returns a function of the
+  circuit's arguments that records the tape and returns ``(tapes, post)``.
 
   Every gate argument of the tape is differentiated (``hybrid=False`` semantics). The
   tapes measure raw quantities: a ``var(O)`` becomes ``expval(O)`` and ``<O²>``.
   ``post(qhess.execute(tapes))`` equals ``qhess.hessian(circuit, hybrid=False)(x)``.
 
   Args:
-    tape: a `Tape`, e.g. ``circuit.tape(x)``.
+    tape: a `Tape`, e.g. ``circuit.tape(x)``, or a `Circuit`.
     f0: the circuit's outputs at the tape's arguments; when given, the unshifted
       circuit is not among the tapes and ``f0`` is used instead (expval and probs only).
     gate_argnum, diagonal_shifts, off_diagonal_shifts: as in `hessian`.
@@ -687,8 +690,16 @@ def hessian_tapes(tape: Tape, *, f0=None, gate_argnum=None, diagonal_shifts=None
     [[-0.868836  0.047624]
      [ 0.047624  0.059989]]
   """
+  if isinstance(tape, Circuit):  # hessian_tapes(circuit)(x), as DESIGN.md writes it
+    circuit, options = tape, dict(f0=f0, gate_argnum=gate_argnum,
+                                  diagonal_shifts=diagonal_shifts,
+                                  off_diagonal_shifts=off_diagonal_shifts,
+                                  off_diagonal_rule=off_diagonal_rule)
+    return lambda *args, **kwargs: hessian_tapes(circuit.tape(*args, **kwargs), **options)
   if not isinstance(tape, Tape):
-    raise TypeError(f"`tape` must be a qhess.Tape (e.g. circuit.tape(x)); got {type(tape).__name__}.")
+    raise TypeError(
+        "`tape` must be a qhess.Tape (e.g. circuit.tape(x)) or a qhess.Circuit; got "
+        f"{type(tape).__name__}.")
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                   off_diagonal_rule=off_diagonal_rule)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)

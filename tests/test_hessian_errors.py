@@ -224,11 +224,19 @@ def test_batch_size_invalid(fn, batch_size):
 # ------------------------------------------------------------------------ hessian_tapes
 
 
-@pytest.mark.parametrize("tape", [EXAMPLE, X, None], ids=["circuit", "array", "None"])
+@pytest.mark.parametrize("tape", [X, None, "tape"], ids=["array", "None", "str"])
 def test_hessian_tapes_not_a_tape(tape):
-  with pytest.raises(TypeError, match=r"`tape` must be a qhess.Tape \(e.g. circuit.tape\(x\)\); "
-                     r"got"):
+  with pytest.raises(TypeError, match=r"`tape` must be a qhess.Tape \(e.g. circuit.tape\(x\)\) "
+                     r"or a qhess.Circuit; got"):
     qhess.hessian_tapes(tape)
+
+
+def test_hessian_tapes_of_a_circuit_is_a_function_of_its_arguments():
+  tapes, post = qhess.hessian_tapes(EXAMPLE)(X)
+  expected_tapes, expected_post = qhess.hessian_tapes(EXAMPLE.tape(X))
+  assert len(tapes) == len(expected_tapes) == 13
+  np.testing.assert_allclose(post(qhess.execute(tapes)),
+                             expected_post(qhess.execute(expected_tapes)), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("f0,match", [
