@@ -181,18 +181,38 @@ def _apply_term(psi, factors, consts, n):
   return psi
 
 
-def _term_expval(psi, probs, factors, consts, n):
-  if all(f[0] == "Z" for f in factors):
-    if not factors:
-      return jnp.sum(probs)
-    # Z words are diagonal: a signed sum of probabilities, no second state needed.
+def _z_diagonal(z_terms, n: int, dtype):
+  """``Σ_t c_t (±1 signs of Z word t)`` as a flat ``(2**n,)`` array.
+
+  Built from broadcasts of small sign arrays; it does not depend on the state, so under
+  vmap it is computed once, and XLA fuses it into the single reduction that uses it.
+  """
+  total = None
+  for c, factors in z_terms:
     wires = [f[1] for f in factors]
-    view = _View(wires, n)
-    signs = np.ones([1] * view.ndim)
-    for w in wires:
-      signs = signs * np.array([1.0, -1.0]).reshape(view.bcast([w]))
-    return jnp.sum(jnp.reshape(probs, view.shape) * signs.astype(probs.dtype))
-  return jnp.real(jnp.vdot(psi, _apply_term(psi, factors, consts, n)))
+    if wires:
+      view = _View(wires, n)
+      signs = np.ones([1] * view.ndim)
+      for w in wires:
+        signs = signs * np.array([1.0, -1.0]).reshape(view.bcast([w]))
+      term = jnp.reshape(jnp.broadcast_to(jnp.asarray(c * signs, dtype), view.shape), (-1,))
+    else:
+      term = jnp.full((2**n,), c, dtype)
+    total = term if total is None else total + term
+  return total
+
+
+def _expval(psi, probs, terms, consts, n):
+  # Z words are diagonal: all of them together are one weighted sum of probabilities
+  # (one pass over the state, not one per term); other terms need O ψ.
+  z_terms = [(c, fs) for c, fs in terms if all(f[0] == "Z" for f in fs)]
+  value = jnp.zeros((), probs.dtype)
+  if z_terms:
+    value = jnp.sum(probs * _z_diagonal(z_terms, n, probs.dtype))
+  for c, fs in terms:
+    if not all(f[0] == "Z" for f in fs):
+      value = value + c * jnp.real(jnp.vdot(psi, _apply_term(psi, fs, consts, n)))
+  return value
 
 
 def measure(psi, measurement, consts, n: int):
@@ -206,7 +226,7 @@ def measure(psi, measurement, consts, n: int):
     p = jnp.transpose(p, np.argsort(np.argsort(wires))) if len(wires) > 1 else p
     return jnp.reshape(p, (-1,))
   if measurement.kind == "expval":
-    value = sum(c * _term_expval(psi, probs, fs, consts, n) for c, fs in measurement.terms)
+    value = _expval(psi, probs, measurement.terms, consts, n)
   elif measurement.kind == "expval_sq":
     # <O²> = ||O ψ||² for Hermitian O.
     o_psi = sum(c * _apply_term(psi, fs, consts, n) for c, fs in measurement.terms)
