@@ -1,13 +1,18 @@
 """Gate catalogue: what each gate is, how to apply it, and its shift-rule frequencies.
 
 Matrices follow PennyLane's conventions so that circuits move over unchanged. Each gate
-has a *kind* that tells the kernel (`_statevector.py`) the cheapest way to apply it:
+has a *kind*, which says how its matrix is built and how the kernel (`_statevector.py`)
+applies it:
 
-- ``"pauli"``: ``exp(-i θ/2 P)`` for a Pauli word ``P``, applied as ``cos ψ - i sin Pψ``;
-- ``"diagonal"``: a phase multiplication by the gate's diagonal;
-- ``"permutation"``: an index permutation (bit flips) with optional phases;
-- ``"dense"``: a small matrix, combined from slices of the state;
-- ``"controlled"``: a base gate applied where all control bits are 1.
+- ``"diagonal"``: a phase multiplication by the gate's diagonal (the cheapest path);
+- ``"controlled"``: a base gate applied where all control bits are 1 (a masked select);
+- ``"pauli"``: ``exp(-i θ/2 P) = cos(θ/2) I - i sin(θ/2) P`` for a Pauli word ``P``;
+- ``"permutation"``: bit flips with phases (X, Y, SWAP);
+- ``"dense"``: an explicit matrix.
+
+The last three are applied as small dense matrices combined from slices of the state
+(`gate_matrix`): XLA's reverse op, the natural way to flip bits, compiles
+pathologically slowly inside long batched gate chains.
 
 Each gate argument also carries its frequency spectrum ``{l * base : l = 1..count}``
 (the differences of the generator's eigenvalues), which `_shift_rules.py` turns into
