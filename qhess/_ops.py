@@ -52,8 +52,8 @@ class GateSpec:
     label: short text used in drawings.
     matrix: ``(*params, hyper) -> complex array (2**k, 2**k)`` for dense gates.
     diagonal: ``(*params, hyper) -> complex array (2**k,)`` for diagonal gates.
-    pauli: ``hyper -> str``, the Pauli word of a ``"pauli"`` gate.
-    flips: for permutation gates, the Pauli word (``X``/``Y``/``I``) applied.
+    pauli: ``hyper -> str``, the Pauli word of a ``"pauli"`` gate (the rotation's
+      generator) or of a ``"permutation"`` gate other than SWAP (the gate itself).
     controls: for controlled gates, the number of leading control wires.
     base: for controlled gates, the name of the gate applied to the target wires.
   """
