@@ -167,6 +167,22 @@ def _device_name() -> str:
   return f"cpu:{model}"
 
 
+def progress(items=None, **kwargs):
+  """A tqdm bar over ``items`` (or, with ``total=``, one updated by hand) and a print
+  function that does not break it; ``(items, print)`` when tqdm is not installed."""
+  try:
+    from tqdm import tqdm
+  except ImportError:
+    return items, print
+  return tqdm(items, file=sys.stderr, **kwargs), tqdm.write
+
+
+def source_line(q: dict) -> str:
+  """The header line naming the measured qhess: path, commit, dirty tree, source hash."""
+  return (f"# qhess from {q['path']} commit {q['commit']}"
+          f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
+
+
 def _qhess_version() -> dict:
   """Which qhess was measured: its folder, git commit, uncommitted changes, source hash."""
   folder = pathlib.Path(qhess.__file__).resolve().parent
@@ -312,15 +328,8 @@ def main(argv=None) -> None:
         f"dtype={dtype}, batch*2**n ~ 2**{log2_amp}")
   print(f"# NumPy copy bandwidth (read + write, 256 MiB): {copy_bw / 1e9:.2f} GB/s")
   q = meta["qhess"]
-  print(f"# qhess from {q['path']} commit {q['commit']}"
-        f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
-
-  try:
-    from tqdm import tqdm
-    bar = tqdm(sizes, desc="sizes", unit="size", file=sys.stderr)
-    say = tqdm.write
-  except ImportError:
-    bar, say = sizes, print
+  print(source_line(q))
+  bar, say = progress(sizes, desc="sizes", unit="size")
   rows, gave_up = [], None
   for n in bar:
     if hasattr(bar, "set_postfix_str"):

@@ -98,7 +98,7 @@ try:
 except ImportError:  # a checkout: the repository root is this folder's parent
   sys.path.insert(0, str(_HERE.parent))
   import qhess
-from kernel import _device_name, _qhess_version, hea_circuit  # noqa: E402
+from kernel import _device_name, _qhess_version, hea_circuit, progress, source_line  # noqa: E402
 
 _DEFAULT_CASES = ("4x2", "6x2", "8x2", "10x2", "12x2", "14x1", "16x1", "4x25")
 _QUICK_CASES = ("4x1", "6x1")
@@ -479,18 +479,11 @@ def main(argv=None) -> None:
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
         f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
   q = meta["qhess"]
-  print(f"# qhess from {q['path']} commit {q['commit']}"
-        f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
+  print(source_line(q))
   print(f"# PennyLane {versions['pennylane']}, lightning {versions['pennylane_lightning']}"
         f"{'' if use_pl else ' (not run)'}")
 
-  try:
-    from tqdm import tqdm
-    bar = tqdm(total=2 * len(cases) * len(methods), desc="warm-ups + timings",
-               file=sys.stderr)
-    say = tqdm.write
-  except ImportError:
-    bar, say = None, print
+  bar, say = progress(total=2 * len(cases) * len(methods), desc="warm-ups + timings")
   rows, gave_up, pl_last = [], None, {}
   t_start = time.perf_counter()
   for n, layers in cases:

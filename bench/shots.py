@@ -67,7 +67,7 @@ except ImportError:  # a checkout: the repository root is this folder's parent
   sys.path.insert(0, str(_HERE.parent))
   import qhess
 from qhess import _shots  # noqa: E402
-from kernel import _device_name, _qhess_version, hea_circuit  # noqa: E402
+from kernel import _device_name, _qhess_version, hea_circuit, progress, source_line  # noqa: E402
 
 _DEFAULT_CASES = ("4x1", "4x2", "6x1", "6x2", "8x1", "8x2")
 _QUICK_CASES = ("4x1",)
@@ -198,15 +198,8 @@ def main(argv=None) -> None:
   print(f"# qhess sampled vs exact Hessian, HEA, device={meta['device']} "
         f"({os.cpu_count()} cores) jax={jax.__version__} float64, shots {shots}")
   q = meta["qhess"]
-  print(f"# qhess from {q['path']} commit {q['commit']}"
-        f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
-
-  try:
-    from tqdm import tqdm
-    bar = tqdm(cases, desc="cases", unit="case", file=sys.stderr)
-    say = tqdm.write
-  except ImportError:
-    bar, say = cases, print
+  print(source_line(q))
+  bar, say = progress(cases, desc="cases", unit="case")
   results = []
   for n, layers in bar:
     if hasattr(bar, "set_postfix_str"):
