@@ -12,10 +12,13 @@ over slices of that low-rank view, with no transposes of the state (XLA compiles
 rank-≤7 expressions fast; a rank-n tensor with one axis per qubit compiles slowly):
 
 - diagonal gates multiply by a phase array broadcast over the other axes;
-- controlled gates select between the base gate's output and ``ψ`` with a broadcast
-  boolean mask of the control bits;
-- every other gate on k ≤ 3 wires (rotations, bit flips, SWAP, dense matrices) sums
-  ``2**k`` products of a matrix column and a state slice; larger ones use tensordot.
+- controlled gates pass the blocks with some control bit 0 through unchanged and apply
+  the base gate to the block where all controls are 1, then concatenate the blocks;
+- every other gate on k ≤ 3 wires (rotations, bit flips, SWAP, dense matrices) builds
+  each of its ``2**k`` output blocks as a scalar combination of the input blocks and
+  concatenates them; with a constant matrix (a bit flip, SWAP, CNOT's X) zero terms
+  vanish and unit ones are plain copies, so such gates are pure data movement. Larger
+  gates use tensordot.
 
 A barrier after each gate keeps XLA from fusing chains of gates into one loop (see
 `evolve`), so each gate is one pass that reads and writes the state once.
@@ -73,22 +76,61 @@ class _View:
     return mask
 
 
+def _slice(x, view: _View, axes: Sequence[int], bits: Sequence[int]):
+  """The block of ``x`` with axis ``axes[i]`` fixed to ``bits[i]`` (kept, length 1)."""
+  index = [slice(None)] * view.ndim
+  for a, b in zip(axes, bits):
+    index[a] = slice(b, b + 1)
+  return x[tuple(index)]
+
+
+def _assemble(blocks, axes: Sequence[int]):
+  """Concatenates ``blocks[bits]`` (``bits`` over ``len(axes)`` wires) back into a view."""
+  def rec(prefix):
+    if len(prefix) == len(axes):
+      return blocks[prefix]
+    return jnp.concatenate([rec(prefix + (0,)), rec(prefix + (1,))], axis=axes[len(prefix)])
+  return rec(())
+
+
+def _combine(coeffs, xs):
+  """``Σ_i c_i x_i``; with NumPy coefficients, zero terms vanish and ±1 multiply nothing."""
+  out = None
+  for c, x in zip(coeffs, xs):
+    if isinstance(c, np.generic):
+      if c == 0:
+        continue
+      term = x if c == 1 else (-x if c == -1 else c * x)
+    else:
+      term = c * x
+    out = term if out is None else out + term
+  return jnp.zeros_like(xs[0]) if out is None else out
+
+
 def _matrix_on(x, matrix, wires: Sequence[int], view: _View):
-  """``matrix`` (shape ``(2**k, 2**k)``, gate wire order) applied on ``wires`` of ``x``."""
+  """``matrix`` (shape ``(2**k, 2**k)``, gate wire order) applied on ``wires`` of ``x``.
+
+  Each of the ``2**k`` output blocks (the gate wires fixed to some bits) is a linear
+  combination of the input blocks with scalar coefficients, and the output is their
+  concatenation: a scalar times a block vectorizes well, and a constant (NumPy) matrix
+  such as a bit flip becomes pure data movement. Measured on a 2-core CPU, this is about
+  twice as fast as broadcasting matrix columns over both halves at once.
+  """
   k = len(wires)
   axes = [view.axis[w] for w in wires]
-  mt = jnp.reshape(matrix, (2,) * (2 * k))  # (out bits..., in bits...) in gate order
   if k > _MAX_SLICE_SUM_WIRES:
+    mt = jnp.reshape(jnp.asarray(matrix, x.dtype), (2,) * (2 * k))
     out = jnp.tensordot(mt, x, axes=(list(range(k, 2 * k)), axes))
     return jnp.moveaxis(out, list(range(k)), axes)
-  out = None
-  for bits in itertools.product((0, 1), repeat=k):
-    index = [slice(None)] * view.ndim
-    for a, b in zip(axes, bits):
-      index[a] = slice(b, b + 1)
-    term = view.place(mt[(slice(None),) * k + bits], wires) * x[tuple(index)]
-    out = term if out is None else out + term
-  return out
+  if isinstance(matrix, np.ndarray):
+    matrix = matrix.astype(x.dtype)  # a NumPy scalar must not promote complex64
+  else:
+    matrix = jnp.asarray(matrix, x.dtype)
+  all_bits = list(itertools.product((0, 1), repeat=k))
+  xs = [_slice(x, view, axes, bits) for bits in all_bits]
+  blocks = {out: _combine([matrix[r, c] for c in range(2**k)], xs)
+            for r, out in enumerate(all_bits)}
+  return _assemble(blocks, axes)
 
 
 _PAULI = {
@@ -98,19 +140,37 @@ _PAULI = {
 }
 
 
+def _static_matrix(name: str, hyper):
+  """The matrix of an argument-free gate as a NumPy constant (``None`` otherwise)."""
+  spec = CATALOGUE[name]
+  if spec.n_params or name == "QubitUnitary":
+    return None
+  with jax.ensure_compile_time_eval():
+    return np.asarray(gate_matrix(name, (), hyper))
+
+
 def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _View):
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
+    # Only the block where every control is 1 changes: the others are passed through.
     c = spec.controls
-    target = _gate_on(x, spec.base, wires[c:], params, hyper, consts, view)
-    return jnp.where(view.ones_mask(wires[:c]), target, x)
+    axes = [view.axis[w] for w in wires[:c]]
+    blocks = {bits: _slice(x, view, axes, bits) for bits in itertools.product((0, 1), repeat=c)}
+    ones = (1,) * c
+    blocks[ones] = _gate_on(blocks[ones], spec.base, wires[c:], params, hyper, consts, view)
+    return _assemble(blocks, axes)
   if spec.kind == "diagonal":
     diag = spec.diagonal(*params, hyper).astype(x.dtype)
     return x * view.place(jnp.reshape(diag, (2,) * len(wires)), wires)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
-  matrix = consts[hyper] if name == "QubitUnitary" else gate_matrix(name, params, hyper)
-  return _matrix_on(x, jnp.asarray(matrix).astype(x.dtype), wires, view)
+  if name == "QubitUnitary":
+    matrix = consts[hyper]
+  else:
+    matrix = _static_matrix(name, hyper)
+    if matrix is None:
+      matrix = gate_matrix(name, params, hyper)
+  return _matrix_on(x, matrix, wires, view)
 
 
 def apply_gate(psi, name: str, wires: Sequence[int], params, hyper, consts, n: int):
