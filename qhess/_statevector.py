@@ -262,23 +262,72 @@ def _z_diagonal(z_terms, n: int, dtype):
   return total
 
 
-def _expval(psi, probs, terms, consts, n):
+def _is_z_expval(m) -> bool:
+  return m.kind == "expval" and all(f[0] == "Z" for _, fs in m.terms for f in fs)
+
+
+def _classical(op) -> bool:
+  """An argument-free gate that only permutes basis states (up to phases)."""
+  spec = CATALOGUE[op.name]
+  kind = CATALOGUE[spec.base].kind if spec.kind == "controlled" else spec.kind
+  return spec.n_params == 0 and op.name != "QubitUnitary" and kind in ("permutation",
+                                                                      "diagonal")
+
+
+def split_tail(operations, raw_measurements) -> int:
+  """Where the trailing run of classical gates starts, when it can be folded away.
+
+  When every raw measurement is a function of the probabilities (``probs``, or an
+  ``expval`` of Z words), a final permutation gate ``P`` (X, CNOT, SWAP, Toffoli, ...)
+  only permutes them, and a final diagonal one (CZ, S, T, ...) leaves them as they are:
+  ``Σ_k z_k |(Pψ)_k|² = Σ_k (|P|ᵀ z)_k |ψ_k|²``. Such a tail is not applied to the state;
+  the observable's diagonal ``z`` is permuted instead (once, not per circuit) and the
+  probabilities for ``probs`` are permuted as real vectors. Returns
+  ``len(operations)`` when nothing can be folded.
+  """
+  if not all(m.kind == "probs" or _is_z_expval(m) for m in raw_measurements):
+    return len(operations)
+  cut = len(operations)
+  while cut > 0 and _classical(operations[cut - 1]):
+    cut -= 1
+  return cut
+
+
+def _permutations(tail):
+  """``(|P|, wires)`` of the tail's permutation gates, in order (diagonal ones drop out)."""
+  out = []
+  for op in tail:
+    m = np.abs(_static_matrix(op.name, op.hyper))
+    if not np.array_equal(m, np.eye(len(m))):
+      out.append((np.round(m), op.wires))
+  return out
+
+
+def _expval(psi, probs, terms, consts, n, tail=()):
   # Z words are diagonal: all of them together are one weighted sum of probabilities
   # (one pass over the state, not one per term); other terms need O ψ.
   z_terms = [(c, fs) for c, fs in terms if all(f[0] == "Z" for f in fs)]
   value = jnp.zeros((), probs.dtype)
   if z_terms:
-    value = jnp.sum(probs * _z_diagonal(z_terms, n, probs.dtype))
+    z = _z_diagonal(z_terms, n, probs.dtype)
+    for m, wires in reversed(_permutations(tail)):  # z ← |P|ᵀ z, last gate first
+      z = apply_matrix(z, m.T.astype(z.dtype), wires, n)
+    value = jnp.sum(probs * z)
   for c, fs in terms:
     if not all(f[0] == "Z" for f in fs):
       value = value + c * jnp.real(jnp.vdot(psi, _apply_term(psi, fs, consts, n)))
   return value
 
 
-def measure(psi, measurement, consts, n: int):
-  """One raw measurement of the flat state; float array of shape ``(raw_size,)``."""
+def measure(psi, measurement, consts, n: int, tail=()):
+  """One raw measurement of the flat state; float array of shape ``(raw_size,)``.
+
+  ``tail``: classical gates still to be applied before measuring (see `split_tail`).
+  """
   probs = jnp.real(psi * jnp.conj(psi))
   if measurement.kind == "probs":
+    for m, wires in _permutations(tail):
+      probs = apply_matrix(probs, m.astype(probs.dtype), wires, n)
     wires = measurement.wires
     view = _View(wires, n)
     p = jnp.sum(jnp.reshape(probs, view.shape), axis=tuple(range(0, view.ndim, 2)))
@@ -286,7 +335,9 @@ def measure(psi, measurement, consts, n: int):
     p = jnp.transpose(p, np.argsort(np.argsort(wires))) if len(wires) > 1 else p
     return jnp.reshape(p, (-1,))
   if measurement.kind == "expval":
-    value = _expval(psi, probs, measurement.terms, consts, n)
+    value = _expval(psi, probs, measurement.terms, consts, n, tail)
+  elif tail:
+    raise ValueError("A classical tail is folded into probabilities only.")
   elif measurement.kind == "expval_sq":
     # <O²> = ||O ψ||² for Hermitian O.
     o_psi = sum(c * _apply_term(psi, fs, consts, n) for c, fs in measurement.terms)
@@ -305,8 +356,10 @@ def simulate_raw(key, params, consts):
     consts: tuple of complex arrays (QubitUnitary and Hermitian matrices).
   """
   operations, raw_measurements, n = key
-  psi = evolve(operations, n, params, consts)
-  return jnp.concatenate([measure(psi, m, consts, n) for m in raw_measurements])
+  cut = split_tail(operations, raw_measurements)
+  psi = evolve(operations[:cut], n, params, consts)
+  return jnp.concatenate([measure(psi, m, consts, n, operations[cut:])
+                          for m in raw_measurements])
 
 
 def kernel_key(tape) -> tuple:
@@ -333,7 +386,10 @@ def _map_batched(fn, xs, batch_size, devices=None):
   """
   batch = xs[0].shape[0]
   n_dev = 1 if not devices else len(devices)
-  chunk = batch if batch_size is None else min(batch, batch_size)
+  # As few chunks as batch_size allows, of equal size: padding stays below one row per
+  # chunk and device (a chunk of exactly batch_size could pad almost a whole chunk).
+  n_chunks = 1 if batch_size is None else -(-batch // batch_size)
+  chunk = -(-batch // n_chunks)
   chunk = -(-chunk // n_dev) * n_dev
   n_chunks = -(-batch // chunk)
   pad = n_chunks * chunk - batch
@@ -379,6 +435,7 @@ def _run_points(key, theta, index, shift, consts, batch_size, devices):
 @functools.partial(jax.jit, static_argnames=("key", "schedule", "batch_size", "devices"))
 def _run_shared(key, theta, consts, schedule, batch_size, devices):
   operations, raw_measurements, n = key
+  cut = split_tail(operations, raw_measurements)
   bounds = schedule.bounds
   table = initial_state(n, theta.dtype)[None]  # (1, 2**n): the states at boundary 0
 
@@ -393,8 +450,9 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices):
     if len(group.rows):
       def run_point(row, idx, s, table=table, begin=bounds[j]):
         params = theta.at[idx].add(s.astype(theta.dtype))
-        psi = evolve(operations[begin:], n, params, consts, psi=table[row])
-        return jnp.concatenate([measure(psi, m, consts, n) for m in raw_measurements])
+        psi = evolve(operations[begin:max(begin, cut)], n, params, consts, psi=table[row])
+        return jnp.concatenate([measure(psi, m, consts, n, operations[max(begin, cut):])
+                                for m in raw_measurements])
       outs.append(_map_batched(run_point, tuple(map(jnp.asarray, group)), batch_size,
                                devices))
     if j < len(schedule.segments):

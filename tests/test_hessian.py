@@ -465,6 +465,24 @@ def test_hessian_random_circuit_float32(float32):
   chex.assert_trees_all_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+def test_hessian_with_classical_tail(evaluation):
+  # A final run of permutation and diagonal gates is folded into the probabilities
+  # (`_statevector.split_tail`) when every output is a function of them.
+  rng = np.random.default_rng(5)
+  ops = (ref.random_circuit(rng, N_WIRES, n_extra=0, gates=("RX", "Rot", "CRY", "IsingXX"))
+         + [("CNOT", (0, 1), ()), ("Toffoli", (2, 1, 0), ()), ("CZ", (1, 2), ()),
+            ("SWAP", (0, 2), ()), ("CY", (1, 0), ())])
+  z_sum = ("sum", ((0.6, ("prod", (("P", "Z", 0), ("P", "Z", 1)))), (-0.8, ("P", "Z", 2))))
+  case = _case(ops, N_WIRES, [("expval", z_sum), ("probs", (2, 0))])
+  tape = case.circuit.tape(jnp.asarray(ref.flat_params(ops)))
+  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(ops) - 5
+  x = jnp.asarray(ref.flat_params(ops))
+  expected = _jax_hessian(case.oracle)(x)
+  chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
+                              expected, **TOL)
+
+
 # ------------------------------------------------------------------------ pytree inputs
 
 

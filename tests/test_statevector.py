@@ -241,3 +241,38 @@ def test_run_traced_once_for_new_parameter_batches(count_traces, rng):
   for _ in range(3):
     _statevector.run(key, jnp.asarray(rng.uniform(size=(4, 5))), tape.consts)
   assert len(count_traces) == 1
+
+
+_CLASSICAL = ("PauliX", "PauliY", "PauliZ", "S", "T", "CNOT", "CY", "CZ", "SWAP", "Toffoli")
+
+
+def _classical_tail(rng, n, length=8):
+  """Gates that do not commute (so their order matters), then random classical ones."""
+  fixed = [("CNOT", (0, 1), ()), ("SWAP", (1, 2), ()), ("CNOT", (1, 0), ()),
+           ("CY", (2, 0), ()), ("PauliX", (1,), ())]
+  return fixed + [ref.random_op(rng, str(name), n) for name in rng.choice(_CLASSICAL, size=length)]
+
+
+@pytest.mark.parametrize("x64", [True, False], indirect=True)
+def test_classical_tail_folded_into_probabilities(rng, x64):
+  # Final permutation and diagonal gates are not applied to the state when every output
+  # is a function of the probabilities: the observable's diagonal (or the probabilities)
+  # is permuted instead. The results must not change.
+  n = 4
+  ops = _entangling_ops(rng, n) + _classical_tail(rng, n)
+  z_sum = ("sum", ((0.7, ("prod", (("P", "Z", 0), ("P", "Z", 2)))), (-0.4, ("P", "Z", 3)),
+                   (0.25, ("P", "I", 1))))
+  tape = _tape(ops, n, (qhess.expval(ref.qhess_observable(z_sum)),))
+  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == 3 * n
+  _check_measurements(ops, n, [z_sum, ("P", "Z", 1)], [], [_unsorted_subset(rng, n), (2,)],
+                      rng, x64)
+
+
+def test_classical_tail_kept_for_other_measurements(rng):
+  n = 3
+  ops = _entangling_ops(rng, n) + _classical_tail(rng, n, length=4)
+  for m in [qhess.expval(qhess.X(0)), qhess.var(qhess.Z(0))]:
+    tape = _tape(ops, n, (qhess.expval(qhess.Z(1)), m))
+    assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(ops)
+  _check_measurements(ops, n, [("P", "X", 0), ("P", "Z", 1)], [("P", "Z", 2)], [(1, 0)],
+                      rng, x64=True)
