@@ -10,7 +10,9 @@ and ``RZ`` on every wire, then ``CNOT(i, i+1)`` for ``i = 0 .. n-2`` — measure
 ``n`` a batch of ``B`` random gate-argument vectors (shape ``(B, n_params)``) goes through
 the kernel entry ``qhess._statevector.run(key, params, consts)``: one ``jit(vmap)``, all
 ``B`` states live at once. ``B`` is chosen so that ``B * 2**n`` stays near
-``2**log2_amplitudes`` (default ``2**22``; at least one circuit).
+``2**log2_amplitudes`` (default ``2**22``; at least one circuit); the kernel processes
+them in chunks of qhess's default size (``_statevector.default_batch_size(n)`` states,
+about ``2**17`` amplitudes), as a user's call would.
 
 Timing: each size runs in a fresh worker process (so one size's compile cache and memory
 do not affect the next, and a size can be given up on: ``--size-timeout``; once a size
@@ -20,22 +22,23 @@ XLA compile + one run) is timed on its own; then
 chosen from the first call's time (at least 3); the min and the median are reported.
 ``compile_s`` is the first call minus the min.
 
-Memory model (an *effective* bandwidth, not a hardware counter): every gate application
-counts one read and one write of the full state, and the measurement counts one read;
-preparing ``|0...0>`` is not counted. With ``b`` bytes per amplitude (16 for complex128,
-8 for complex64) one circuit moves::
+Memory model (an *effective* bandwidth, not a hardware counter): every pass the kernel
+makes over the state counts one read and one write of it, and the measurement counts one
+read; preparing ``|0...0>`` is not counted. ``passes`` is read off the traced kernel
+(``_statevector.count_passes``, after fusion: RY·RZ on a wire is one pass, a CNOT is
+fused with its target's pending gates, and the final CNOT ladder is folded into the
+measured observable), so it is what runs — ``n L`` for this ansatz, against
+``n_gates = (3n - 1) L`` gates. With ``b`` bytes per amplitude (16 for complex128, 8 for
+complex64) one circuit moves::
 
-    bytes = (2 * n_gates + 1) * 2**n * b
+    bytes = (2 * passes + 1) * 2**n * b
 
 and the effective bandwidth is ``B * bytes / t_min``. The baseline is a NumPy copy
 (``np.copyto`` of a 256 MiB float64 array, best of several) measured in the same run,
 counting its read and its write likewise (``2 * nbytes / t``); the fraction is the ratio of
-the two. A fraction above 1 is possible when XLA fuses several gates into one pass over
-the state (the model then over-counts the traffic); a fraction far below 1 means the
-kernel makes more passes, or slower ones, than the model assumes (the kernel reduces
-each ``Z_i Z_{i+1}`` term separately, for instance: ``n - 1`` reads, counted as one). When
-``B * 2**n`` amplitudes fit in cache, the comparison with a DRAM-sized copy flatters the
-kernel. XLA's CPU backend uses all cores; ``np.copyto`` uses one.
+the two. A fraction far below 1 means the passes are slower than a copy (compute-bound
+or badly vectorized); when a chunk fits in cache, the comparison with a DRAM-sized copy
+flatters the kernel and fractions above 1 are possible. XLA's CPU backend uses all cores; ``np.copyto`` uses one.
 
 Run (from the repository root; qhess need not be installed)::
 
@@ -113,11 +116,14 @@ def copy_bandwidth(mib: int = 256, repeat: int = 7) -> float:
 def sizes_of(n: int, layers: int, log2_amplitudes: int, float32: bool) -> dict:
   """The static numbers of one size (known without running anything)."""
   n_gates = (3 * n - 1) * layers
+  tape = hea_circuit(n, layers).tape(np.zeros(2 * n * layers, np.float32))
+  cut = _statevector.split_tail(tape.operations, tape.raw_measurements)
+  passes = _statevector.count_passes(tape.operations[:cut], n)
   amp_bytes = 8 if float32 else 16
   return {
       "n_qubits": n, "layers": layers, "n_params": 2 * n * layers, "n_gates": n_gates,
-      "batch": max(1, 2 ** max(0, log2_amplitudes - n)),
-      "bytes_per_circuit": (2 * n_gates + 1) * 2**n * amp_bytes,
+      "passes": passes, "batch": max(1, 2 ** max(0, log2_amplitudes - n)),
+      "bytes_per_circuit": (2 * passes + 1) * 2**n * amp_bytes,
   }
 
 
@@ -136,7 +142,7 @@ def bench_size(n: int, layers: int, float32: bool, log2_amplitudes: int,
   x = jax.device_put(rng.uniform(0, 2 * np.pi, (batch, n_params)).astype(dtype))
 
   def f(p):
-    return _statevector.run(key, p, consts)
+    return _statevector.run(key, p, consts, batch_size=_statevector.default_batch_size(n))
 
   t0 = time.perf_counter()
   out = jax.block_until_ready(f(x))
@@ -219,11 +225,12 @@ def run_worker(spec: dict, timeout: float | None) -> dict | str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-  head = ("| n_qubits | n_params | gates | batch | compile s | min ms | median ms "
+  head = ("| n_qubits | n_params | gates | passes | batch | compile s | min ms | median ms "
           "| circuits/s | GB/s | of copy |")
-  lines = [head, "|" + "---:|" * 10]
+  lines = [head, "|" + "---:|" * 11]
   for r in rows:
-    start = f"| {r['n_qubits']} | {r['n_params']} | {r['n_gates']} | {r['batch']} "
+    start = (f"| {r['n_qubits']} | {r['n_params']} | {r['n_gates']} | {r.get('passes', '')} "
+             f"| {r['batch']} ")
     if r["status"] != "ok":
       lines.append(start + f"| {r['status']} |" + " |" * 5)
       continue
@@ -321,7 +328,7 @@ def main(argv=None) -> None:
       "cpu_count": os.cpu_count(), "dtype": dtype, "layers": args.layers,
       "log2_amplitudes": log2_amp, "size_timeout_s": size_timeout,
       "copy_bandwidth_Bps": copy_bw, "qhess": _qhess_version(),
-      "model": "bytes/circuit = (2*n_gates + 1) * 2**n * bytes_per_amplitude; "
+      "model": "bytes/circuit = (2*passes + 1) * 2**n * bytes_per_amplitude; "
                "copy = 2 * nbytes (read + write)",
   }
   print(f"# qhess forward kernel, HEA {args.layers} layers, jax={jax.__version__} "

@@ -192,44 +192,103 @@ def initial_state(n: int, dtype) -> jax.Array:
   return jnp.zeros(2**n, dtype=cdtype).at[0].set(1.0)
 
 
-def _fusible(op) -> bool:
-  return len(op.wires) == 1
-
-
 def _op_matrix(op, params, consts):
   values = [params[i] for i in op.param_index]
   return consts[op.hyper] if op.name == "QubitUnitary" else gate_matrix(op.name, values, op.hyper)
 
 
+def _controls_one_qubit(op) -> bool:
+  """One control wire and a single-qubit base gate (CNOT, CY, CRX, CRY)."""
+  spec = CATALOGUE[op.name]
+  return spec.kind == "controlled" and spec.controls == 1 and len(op.wires) == 2
+
+
+def _apply_controlled_choice(psi, u0, u1, control: int, target: int, n: int):
+  """One pass: ``u0`` on ``target`` where ``control`` is 0, ``u1`` where it is 1.
+
+  ``u0`` may be ``None`` (identity). Both are 2×2 (NumPy constants where possible).
+  """
+  view = _View((control, target), n)
+  x = jnp.reshape(psi, view.shape)
+  axis = [view.axis[control]]
+  blocks = {(b,): _slice(x, view, axis, (b,)) for b in (0, 1)}
+  if u0 is not None:
+    blocks[(0,)] = _matrix_on(blocks[(0,)], u0, (target,), view)
+  blocks[(1,)] = _matrix_on(blocks[(1,)], u1, (target,), view)
+  return jnp.reshape(_assemble(blocks, axis), (-1,))
+
+
+def _barrier(psi):
+  # Each gate reads its input at several offsets (slices); without a barrier XLA may
+  # fuse a whole chain of gates into one loop and recompute earlier gates once per
+  # read — exponential in depth, in compile and run time alike.
+  return jax.lax.optimization_barrier(psi)
+
+
 def evolve(operations, n: int, params, consts, psi=None):
   """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``).
 
-  Runs of consecutive single-qubit gates on one wire are fused into one 2×2 matrix
-  (e.g. RY then RZ: one pass over the state instead of two).
+  Gates are fused so that the state is read and written fewer times:
+
+  - single-qubit gates on a wire are multiplied into one pending 2×2 matrix, applied
+    only when a multi-qubit gate needs the wire (or at the end); RY then RZ is one pass;
+  - a pending matrix ``U`` on the target of a singly controlled one-qubit gate (CNOT,
+    CY, CRX, CRY with base ``B``) is fused with it: ``U`` where the control is 0 and
+    ``B U`` where it is 1, one pass for both gates.
+
+  Gates on disjoint wires commute, so the order of passes may differ from the gate
+  order; the result does not (up to rounding).
   """
   if psi is None:
     psi = initial_state(n, params.dtype)
-  i = 0
-  while i < len(operations):
-    op = operations[i]
-    j = i + 1
-    while (_fusible(op) and j < len(operations) and _fusible(operations[j])
-           and operations[j].wires == op.wires):
-      j += 1
-    if j - i > 1:
-      matrix = _op_matrix(op, params, consts)
-      for nxt in operations[i + 1:j]:
-        matrix = _op_matrix(nxt, params, consts).astype(psi.dtype) @ matrix.astype(psi.dtype)
-      psi = apply_matrix(psi, matrix.astype(psi.dtype), op.wires, n)
-    else:
-      psi = apply_gate(psi, op.name, op.wires, [params[k] for k in op.param_index],
-                       op.hyper, consts, n)
-    i = j
-    # Each gate reads its input at several offsets (slices); without a barrier XLA may
-    # fuse a whole chain of gates into one loop and recompute earlier gates once per
-    # read — exponential in depth, in compile and run time alike.
-    psi = jax.lax.optimization_barrier(psi)
-  return psi
+  dtype = psi.dtype
+  pending: dict[int, tuple] = {}  # wire -> (2x2 matrix, the op when it is a single one)
+
+  def flush(psi, wires):
+    for w in wires:
+      if w in pending:
+        matrix, single = pending.pop(w)
+        if single is not None:  # its own (cheaper) path: diagonal, bit flip, ...
+          psi = apply_gate(psi, single.name, single.wires,
+                           [params[k] for k in single.param_index], single.hyper, consts, n)
+        else:
+          psi = apply_matrix(psi, matrix, (w,), n)
+        psi = _barrier(psi)
+    return psi
+
+  for op in operations:
+    if len(op.wires) == 1:
+      w = op.wires[0]
+      matrix = _static_matrix(op.name, op.hyper)
+      matrix = jnp.asarray(_op_matrix(op, params, consts) if matrix is None else matrix, dtype)
+      pending[w] = (matrix @ pending[w][0], None) if w in pending else (matrix, op)
+      continue
+    if _controls_one_qubit(op) and op.wires[1] in pending:
+      control, target = op.wires
+      psi = flush(psi, (control,))
+      spec = CATALOGUE[op.name]
+      base = _static_matrix(spec.base, op.hyper)
+      if base is None:
+        base = gate_matrix(spec.base, [params[k] for k in op.param_index], op.hyper)
+      u, _ = pending.pop(target)
+      psi = _barrier(_apply_controlled_choice(psi, u, jnp.asarray(base, dtype) @ u, control,
+                                              target, n))
+      continue
+    psi = flush(psi, op.wires)
+    psi = _barrier(apply_gate(psi, op.name, op.wires, [params[k] for k in op.param_index],
+                              op.hyper, consts, n))
+  return flush(psi, sorted(pending))
+
+
+def count_passes(operations, n: int) -> int:
+  """How many passes over the state `evolve` makes for ``operations`` (after fusion).
+
+  Read off the traced computation (one barrier per pass), so it counts what runs.
+  """
+  n_params = max([k + 1 for op in operations for k in op.param_index], default=0)
+  jaxpr = jax.make_jaxpr(lambda p: evolve(operations, n, p, ()))(
+      jax.ShapeDtypeStruct((n_params,), jnp.float32))
+  return sum(e.primitive.name == "optimization_barrier" for e in jaxpr.eqns)
 
 
 def _apply_term(psi, factors, consts, n):

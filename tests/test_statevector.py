@@ -276,3 +276,34 @@ def test_classical_tail_kept_for_other_measurements(rng):
     assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(ops)
   _check_measurements(ops, n, [("P", "X", 0), ("P", "Z", 1)], [("P", "Z", 2)], [(1, 0)],
                       rng, x64=True)
+
+
+def test_fused_controlled_gates_match_reference(rng):
+  # Pending single-qubit gates on a controlled gate's target are fused into it, the
+  # control's are applied first; gates on other wires in between must not matter.
+  ops = [("Hadamard", (0,), ()), ("RY", (1,), (0.3,)), ("RZ", (2,), (1.1,)),
+         ("RZ", (1,), (-0.7,)), ("PauliX", (1,), ()), ("CRX", (0, 1), (0.9,)),
+         ("RX", (1,), (0.4,)), ("S", (0,), ()), ("CY", (0, 1), ()), ("Rot", (2,), (0.1, 0.2, 0.3)),
+         ("CRY", (2, 0), (-1.3,)), ("CNOT", (1, 2), ()), ("CNOT", (2, 1), ()),
+         ("U3", (1,), (0.5, -0.6, 0.7)), ("Toffoli", (0, 1, 2), ())]
+  got = _jit_final_state(_tape(ops, 3))
+  chex.assert_trees_all_close(got, ref.circuit_state(ops, 3), rtol=0, atol=1e-12)
+
+
+def test_hardware_efficient_layer_is_one_pass_per_wire():
+  # Per wire RY then RZ, then CNOT(w, w+1): wire 0's gates are one pass, and each CNOT
+  # is fused with its target's pending RZ·RY (one pass for both).
+  n = 5
+
+  @qhess.circuit(wires=n)
+  def layer(x):
+    for w in range(n):
+      qhess.RY(x[2 * w], wires=w)
+      qhess.RZ(x[2 * w + 1], wires=w)
+    for w in range(n - 1):
+      qhess.CNOT(wires=(w, w + 1))
+    return qhess.probs()
+
+  tape = layer.tape(jnp.zeros(2 * n))
+  assert _statevector.count_passes(tape.operations, n) == n
+  assert _statevector.count_passes(tape.operations[:2 * n], n) == n  # no CNOTs: n passes
