@@ -225,8 +225,8 @@ def _barrier(psi):
   return jax.lax.optimization_barrier(psi)
 
 
-def evolve(operations, n: int, params, consts, psi=None):
-  """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``).
+def _evolve_fused(operations, n: int, params, consts, psi):
+  """`evolve` of a run of gates (no repeated blocks): the fusion rules.
 
   Gates are fused so that the state is read and written fewer times:
 
@@ -280,6 +280,70 @@ def evolve(operations, n: int, params, consts, psi=None):
   return flush(psi, sorted(pending))
 
 
+# A block of gates repeated this many times in a row, covering at least this many gates,
+# runs as one lax.scan (compiled once) instead of being unrolled.
+_SCAN_MIN_REPEATS = 3
+_SCAN_MIN_GATES = 24
+_SCAN_MAX_BLOCK = 256
+
+
+def repeated_blocks(operations) -> list[tuple[int, int, int]]:
+  """``(start, block, repeats)`` for each run of a repeated gate block, left to right.
+
+  Two blocks repeat when their gates have the same names, wires and static extras (their
+  arguments may differ): the layers of a layered ansatz. At each position the block
+  length covering most gates is taken (the shortest among equals).
+  """
+  keys = [(op.name, op.wires, op.hyper) for op in operations]
+  ids = {}
+  codes = np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+  out, i, m = [], 0, len(codes)
+  while i < m:
+    best = (0, 0, 0)  # (coverage, block, repeats)
+    for b in range(1, min(_SCAN_MAX_BLOCK, (m - i) // _SCAN_MIN_REPEATS) + 1):
+      tail = codes[i + b:]
+      same = tail == codes[i:m - b]  # same[k]: gate i+b+k equals gate i+k
+      run = len(same) if same.all() else int(np.argmin(same))
+      repeats = 1 + run // b
+      if repeats >= _SCAN_MIN_REPEATS and b * repeats > best[0]:
+        best = (b * repeats, b, repeats)
+    if best[0] >= _SCAN_MIN_GATES:
+      out.append((i, best[1], best[2]))
+      i += best[0]
+    else:
+      i += 1
+  return out
+
+
+def evolve(operations, n: int, params, consts, psi=None):
+  """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``).
+
+  A block of gates repeated several times in a row (`repeated_blocks`: the layers of a
+  layered ansatz) runs as a ``lax.scan`` over its repetitions, each with its own
+  arguments, so that deep circuits compile in the time of one layer. Everything else is
+  unrolled with the fusion rules of `_evolve_fused`.
+  """
+  if psi is None:
+    psi = initial_state(n, params.dtype)
+  done = 0
+  for start, block, repeats in repeated_blocks(operations):
+    psi = _evolve_fused(operations[done:start], n, params, consts, psi)
+    ops = operations[start:start + repeats * block]
+    index = np.array([[k for op in ops[r * block:(r + 1) * block] for k in op.param_index]
+                      for r in range(repeats)], dtype=np.int32).reshape(repeats, -1)
+    local, k = [], 0
+    for op in ops[:block]:
+      local.append(op._replace(param_index=tuple(range(k, k + len(op.param_index)))))
+      k += len(op.param_index)
+
+    def body(psi, idx, local=tuple(local)):
+      return _evolve_fused(local, n, params[idx], consts, psi), None
+
+    psi, _ = jax.lax.scan(body, psi, jnp.asarray(index))
+    done = start + repeats * block
+  return _evolve_fused(operations[done:], n, params, consts, psi)
+
+
 def count_passes(operations, n: int) -> int:
   """How many passes over the state `evolve` makes for ``operations`` (after fusion).
 
@@ -288,7 +352,17 @@ def count_passes(operations, n: int) -> int:
   n_params = max([k + 1 for op in operations for k in op.param_index], default=0)
   jaxpr = jax.make_jaxpr(lambda p: evolve(operations, n, p, ()))(
       jax.ShapeDtypeStruct((n_params,), jnp.float32))
-  return sum(e.primitive.name == "optimization_barrier" for e in jaxpr.eqns)
+
+  def count(jaxpr):
+    total = 0
+    for e in jaxpr.eqns:
+      if e.primitive.name == "optimization_barrier":
+        total += 1
+      elif e.primitive.name == "scan":
+        total += e.params["length"] * count(e.params["jaxpr"].jaxpr)
+    return total
+
+  return count(jaxpr.jaxpr)
 
 
 def _apply_term(psi, factors, consts, n):

@@ -483,6 +483,26 @@ def test_hessian_with_classical_tail(evaluation):
                               expected, **TOL)
 
 
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+def test_hessian_of_a_layered_circuit(evaluation):
+  # Eight identical layers run as a lax.scan (`_statevector.repeated_blocks`); the shared
+  # evaluation scans the layers after each point's starting boundary.
+  rng = np.random.default_rng(8)
+  ops = []
+  for _ in range(8):
+    a = rng.uniform(-np.pi, np.pi, size=3)
+    ops += [("RY", (0,), (a[0],)), ("CRX", (0, 1), (a[1],)), ("RZ", (1,), (a[2],)),
+            ("CNOT", (1, 0), ())]
+  case = _case(ops, 2, [("expval", ("sum", ((0.5, ("P", "X", 0)), (1.0, ("P", "Z", 1))))),
+                        ("probs", None)])
+  x = jnp.asarray(ref.flat_params(ops))
+  tape = case.circuit.tape(x)
+  assert _statevector.repeated_blocks(tape.operations) == [(0, 4, 8)]
+  expected = _jax_hessian(case.oracle)(x)
+  chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
+                              expected, **TOL)
+
+
 # ------------------------------------------------------------------------ pytree inputs
 
 

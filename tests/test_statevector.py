@@ -307,3 +307,33 @@ def test_hardware_efficient_layer_is_one_pass_per_wire():
   tape = layer.tape(jnp.zeros(2 * n))
   assert _statevector.count_passes(tape.operations, n) == n
   assert _statevector.count_passes(tape.operations[:2 * n], n) == n  # no CNOTs: n passes
+
+
+def _layered_ops(rng, n_layers):
+  ops = []
+  for _ in range(n_layers):
+    a = rng.uniform(-np.pi, np.pi, size=5)
+    ops += [("RX", (0,), (a[0],)), ("Rot", (2,), tuple(a[1:4])), ("CRY", (1, 2), (a[4],)),
+            ("CNOT", (0, 1), ()), ("S", (2,), ())]
+  return ops
+
+
+def test_repeated_blocks_found():
+  ops = _tape(_layered_ops(np.random.default_rng(0), 6), 3).operations
+  assert _statevector.repeated_blocks(ops) == [(0, 5, 6)]
+  assert _statevector.repeated_blocks(ops[3:]) == [(0, 5, 5)]  # from mid-layer on
+  assert _statevector.repeated_blocks(ops[:15]) == []  # too few gates to be worth a scan
+  hea = [("RY", (w,), (0.1,)) for w in range(4)] * 10  # one layer of 4 gates, 10 times
+  assert _statevector.repeated_blocks(_tape(hea, 4).operations) == [(0, 4, 10)]
+
+
+@pytest.mark.parametrize("x64", [True, False], indirect=True)
+def test_repeated_blocks_scan_matches_reference(rng, x64):
+  # Two gates before the layers and one after: the scan sits between unrolled gates.
+  ops = ([("Hadamard", (1,), ()), ("RZ", (2,), (0.3,))] + _layered_ops(rng, 7)
+         + [("IsingXX", (0, 2), (0.8,))])
+  tape = _tape(ops, 3)
+  assert [r[1:] for r in _statevector.repeated_blocks(tape.operations)] == [(5, 7)]
+  jaxpr = jax.make_jaxpr(lambda p: _statevector.evolve(tape.operations, 3, p, ()))(tape.params)
+  assert any(e.primitive.name == "scan" for e in jaxpr.eqns)
+  _check_measurements(ops, 3, [("P", "Z", 1), ("P", "X", 2)], [], [(2, 0)], rng, x64)
