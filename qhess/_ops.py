@@ -5,14 +5,15 @@ has a *kind*, which says how its matrix is built and how the kernel (`_statevect
 applies it:
 
 - ``"diagonal"``: a phase multiplication by the gate's diagonal (the cheapest path);
-- ``"controlled"``: a base gate applied where all control bits are 1 (a masked select);
+- ``"controlled"``: a base gate applied to the block where all control bits are 1;
 - ``"pauli"``: ``exp(-i θ/2 P) = cos(θ/2) I - i sin(θ/2) P`` for a Pauli word ``P``;
 - ``"permutation"``: bit flips with phases (X, Y, SWAP);
 - ``"dense"``: an explicit matrix.
 
-The last three are applied as small dense matrices combined from slices of the state
-(`gate_matrix`): XLA's reverse op, the natural way to flip bits, compiles
-pathologically slowly inside long batched gate chains.
+The last three are applied as small matrices whose output blocks are scalar combinations
+of blocks of the state (`gate_matrix`; a constant matrix such as a bit flip becomes
+plain copies): XLA's reverse op, the natural way to flip bits, compiles pathologically
+slowly inside long batched gate chains.
 
 Each gate argument also carries its frequency spectrum ``{l * base : l = 1..count}``
 (the differences of the generator's eigenvalues), which `_shift_rules.py` turns into

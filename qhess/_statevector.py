@@ -20,8 +20,12 @@ rank-≤7 expressions fast; a rank-n tensor with one axis per qubit compiles slo
   vanish and unit ones are plain copies, so such gates are pure data movement. Larger
   gates use tensordot.
 
-A barrier after each gate keeps XLA from fusing chains of gates into one loop (see
-`evolve`), so each gate is one pass that reads and writes the state once.
+A barrier after each pass keeps XLA from fusing chains of gates into one loop (see
+`_barrier`), so each pass reads and writes the state once. `evolve` makes fewer passes
+than there are gates: single-qubit gates wait per wire and are multiplied together,
+then fused into the next controlled gate on that wire; a trailing run of permutation
+and diagonal gates is folded into the measurement (`split_tail`); and a repeated block of
+gates runs as one ``lax.scan`` (`repeated_blocks`). `count_passes` reports the result.
 
 The public entries are `run` and `run_points`: a batch of gate-argument vectors for one
 tape structure goes through one ``jit(vmap(...))``, compiled once per structure (the
