@@ -1,4 +1,5 @@
-"""Smoke test of the Hessian benchmark: ``bench/run.py --quick`` runs and writes its JSON.
+"""Smoke tests of the benchmarks: ``bench/run.py --quick`` and ``bench/kernel.py --quick``
+run and write their JSON.
 
 No timing assertions: only that the script exits 0 and writes results of the expected
 shape (every method timed or with a stated reason, the Hessians checked against
@@ -45,3 +46,18 @@ def test_bench_run_quick(tmp_path):
       assert row["n_circuits"] > 0 and row["gate_apps_per_s"] > 0
       assert row["matches_jax"], (case["case"], method, row["max_abs_diff_vs_jax"])
   assert out.with_suffix(".md").read_text().count("| qhess_default |") == 2
+
+
+def test_bench_kernel_quick(tmp_path):
+  out = tmp_path / "k.json"
+  proc = subprocess.run(
+      [sys.executable, "bench/kernel.py", "--quick", "--out", str(out)], cwd=ROOT,
+      capture_output=True, text=True, timeout=180)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads(out.read_text())["rows"]
+  assert [r["n_qubits"] for r in rows] == [4, 8, 12]
+  for r in rows:
+    assert r["status"] == "ok", r["status"]
+    # The ansatz's passes after fusion: one per wire and layer (see bench/kernel.py).
+    assert r["passes"] == r["n_qubits"] * r["layers"]
+    assert r["min_s"] <= r["median_s"] and r["bandwidth_fraction"] > 0
