@@ -311,19 +311,45 @@ def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
   return model
 
 
+def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | None:
+  """The prefix-sharing schedule, or ``None`` for independent evaluation (asked for, or
+  a table of states that would exceed ``_TABLE_BYTES``)."""
+  if opts.evaluation != "shared":
+    return None
+  schedule = _schedule_for(tape, plan)
+  state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
+  return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
+
+
+def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options) -> Callable:
+  """``sample(sampler, shots, keys)`` -> counts at the plan's points (`_shots.estimate`),
+  prefix-shared like the exact path when `_shared_schedule` allows."""
+  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
+  dtype = np.dtype(tape.params.dtype)
+  schedule = _shared_schedule(tape, plan, opts)
+  if schedule is not None:
+    return lambda sampler, shots, keys: _statevector.sample_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, keys,
+        shots.astype(dtype), sampler, batch_size, opts.devices)
+  rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
+  params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
+      rows, plan.point_index].add(plan.point_shift.astype(dtype))
+  return lambda sampler, shots, keys: _statevector.sample_run(
+      _statevector.kernel_key(tape), params, tape.consts, keys, shots.astype(dtype), sampler,
+      batch_size)
+
+
 def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
   """Raw outputs at the plan's points, shape ``(T, n_raw)``."""
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
-  if opts.evaluation == "shared":
-    schedule = _schedule_for(tape, plan)
-    state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
-    if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES:
-      return _statevector.run_points_shared(
-          _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
-          opts.devices)
+  schedule = _shared_schedule(tape, plan, opts)
+  if schedule is not None:
+    return _statevector.run_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
+        opts.devices)
   return _statevector.run_points(
       _statevector.kernel_key(tape), tape.params, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
@@ -439,12 +465,8 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
       return out
     return out, jax.tree_util.tree_map(jnp.zeros_like, out)
   shots, return_stderr = sampling
-  rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
-  params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
-      rows, plan.point_index].add(plan.point_shift.astype(np.dtype(tape.params.dtype)))
-  return _shots.estimate(
-      post, tape, params, shots, key, return_stderr=return_stderr,
-      batch_size=opts.batch_size or _statevector.default_batch_size(tape.n_wires))
+  return _shots.estimate(post, tape, _point_sampler(tape, plan, opts), plan.n_points, shots,
+                         key, return_stderr=return_stderr)
 
 
 def _hashable(x):

@@ -458,18 +458,19 @@ def _neyman_weights(post, y, a, valid, counts=None, shots=None):
   return jnp.reshape(jnp.sqrt(jnp.sum(var, axis=0)), (-1,))
 
 
-def estimate(post: Callable, tape, params, shots, key, *, return_stderr: bool,
-             batch_size: int):
-  """Sampled ``post(Y)`` (and its standard errors) for the circuits at ``params``.
+def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, *,
+             return_stderr: bool):
+  """Sampled ``post(Y)`` (and its standard errors) for ``n_points`` circuits.
 
   Args:
     post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
-    tape: the tape (structure, consts).
-    params: float array ``(B, n_params)``: the circuits' gate arguments.
+    tape: the tape (measurements, consts, dtype).
+    sample: ``sample(sampler, shots, keys)`` -> counts ``(B, G, O)`` for the points,
+      from a `Sampler`, int shots ``(B, G)`` and PRNG keys ``(B,)`` (see `sample_counts`).
+    n_points: ``B``.
     shots: a validated ``shots`` (int, tuple of ints, `ShotBudget`).
     key: a PRNG key.
     return_stderr: also return standard errors in the outputs' layout.
-    batch_size: states per chunk.
 
   Returns:
     the outputs (a tuple of them for a shot vector), or ``(outputs, stderrs)``.
@@ -479,12 +480,13 @@ def estimate(post: Callable, tape, params, shots, key, *, return_stderr: bool,
   """
   raw_ms = tape.raw_measurements
   mg = measurement_groups(raw_ms)
-  dtype = params.dtype
+  dtype = tape.params.dtype
   a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
-  b, g = params.shape[0], len(mg.groups)
+  b, g = n_points, len(mg.groups)
+  sampler = Sampler(mg.groups, tape.n_wires, mg.n_outcomes)
 
   def once(k, n):
-    counts = sample_counts(tape, params, mg, n, jax.random.split(k, b), batch_size)
+    counts = sample(sampler, n, jax.random.split(k, b))
     y = raw_from_counts(a, counts, n)
     out = post(y)
     return (out, stderr(post, y, counts, n, a)) if return_stderr else out
@@ -514,7 +516,7 @@ def estimate(post: Callable, tape, params, shots, key, *, return_stderr: bool,
     weights = jnp.ones(n_circuits, dtype)
   elif pilot:
     n_p = jnp.full((b, g), pilot, jnp.int32)
-    counts = sample_counts(tape, params, mg, n_p, jax.random.split(k_pilot, b), batch_size)
+    counts = sample(sampler, n_p, jax.random.split(k_pilot, b))
     weights = _neyman_weights(post, raw_from_counts(a, counts, n_p), a, valid, counts, n_p)
   else:
     weights = _neyman_weights(post, jnp.zeros((b, a.shape[0]), dtype), a, valid)

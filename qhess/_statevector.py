@@ -569,12 +569,16 @@ def _run_points(key, theta, index, shift, consts, batch_size, devices):
   return _map_batched(one, (index, shift), batch_size, devices)
 
 
-@functools.partial(jax.jit, static_argnames=("key", "schedule", "batch_size", "devices"))
-def _run_shared(key, theta, consts, schedule, batch_size, devices):
+@functools.partial(jax.jit, static_argnames=("key", "schedule", "batch_size", "devices",
+                                             "sampler"))
+def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None, extras=()):
   operations, raw_measurements, n = key
-  cut = split_tail(operations, raw_measurements)
+  # A sampler rotates the final state into its measurement bases: no tail folding then.
+  cut = len(operations) if sampler else split_tail(operations, raw_measurements)
   bounds = schedule.bounds
   table = initial_state(n, theta.dtype)[None]  # (1, 2**n): the states at boundary 0
+  order = np.asarray(schedule.order)
+  first = 0  # offset of group j's points in `order`
 
   def segment_fn(j, table):
     def run_segment(row, idx, s):
@@ -585,19 +589,23 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices):
   outs = []
   for j, group in enumerate(schedule.points):
     if len(group.rows):
-      def run_point(row, idx, s, table=table, begin=bounds[j]):
+      def run_point(row, idx, s, *ex, table=table, begin=bounds[j]):
         params = theta.at[idx].add(s.astype(theta.dtype))
         psi = evolve(operations[begin:max(begin, cut)], n, params, consts, psi=table[row])
+        if sampler:
+          return sampler(psi, consts, *ex)
         return jnp.concatenate([measure(psi, m, consts, n, operations[max(begin, cut):])
                                 for m in raw_measurements])
-      outs.append(_map_batched(run_point, tuple(map(jnp.asarray, group)), batch_size,
-                               devices))
+      members = order[first:first + len(group.rows)]
+      first += len(group.rows)
+      inputs = tuple(map(jnp.asarray, group)) + tuple(e[members] for e in extras)
+      outs.append(_map_batched(run_point, inputs, batch_size, devices))
     if j < len(schedule.segments):
       table = _map_batched(segment_fn(j, table), tuple(map(jnp.asarray, schedule.segments[j])),
                            batch_size, devices)  # (parents alive at boundary j+1, 2**n)
   y = jnp.concatenate(outs)
   # Back to the plan's point order.
-  return jnp.zeros_like(y).at[jnp.asarray(schedule.order)].set(y)
+  return jnp.zeros_like(y).at[jnp.asarray(order)].set(y)
 
 
 def run_points_shared(key, theta, schedule, consts, batch_size: int | None = None,
@@ -652,6 +660,22 @@ def _sample_run(key, params, consts, keys, shots, sampler, batch_size):
   operations, _, n = key
   return _map_batched(lambda p, k, m: sampler(evolve(operations, n, p, consts), consts, k, m),
                       (params, keys, shots), batch_size)
+
+
+def sample_points_shared(key, theta, schedule, consts, keys, shots, sampler,
+                         batch_size: int | None = None, devices=None):
+  """Sampled counterpart of `run_points_shared`: ``sampler`` applied to each final state.
+
+  Args:
+    keys: PRNG key array ``(n_points,)`` and ``shots``: float array ``(n_points, G)``,
+      both in the plan's point order.
+
+  Returns:
+    the stacked ``sampler`` outputs, shape ``(n_points, ...)``, in the plan's order.
+  """
+  devices = None if devices is None or len(devices) < 2 else tuple(devices)
+  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices, sampler,
+                     (keys, shots))
 
 
 def sample_run(key, params, consts, keys, shots, sampler, batch_size: int | None = None):

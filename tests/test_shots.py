@@ -5,6 +5,7 @@ lie within 4 standard errors (of the mean) of the exact Hessian, and the reporte
 first-order standard errors must match the spread over keys within 20%.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -265,3 +266,27 @@ def test_bad_budget_key_and_options():
 
   with pytest.raises(ValueError, match="do not commute qubit-wise"):
     noncommuting.sample(10, KEYS[0])(x)
+
+
+@qhess.circuit(wires=3)
+def _layers(x):
+  for k in range(3):
+    qhess.RY(x[3 * k], wires=0)
+    qhess.CRX(x[3 * k + 1], wires=(0, 1))
+    qhess.RX(x[3 * k + 2], wires=2)
+    qhess.CNOT(wires=(1, 2))
+  return qhess.expval(qhess.Z(0) @ qhess.X(2) + 0.5 * qhess.Y(1)), qhess.probs(wires=(2, 0))
+
+
+@pytest.mark.parametrize("shots", [200, qhess.ShotBudget(total=50_000)])
+def test_shared_and_independent_sampling_draw_the_same_counts(shots):
+  # Prefix sharing changes how the final states are computed, not which circuit gets
+  # which key and shot count: the draws, hence the sampled Hessians, are the same.
+  x = jnp.linspace(0.2, 1.4, 9)
+  key = jax.random.key(3)
+  shared = qhess.hessian(_layers, shots=shots, evaluation="shared")(x, key=key)
+  indep = qhess.hessian(_layers, shots=shots, evaluation="independent")(x, key=key)
+  chex.assert_trees_all_close(shared, indep, rtol=0, atol=1e-12)
+  exact = qhess.hessian(_layers)(x)
+  assert not np.allclose(shared[0], exact[0], atol=1e-6)  # it is sampled
+  assert np.max(np.abs(shared[0] - exact[0])) < 1.0
