@@ -290,3 +290,29 @@ def test_shared_and_independent_sampling_draw_the_same_counts(shots):
   exact = qhess.hessian(_layers)(x)
   assert not np.allclose(shared[0], exact[0], atol=1e-6)  # it is sampled
   assert np.max(np.abs(shared[0] - exact[0])) < 1.0
+
+
+@pytest.mark.parametrize("max_shots", [None, 40], ids=["splitting", "draws"])
+def test_multinomial_paths_are_unbiased(max_shots):
+  # Both ways of drawing counts: totals exact, zero-probability outcomes never drawn,
+  # and the mean counts within 4 standard errors of n p over many keys.
+  probs = jnp.array([0.1, 0.0, 0.25, 0.05, 0.3, 0.0, 0.2, 0.1])
+  n, reps = 40, 4000
+  keys = jax.random.split(jax.random.key(11), reps)
+  draw = jax.jit(jax.vmap(lambda k: _shots._multinomial(k, jnp.float64(n), probs, 3,
+                                                         max_shots)))
+  counts = np.asarray(draw(keys))
+  assert np.all(counts.sum(axis=1) == n)
+  assert np.all(counts[:, [1, 5]] == 0)
+  p = np.asarray(probs)
+  se = np.sqrt(n * p * (1 - p) / reps)
+  nz = p > 0
+  assert np.all(np.abs(counts.mean(axis=0)[nz] - n * p[nz]) < 4 * se[nz])
+  # The spread is a multinomial's too (not, say, a fixed rounding of n p).
+  np.testing.assert_allclose(counts.var(axis=0)[nz], n * p[nz] * (1 - p[nz]), rtol=0.15)
+
+
+def test_draws_keep_only_the_first_n_shots():
+  probs = jnp.array([0.5, 0.5])
+  counts = _shots._multinomial(jax.random.key(0), jnp.float64(7), probs, 1, max_shots=8)
+  assert float(counts.sum()) == 7.0
