@@ -18,7 +18,10 @@ counts from the multinomial distribution by binary splitting — one binomial pe
 the tree over the wires (``2**k - 1`` draws, ``k`` sequential levels). The cost is
 ``O(2**n)`` per circuit whatever the shot count (never ``O(shots · 2**n)``), and the
 counts have a fixed shape, so circuits with different shot counts share one jitted,
-vmapped computation. Every raw output is a fixed linear function of the outcome
+vmapped computation. When the shot count is fixed (not a budget) and small next to
+``2**k``, each shot is drawn instead (inverse CDF, ``O(shots · k)``), which is cheaper
+than ``2**k`` binomials. With prefix sharing (the default) the final states of the
+shifted circuits are computed like the exact path's (`_statevector.sample_points_shared`). Every raw output is a fixed linear function of the outcome
 frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for Hermitian
 factors, indicator sums for ``probs``.
 
