@@ -15,13 +15,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "jax_hessian")
 
 
-def test_bench_run_quick(tmp_path):
-  out = tmp_path / "x.json"
+def _run_quick(script: str, out: pathlib.Path) -> dict:
+  """Runs ``bench/<script> --quick --out <out>``; its JSON results."""
   proc = subprocess.run(
-      [sys.executable, "bench/run.py", "--quick", "--out", str(out)], cwd=ROOT,
+      [sys.executable, f"bench/{script}", "--quick", "--out", str(out)], cwd=ROOT,
       capture_output=True, text=True, timeout=180)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  data = json.loads(out.read_text())
+  return json.loads(out.read_text())
+
+
+def test_bench_run_quick(tmp_path):
+  out = tmp_path / "x.json"
+  data = _run_quick("run.py", out)
   assert {"meta", "cases"} <= data.keys()
   meta = data["meta"]
   for key in ("device", "jax_version", "dtype", "cpu_count", "loadavg_start", "qhess",
@@ -49,12 +54,7 @@ def test_bench_run_quick(tmp_path):
 
 
 def test_bench_kernel_quick(tmp_path):
-  out = tmp_path / "k.json"
-  proc = subprocess.run(
-      [sys.executable, "bench/kernel.py", "--quick", "--out", str(out)], cwd=ROOT,
-      capture_output=True, text=True, timeout=180)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = json.loads(out.read_text())["rows"]
+  rows = _run_quick("kernel.py", tmp_path / "k.json")["rows"]
   assert [r["n_qubits"] for r in rows] == [4, 8, 12]
   for r in rows:
     assert r["status"] == "ok", r["status"]
