@@ -72,13 +72,6 @@ class _View:
       t = jnp.transpose(t, np.argsort([self.axis[w] for w in wires]))
     return jnp.reshape(t, self.bcast(wires))
 
-  def ones_mask(self, wires: Sequence[int]) -> np.ndarray:
-    """Boolean array, broadcastable to the view, True where all ``wires`` are 1."""
-    mask = np.ones([1] * self.ndim, dtype=bool)
-    for w in wires:
-      mask = mask & np.array([False, True]).reshape(self.bcast([w]))
-    return mask
-
 
 def _slice(x, view: _View, axes: Sequence[int], bits: Sequence[int]):
   """The block of ``x`` with axis ``axes[i]`` fixed to ``bits[i]`` (kept, length 1)."""
@@ -208,17 +201,12 @@ def _controls_one_qubit(op) -> bool:
 
 
 def _apply_controlled_choice(psi, u0, u1, control: int, target: int, n: int):
-  """One pass: ``u0`` on ``target`` where ``control`` is 0, ``u1`` where it is 1.
-
-  ``u0`` may be ``None`` (identity). Both are 2×2 (NumPy constants where possible).
-  """
+  """One pass: the 2×2 ``u0`` on ``target`` where ``control`` is 0, ``u1`` where it is 1."""
   view = _View((control, target), n)
   x = jnp.reshape(psi, view.shape)
   axis = [view.axis[control]]
-  blocks = {(b,): _slice(x, view, axis, (b,)) for b in (0, 1)}
-  if u0 is not None:
-    blocks[(0,)] = _matrix_on(blocks[(0,)], u0, (target,), view)
-  blocks[(1,)] = _matrix_on(blocks[(1,)], u1, (target,), view)
+  blocks = {(b,): _matrix_on(_slice(x, view, axis, (b,)), u, (target,), view)
+            for b, u in ((0, u0), (1, u1))}
   return jnp.reshape(_assemble(blocks, axis), (-1,))
 
 
@@ -243,8 +231,6 @@ def _evolve_fused(operations, n: int, params, consts, psi):
   Gates on disjoint wires commute, so the order of passes may differ from the gate
   order; the result does not (up to rounding).
   """
-  if psi is None:
-    psi = initial_state(n, params.dtype)
   dtype = psi.dtype
   pending: dict[int, tuple] = {}  # wire -> (2x2 matrix, the op when it is a single one)
 
