@@ -148,7 +148,7 @@ def _real_scalar(x) -> float:
         "Observable coefficients must be concrete real numbers (they are part of the "
         "circuit's static structure); got a traced value. Put parameter dependence in "
         "the gates instead.")
-  if isinstance(x, (numbers.Real, np.number)) or (
+  if isinstance(x, (numbers.Number, np.number)) or (
       hasattr(x, "shape") and np.shape(x) == ()):
     val = np.asarray(x)
     if np.iscomplexobj(val):

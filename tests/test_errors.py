@@ -186,15 +186,20 @@ def test_observable_product_on_overlapping_wires(make):
     lambda: qhess.Z(0) * np.complex128(1 + 1j),
     lambda: np.complex64(2j) * qhess.Z(0),
     lambda: jnp.array(0.5j) * qhess.X(1),
+    lambda: 1j * qhess.Z(0),  # Python complex: the same error as NumPy's
+    lambda: qhess.Z(0) * (1 + 2j),
 ])
 def test_observable_complex_coefficient(make):
   with pytest.raises(ValueError, match=r"Observable coefficients must be real; got"):
     make()
 
 
+def test_observable_complex_coefficient_with_zero_imaginary_part():
+  assert repr((2 + 0j) * qhess.Z(0)) == repr(np.complex128(2) * qhess.Z(0)) == repr(
+      2.0 * qhess.Z(0))
+
+
 @pytest.mark.parametrize("make", [
-    lambda: 1j * qhess.Z(0),
-    lambda: qhess.Z(0) * (1 + 2j),
     lambda: qhess.Z(0) * "2",
     lambda: qhess.Z(0) * np.ones(2),
     lambda: qhess.Z(0) * qhess.X(1),
