@@ -575,9 +575,13 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None,
   outs = []
   for j, group in enumerate(schedule.points):
     if len(group.rows):
-      def run_point(row, idx, s, *ex, table=table, begin=bounds[j]):
+      def run_point(row, idx, s, *ex, table=table, begin=bounds[j], end=bounds[j + 1]):
         params = theta.at[idx].add(s.astype(theta.dtype))
-        psi = evolve(operations[begin:max(begin, cut)], n, params, consts, psi=table[row])
+        # Only segment j holds shifted gates: later gates take the unshifted arguments,
+        # so their matrices are computed once for the whole batch, not once per point.
+        mid = min(max(begin, cut), end)
+        psi = evolve(operations[begin:mid], n, params, consts, psi=table[row])
+        psi = evolve(operations[mid:max(mid, cut)], n, theta, consts, psi=psi)
         if sampler:
           return sampler(psi, consts, *ex)
         return jnp.concatenate([measure(psi, m, consts, n, operations[max(begin, cut):])
