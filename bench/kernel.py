@@ -38,7 +38,8 @@ and the effective bandwidth is ``B * bytes / t_min``. The baseline is a NumPy co
 counting its read and its write likewise (``2 * nbytes / t``); the fraction is the ratio of
 the two. A fraction far below 1 means the passes are slower than a copy (compute-bound
 or badly vectorized); when a chunk fits in cache, the comparison with a DRAM-sized copy
-flatters the kernel and fractions above 1 are possible. XLA's CPU backend uses all cores; ``np.copyto`` uses one.
+flatters the kernel and fractions above 1 are possible. XLA's CPU backend uses all
+cores; ``np.copyto`` uses one.
 
 Run (from the repository root; qhess need not be installed)::
 

@@ -21,9 +21,10 @@ counts have a fixed shape, so circuits with different shot counts share one jitt
 vmapped computation. When the shot count is fixed (not a budget) and small next to
 ``2**k``, each shot is drawn instead (inverse CDF, ``O(shots · k)``), which is cheaper
 than ``2**k`` binomials. With prefix sharing (the default) the final states of the
-shifted circuits are computed like the exact path's (`_statevector.sample_points_shared`). Every raw output is a fixed linear function of the outcome
-frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for Hermitian
-factors, indicator sums for ``probs``.
+shifted circuits are computed like the exact path's
+(`_statevector.sample_points_shared`). Every raw output is a fixed linear function of
+the outcome frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for
+Hermitian factors, indicator sums for ``probs``.
 
 Standard errors (first order, the delta method): the outputs ``F(Y)`` (Hessian, value,
 gradient) are functions of the raw point values ``Y``; with ``J = ∂F/∂Y`` and the
