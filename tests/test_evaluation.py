@@ -3,8 +3,13 @@
 Strategies: independent points or the prefix-shared tree (`_schedule.py`), the product
 or the diagonal off-diagonal rule, chunked (`batch_size`) or not. Sharding over devices
 is checked in `test_sharding.py`.
+
+Both evaluations are compared with `jax.hessian` of the dense oracle (`_dense.py`) on
+circuit families in several gate orders (`FAMILIES`): a schedule or fusion that only
+works for one order or one ansatz fails there.
 """
 
+import functools
 import itertools
 
 import chex
@@ -15,6 +20,8 @@ import pytest
 
 import _reference as ref
 import qhess
+from _dense import jit_hessian, make_case
+from _dense import placeholder_op as _op
 from qhess import _hessian as _hessian_module
 from qhess import _schedule
 
@@ -110,3 +117,133 @@ def test_schedule_shares_most_of_a_uniform_plan():
   assert s.independent_applications == plan.n_points * len(tape.operations)
   # Pairs spread uniformly: about L/3 + L/(2K) per point instead of L.
   assert s.independent_applications / s.gate_applications > 1.6
+
+
+# ------------------------------------------------------------ families and gate orders
+# Small (3-4 wires, 2 layers) members of the circuit families of bench/run.py, in
+# several gate orders; each is built once and its oracle Hessian computed once.
+
+LAYERS = 2
+
+
+def _hea(n: int, blocked: bool):
+  """Hardware-efficient ansatz: per layer RY and RZ on every wire, then a CNOT ladder;
+  wire by wire (RY, RZ on wire 0, then on wire 1, ...) or blocked (RY on every wire,
+  then RZ on every wire). The same gates and Hessian, in another order."""
+  ops = []
+  for _ in range(LAYERS):
+    if blocked:
+      ops += [_op("RY", [w]) for w in range(n)] + [_op("RZ", [w]) for w in range(n)]
+    else:
+      ops += [_op(name, [w]) for w in range(n) for name in ("RY", "RZ")]
+    ops += [("CNOT", (w, w + 1), ()) for w in range(n - 1)]
+  return ops
+
+
+def _rot_ring(n: int):
+  """Strongly entangling layers: Rot on every wire, then a CNOT ring whose range
+  changes with the layer."""
+  ops = []
+  for layer in range(LAYERS):
+    r = layer % (n - 1) + 1
+    ops += [_op("Rot", [w]) for w in range(n)]
+    ops += [("CNOT", (w, (w + r) % n), ()) for w in range(n)]
+  return ops
+
+
+def _qaoa(n: int):
+  """QAOA MaxCut on a ring: a Hadamard layer, then per layer IsingZZ on every edge and
+  RX on every wire."""
+  ops = [("Hadamard", (w,), ()) for w in range(n)]
+  for _ in range(LAYERS):
+    ops += [_op("IsingZZ", [w, (w + 1) % n]) for w in range(n)]
+    ops += [_op("RX", [w]) for w in range(n)]
+  return ops
+
+
+def _qaoa_processing(n: int):
+  """Tied parameters: x = (γ_1, β_1, γ_2, β_2); one γ feeds every IsingZZ of its layer,
+  one β every RX."""
+  def processing(x):
+    return [x[2 * layer + k] for layer in range(LAYERS) for k in (0, 1) for _ in range(n)]
+  return processing
+
+
+def _chemistry(n: int):
+  """A chemistry-style circuit from a two-electron reference state: two-wire Ising
+  couplings, MultiRZ, Pauli-word rotations and RY."""
+  ops = [("PauliX", (0,), ()), ("PauliX", (1,), ())]
+  for _ in range(LAYERS):
+    ops += [_op("RY", [1]), _op("RY", [2]), _op("IsingXX", [0, 1]), _op("IsingYY", [1, 2]),
+            _op("MultiRZ", range(n)), ("PauliRot", tuple(range(n)), (0.0, "XXYY")),
+            ("PauliRot", (3, 1), (0.0, "YX"))]
+  return ops
+
+
+def _zz(a, b):
+  return ("prod", (("P", "Z", a), ("P", "Z", b)))
+
+
+_HEA_SPECS = [("expval", _zz(0, 1)), ("probs", (3, 1))]
+# name -> (ops, wires, measurements, processing or None, number of inputs)
+FAMILIES = {
+    "hea-per-wire": (_hea(4, blocked=False), 4, _HEA_SPECS, None, None),
+    "hea-blocked": (_hea(4, blocked=True), 4, _HEA_SPECS, None, None),
+    "rot-ring": (_rot_ring(3), 3,
+                 [("var", ("sum", ((1.0, ("P", "X", 0)), (0.5, ("P", "Z", 2))))),
+                  ("expval", ("P", "Y", 1))], None, None),
+    "qaoa-tied": (_qaoa(4), 4,
+                  [("expval", ("sum", tuple((1.0, _zz(w, (w + 1) % 4)) for w in range(4))))],
+                  _qaoa_processing(4), 2 * LAYERS),
+    "chemistry": (_chemistry(4), 4,
+                  [("expval", ("sum", ((0.5, ("prod", (("P", "X", 0), ("P", "X", 1)))),
+                                       (0.3, ("prod", (("P", "Y", 1), ("P", "Y", 2)))),
+                                       (-0.2, ("P", "Z", 0)),
+                                       (0.4, ("prod", (("P", "X", 2), ("P", "Y", 3)))))))],
+                  None, None),
+}
+
+
+def _blocked_order() -> np.ndarray:
+  """Indices taking hea-per-wire's inputs to hea-blocked's (the same gate arguments):
+  per layer of 2n inputs, RY_w is input 2w in the first and w in the second."""
+  k = 2 * 4
+  one = np.concatenate([np.arange(0, k, 2), np.arange(1, k, 2)])
+  return np.concatenate([layer * k + one for layer in range(LAYERS)])
+
+
+@functools.cache
+def _family(name: str):
+  """(case, x, the oracle's Hessian at x) of one family, at seeded random inputs;
+  hea-blocked at hea-per-wire's point (its inputs permuted)."""
+  ops, n, specs, processing, n_inputs = FAMILIES[name]
+  case = make_case(ops, n, specs, processing)
+  if name == "hea-blocked":
+    x = _family("hea-per-wire")[1][_blocked_order()]
+  else:
+    n_inputs = n_inputs or len(ref.flat_params(ops))
+    x = jnp.asarray(np.random.default_rng(len(name)).uniform(-np.pi, np.pi, n_inputs))
+  return case, x, jax.tree.map(np.asarray, jit_hessian(case.oracle)(x))
+
+
+def test_hea_orders_are_the_same_circuit():
+  # The two orders differ as gate lists, not as circuits: at the same gate arguments the
+  # same outputs and (with the inputs permuted) the same Hessian.
+  assert ([op[0] for op in FAMILIES["hea-per-wire"][0]]
+          != [op[0] for op in FAMILIES["hea-blocked"][0]])
+  per_wire, blocked = _family("hea-per-wire"), _family("hea-blocked")
+  chex.assert_trees_all_close(blocked[0].oracle(blocked[1]), per_wire[0].oracle(per_wire[1]),
+                              rtol=0, atol=1e-12)
+  perm = _blocked_order()
+  permuted = jax.tree.map(lambda h: h[..., perm, :][..., perm], per_wire[2])
+  chex.assert_trees_all_close(blocked[2], permuted, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_families_match_jax_hessian(family, evaluation):
+  case, x, expected = _family(family)
+  got = qhess.hessian(case.circuit, evaluation=evaluation)(x)
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
+  # Not a vacuous comparison: every family has a Hessian far from zero.
+  assert max(float(np.max(np.abs(e))) for e in jax.tree.leaves(expected)) > 0.05

@@ -1,7 +1,7 @@
 """`qhess.hessian`, `value_grad_and_hessian`, `hessian_tapes`: against autodiff.
 
 The oracle is `jax.hessian` of a dense, differentiable simulation of the same circuit
-(`Dense` below, built from `_reference`'s matrices, independent of qhess's kernel), and
+(`_dense.Dense`, built from `_reference`'s matrices, independent of qhess's kernel), and
 Hessians worked out by hand for small circuits; one test also checks `jax.hessian` of the
 qhess circuit itself. Circuit counts are read off the kernel's batch size by wrapping
 `qhess._statevector.run_points`, which `_hessian` calls once per trace.
@@ -11,8 +11,6 @@ once and shared by several tests.
 """
 
 import functools
-import itertools
-from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -23,6 +21,10 @@ import pytest
 
 import _reference as ref
 import qhess
+from _dense import Case, Dense
+from _dense import jit_hessian as _jax_hessian
+from _dense import make_case as _case
+from _dense import placeholder_op as _op
 from qhess import _statevector
 
 TRANSFORMS = [lambda f: f, jax.jit]
@@ -83,140 +85,6 @@ def _count(fn, *args, **kwargs) -> int:
     jax.eval_shape(fn, *args, **kwargs)
   assert len(counts) <= 1
   return counts[0] if counts else 0
-
-
-# -------------------------------------------------------------------- the dense oracle
-# jax.hessian through qhess's own kernel compiles slowly (seconds per circuit on CPU)
-# and is not independent of it. `Dense` simulates a `_reference` op list with full
-# (2**n, 2**n) matrices in jnp. Every entry of every reference gate is a trigonometric
-# polynomial with frequencies k/2 (|k| <= 2) in each real argument (half angles, and the
-# e^{iφ} of phase gates), so 5 samples per argument over the period 4π interpolate it
-# exactly (a DFT), and the matrix becomes a differentiable function of the arguments.
-
-_FREQS = np.arange(-2, 3) / 2
-_GRID = 4 * np.pi * np.arange(5) / 5
-
-
-def _dense_gate(op, n: int, rng: np.random.Generator):
-  """``(freqs (m, r), coef (m, 2**n, 2**n))`` with ``U(θ) = Σ_t exp(i freqs[t]·θ) coef[t]``."""
-  name, wires, args = op
-  r = ref.N_REAL[name]
-
-  def small(angles):
-    return ref.gate_matrix(name, tuple(angles) + tuple(args[r:]), wires)
-
-  freqs = np.array(list(itertools.product(_FREQS, repeat=r)), dtype=float)  # (5**r, r)
-  grid = np.array(list(itertools.product(_GRID, repeat=r)), dtype=float)  # (5**r, r)
-  samples = np.stack([small(g) for g in grid])  # (5**r, 2**k, 2**k)
-  coef = np.einsum("tm,mij->tij", np.exp(-1j * freqs @ grid.T), samples) / len(grid)
-  probe = rng.uniform(-7, 7, size=r)
-  np.testing.assert_allclose(np.einsum("t,tij->ij", np.exp(1j * freqs @ probe), coef),
-                             small(probe), rtol=0, atol=1e-12)
-  return freqs, np.stack([ref.embed(c, wires, n) for c in coef])
-
-
-def _probs_matrix(wires, n: int) -> np.ndarray:
-  """``(2**len(wires), 2**n)`` 0/1 matrix summing basis probabilities into marginals."""
-  m = np.zeros((2 ** len(wires), 2**n))
-  for i in range(2**n):
-    bits = [(i >> (n - 1 - w)) & 1 for w in range(n)]
-    m[int("".join(str(bits[w]) for w in wires) or "0", 2), i] = 1.0
-  return m
-
-
-class Dense:
-  """A dense jnp simulation of ``ops``: θ ``(n_params,)`` -> the circuit's outputs.
-
-  ``specs`` are the measurements, ``(kind, arg)``: ``("expval"|"var", Obs)`` or
-  ``("probs", wires or None)``; one spec gives one output, several a tuple.
-  """
-
-  def __init__(self, ops, n: int, specs):
-    rng = np.random.default_rng(0)
-    self.ops, self.n, self.specs = ops, n, specs
-    self.gates = [(ref.N_REAL[op[0]],) + _dense_gate(op, n, rng) for op in ops]
-    self.outputs = []
-    for kind, arg in specs:
-      if kind == "probs":
-        self.outputs.append((kind, _probs_matrix(tuple(range(n)) if arg is None else arg, n)))
-      else:
-        self.outputs.append((kind, ref.observable_matrix(arg, n)))
-
-  def __call__(self, theta):
-    psi = jnp.zeros(2**self.n, dtype=complex).at[0].set(1.0)
-    k = 0
-    for r, freqs, coef in self.gates:
-      u = jnp.einsum("t,tij->ij", jnp.exp(1j * (freqs @ theta[k:k + r])), coef)
-      psi = u @ psi
-      k += r
-    out = []
-    for kind, m in self.outputs:
-      if kind == "probs":
-        out.append(m @ jnp.abs(psi)**2)
-        continue
-      value = jnp.real(jnp.vdot(psi, m @ psi))
-      if kind == "var":
-        value = jnp.real(jnp.vdot(psi, m @ (m @ psi))) - value**2
-      out.append(value)
-    return tuple(out) if len(out) > 1 else out[0]
-
-  def reference(self, theta):
-    """The same outputs from `_reference`'s NumPy simulator (checks the oracle)."""
-    state = ref.circuit_state(ref.with_params(self.ops, theta), self.n)
-    out = []
-    for kind, arg in self.specs:
-      if kind == "probs":
-        out.append(ref.ref_probs(state, tuple(range(self.n)) if arg is None else arg, self.n))
-      else:
-        out.append(getattr(ref, f"ref_{kind}")(state, arg, self.n))
-    return tuple(out) if len(out) > 1 else out[0]
-
-
-def _measure(specs):
-  out = []
-  for kind, arg in specs:
-    if kind == "probs":
-      out.append(qhess.probs(wires=arg) if arg is not None else qhess.probs())
-    else:
-      out.append(getattr(qhess, kind)(ref.qhess_observable(arg)))
-  return tuple(out) if len(out) > 1 else out[0]
-
-
-class Case(NamedTuple):
-  """A qhess circuit of some inputs, its dense twin, and the processing inputs -> θ."""
-
-  circuit: qhess.Circuit
-  oracle: Callable  # the same function of the inputs, dense
-  dense: Dense  # the same function of θ
-  processing: Callable
-
-
-def _case(ops, n: int, specs, processing=None) -> Case:
-  """``processing`` maps the inputs to θ: an array, or a list of scalars (one per gate
-  argument, so that qhess sees which inputs each gate argument depends on)."""
-  processing = processing or (lambda x: x)
-  dense = Dense(ops, n, specs)
-
-  @qhess.circuit(wires=n)
-  def circuit(*args, **kwargs):
-    ref.apply_ops(ops, processing(*args, **kwargs))
-    return _measure(specs)
-
-  def oracle(*args, **kwargs):
-    theta = processing(*args, **kwargs)
-    return dense(jnp.stack(theta) if isinstance(theta, (list, tuple)) else theta)
-
-  return Case(circuit, oracle, dense, processing)
-
-
-def _jax_hessian(fn, argnums=0):
-  """`jax.hessian`, jitted: one compile instead of many small eager ones."""
-  return jax.jit(jax.hessian(fn, argnums))
-
-
-def _op(name, wires, n_real=None):
-  """An op of `_reference`'s format whose real arguments are placeholders."""
-  return (name, tuple(wires), (0.0,) * (ref.N_REAL[name] if n_real is None else n_real))
 
 
 # ------------------------------------------------------------------ the 13-tape example
@@ -465,28 +333,38 @@ def test_hessian_random_circuit_float32(float32):
   chex.assert_trees_all_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("evaluation", ["shared", "independent"])
-def test_hessian_with_classical_tail(evaluation):
-  # A final run of permutation and diagonal gates is folded into the probabilities
-  # (`_statevector.split_tail`) when every output is a function of them.
+@functools.cache
+@_x64
+def _classical_tail_case():
+  """(case, x, the oracle's Hessian at x): a circuit ending in a run of permutation and
+  diagonal gates; shared by both evaluations."""
   rng = np.random.default_rng(5)
   ops = (ref.random_circuit(rng, N_WIRES, n_extra=0, gates=("RX", "Rot", "CRY", "IsingXX"))
          + [("CNOT", (0, 1), ()), ("Toffoli", (2, 1, 0), ()), ("CZ", (1, 2), ()),
             ("SWAP", (0, 2), ()), ("CY", (1, 0), ())])
   z_sum = ("sum", ((0.6, ("prod", (("P", "Z", 0), ("P", "Z", 1)))), (-0.8, ("P", "Z", 2))))
   case = _case(ops, N_WIRES, [("expval", z_sum), ("probs", (2, 0))])
-  tape = case.circuit.tape(jnp.asarray(ref.flat_params(ops)))
-  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(ops) - 5
   x = jnp.asarray(ref.flat_params(ops))
-  expected = _jax_hessian(case.oracle)(x)
+  return case, x, _numpy(_jax_hessian(case.oracle)(x))
+
+
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+def test_hessian_with_classical_tail(evaluation):
+  # A final run of permutation and diagonal gates is folded into the probabilities
+  # (`_statevector.split_tail`) when every output is a function of them.
+  case, x, expected = _classical_tail_case()
+  tape = case.circuit.tape(x)
+  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(
+      case.dense.ops) - 5
   chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
                               expected, **TOL)
 
 
-@pytest.mark.parametrize("evaluation", ["shared", "independent"])
-def test_hessian_of_a_layered_circuit(evaluation):
-  # Eight identical layers run as a lax.scan (`_statevector.repeated_blocks`); the shared
-  # evaluation scans the layers after each point's starting boundary.
+@functools.cache
+@_x64
+def _layered_case():
+  """(case, x, the oracle's Hessian at x): eight identical layers; shared by both
+  evaluations."""
   rng = np.random.default_rng(8)
   ops = []
   for _ in range(8):
@@ -496,9 +374,16 @@ def test_hessian_of_a_layered_circuit(evaluation):
   case = _case(ops, 2, [("expval", ("sum", ((0.5, ("P", "X", 0)), (1.0, ("P", "Z", 1))))),
                         ("probs", None)])
   x = jnp.asarray(ref.flat_params(ops))
+  return case, x, _numpy(_jax_hessian(case.oracle)(x))
+
+
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+def test_hessian_of_a_layered_circuit(evaluation):
+  # Eight identical layers run as a lax.scan (`_statevector.repeated_blocks`); the shared
+  # evaluation scans the layers after each point's starting boundary.
+  case, x, expected = _layered_case()
   tape = case.circuit.tape(x)
   assert _statevector.repeated_blocks(tape.operations) == [(0, 4, 8)]
-  expected = _jax_hessian(case.oracle)(x)
   chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
                               expected, **TOL)
 
