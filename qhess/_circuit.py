@@ -27,6 +27,11 @@ class Circuit:
   `jax.hessian`. The kernel is compiled once per circuit structure (gates, wires,
   measurements), so new parameter values never recompile.
 
+  Calling it raises ``ValueError`` (before simulating) when one state of its width
+  cannot fit in memory (`check_memory`), and ``TypeError`` when the circuit function
+  uses a traced value in Python control flow (under `jax.jit` or `jax.vmap`: write
+  ``jnp.where`` or ``jax.lax.cond``).
+
   Attributes:
     fn: the recording function.
     n_wires: number of qubits.

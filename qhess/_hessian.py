@@ -706,17 +706,31 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   P); with ``shots`` the product rule is the default, as it needs fewer shots for the
   same error.
 
+  Calls and compilation: every call records the circuit (an abstract trace, no
+  simulation) and reuses a compiled Hessian only when the recorded tape (structure,
+  observable coefficients, constant QubitUnitary and Hermitian matrices), the static
+  arguments and the argument shapes match an earlier call, as `jax.jit` compares avals
+  and static values; a global or closed-over value the circuit reads is thus read
+  afresh, as by `jax.hessian`. Non-array arguments (Python ints, bools, strings, None,
+  and tuples of them) are static, as `jax.hessian` passes them through: they may set a
+  layer count or choose gates. Arrays, NumPy scalars and Python floats are traced. The
+  ``_JIT_CACHE_SIZE`` (32) most recently used compiled Hessians are kept.
+
   Args:
     circuit: a `Circuit` (from `qhess.circuit`).
     argnums: which positional arguments to differentiate, as in `jax.hessian`.
     hybrid: differentiate with respect to the inputs (True) or the gate arguments.
     gate_argnum: which Hessian entries (of the gate arguments) to compute: None (all),
-      an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices),
-      or a symmetric boolean mask of shape ``(P, P)``. Other entries are zero and cost
+      an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices;
+      empty: no entries), or a symmetric boolean mask of shape ``(P, P)``. Other
+      entries are zero and cost
       no circuits; the gradient terms of the chain rule are restricted to the selected
       arguments. With ``hybrid=True`` the result is ``Jᵀ (H_θ ∘ M) J`` plus those terms.
     diagonal_shifts: one tuple of positive shifts per gate argument, as many as it has
       frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
+      Shifts whose rule amplifies rounding errors into a meaningless Hessian (shifts
+      near 0 or nearly equal) are rejected, milder cases warn: see
+      `IllConditionedShiftsWarning` and ``qhess._shift_rules``.
     off_diagonal_shifts: likewise, for the product rule of mixed entries.
     off_diagonal_rule: ``"product"`` (4·R_i·R_j circuits per mixed entry, PennyLane's
       rule) or ``"diagonal"`` (Wierichs et al. 2022, Sec. 4: ``H_ij = ½[E''(0) - H_ii -
@@ -726,8 +740,9 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       the product rule.
     batch_size: at most this many shifted circuits (states) in memory at once; by
       default ``max(1, 2**17 // 2**n_wires)``, which keeps memory bounded at any width.
-    devices: a sequence of jax devices (e.g. ``jax.devices()``) to shard the shifted
-      circuits over, with `jax.sharding` (padded to a multiple of the device count).
+    devices: a jax device, or a sequence of distinct jax devices (e.g.
+      ``jax.devices()``) to shard the shifted circuits over, with `jax.sharding`
+      (padded to a multiple of the device count).
       Across hosts, call ``jax.distributed.initialize()`` first and pass
       ``jax.devices()``: the same code then shards over every host's devices.
     evaluation: ``"shared"`` (default) evaluates the shifted circuits as a tree that
@@ -752,13 +767,24 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
 
   Raises:
     TypeError: for a non-circuit, integer inputs, or a badly typed option (also a
-      non-integer ``shots`` or a ``key`` that is not a PRNG key).
-    ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, custom shifts
-      of the wrong count or making the coefficient system singular, or a matrix
-      (QubitUnitary, Hermitian) that depends on the differentiated inputs; with shots:
-      a count below 1, a budget smaller than the number of circuits, a missing ``key``,
-      ``return_stderr`` without ``shots``, or ``var`` of an observable whose terms do
-      not commute qubit-wise.
+      non-bool ``hybrid``, a non-integer ``shots`` or a ``key`` that is not a PRNG
+      key); when called: for an argument that is neither an array nor a hashable
+      static value, or a circuit function that uses a traced value in Python control
+      flow (``if x[0] > 0:``; write ``jnp.where`` or ``jax.lax.cond``).
+    ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, repeated
+      ``devices``, custom shifts of the wrong count, making the coefficient system
+      singular or ill-conditioned (``_shift_rules.check_amplification``), a matrix
+      (QubitUnitary, Hermitian) that depends on the differentiated inputs, or states
+      that cannot fit in the device's memory (the message names the memory needed and
+      a ``batch_size`` that fits, if any); with shots: a count below 1, a budget
+      smaller than the number of circuits, a missing ``key``, ``return_stderr``
+      without ``shots``, or ``var`` of an observable whose terms do not commute
+      qubit-wise.
+
+  Warns:
+    IllConditionedShiftsWarning: for custom shifts that amplify errors of the circuit
+      values more than ``_shift_rules.WARN_AMPLIFICATION`` (1e4) times the default
+      shifts do.
 
   Examples:
     >>> import jax, jax.numpy as jnp, qhess
@@ -811,6 +837,9 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   Raises:
     TypeError, ValueError: as `hessian`.
 
+  Warns:
+    IllConditionedShiftsWarning: as `hessian`.
+
   Examples:
     >>> import jax.numpy as jnp, qhess
     >>> @qhess.circuit(wires=1)
@@ -847,14 +876,27 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     off_diagonal_rule: as in `hessian`, but defaulting to ``"product"`` (PennyLane's
       circuits and counts).
 
+  ``hessian_tapes`` is an eager, host-side function: it builds concrete tapes (in
+  NumPy) to run elsewhere, so it does not run under `jax.jit`, `jax.vmap` or
+  `jax.grad` (``post`` does: it is a JAX function of the results). Under a
+  transformation use ``qhess.hessian(circuit, hybrid=False)``.
+
   Returns:
     ``(tapes, post)``: a list of `Tape` and a function of their results (a list, as
-    `execute` returns it) giving one ``(*out_shape, P, P)`` array per measurement.
+    `execute` returns it: per tape, a tuple with one array per raw measurement)
+    giving one ``(*out_shape, P, P)`` array per measurement. ``post`` checks the
+    count and every shape of the results: a ``TypeError`` for a non-sequence, a
+    ``ValueError`` naming the result, output, and expected and received shapes.
 
   Raises:
-    TypeError: when ``tape`` is not a `Tape`.
-    ValueError: for bad options, an ``f0`` whose shapes do not match the outputs, or
-      ``f0`` with a variance measurement.
+    TypeError: when ``tape`` is not a `Tape`, or holds traced values (under a JAX
+      transformation).
+    ValueError: for bad options, ill-conditioned custom shifts (as in `hessian`), an
+      ``f0`` whose shapes do not match the outputs, or ``f0`` with a variance
+      measurement.
+
+  Warns:
+    IllConditionedShiftsWarning: as `hessian`.
 
   Examples:
     >>> import jax.numpy as jnp, qhess
