@@ -56,7 +56,8 @@ del _GATES
 
 __all__ = [
     "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
-    "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+    "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY",
+    "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
     "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes", "probs",
