@@ -146,9 +146,9 @@ def test_poorly_conditioned_shifts_warn_and_ordinary_ones_are_silent():
   chex.assert_trees_all_close(got, _example_hessian(X2), rtol=0, atol=1e-5)
   with warnings.catch_warnings():
     warnings.simplefilter("error")
-    for shifts in ([(np.pi / 3,)], [(0.1,)], [(np.pi / 2,)]):
-      got = qhess.hessian(RX_Z, diagonal_shifts=shifts)(X1)
-      chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
+    for shifts in ([(np.pi / 3,)], [(0.1,)], [(np.pi / 2,)]):  # (tapes: no compilation)
+      tapes, post = qhess.hessian_tapes(RX_Z.tape(X1), diagonal_shifts=shifts)
+      chex.assert_trees_all_close(post(qhess.execute(tapes)), expected, rtol=0, atol=1e-12)
     got = qhess.hessian(EXAMPLE, diagonal_shifts=[(0.25,), (0.1, 0.2)],
                         off_diagonal_shifts=[(0.5,), (0.2, 0.4)])(X2)
     chex.assert_trees_all_close(got, _example_hessian(X2), rtol=0, atol=1e-9)
@@ -304,6 +304,9 @@ def test_devices_validated():
   device = jax.devices()[0]
   with pytest.raises(ValueError, match=r"`devices` must be distinct; got .* 2 times"):
     qhess.hessian(RX_Z, devices=[device, device])
+  with pytest.raises(TypeError, match=r"`devices` must be None, a jax device or a non-empty "
+                     r"sequence of jax devices .*got \['cpu'\]"):
+    qhess.hessian(RX_Z, devices=["cpu"])
   got = qhess.hessian(RX_Z, devices=device)(X1)  # a single device: a 1-tuple
   chex.assert_trees_all_close(got, -jnp.cos(X1)[None], **TOL)
 
