@@ -89,7 +89,9 @@ class MeasurementSpec(NamedTuple):
 
 def float_dtype():
   """float64 when ``jax_enable_x64`` is on, float32 otherwise."""
-  return jnp.zeros(()).dtype if jax.config.jax_enable_x64 else jnp.float32
+  # Not jnp.zeros(()).dtype: that runs a computation, once per gate argument when
+  # recording under jax.ensure_compile_time_eval.
+  return jax.dtypes.canonicalize_dtype(np.float64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -251,7 +253,10 @@ def _as_param(value, gate: str, argname: str) -> jax.Array:
         f"{value.shape}. To evaluate a batch of parameters, jax.vmap the circuit.")
   if jnp.issubdtype(value.dtype, jnp.complexfloating):
     raise TypeError(f"{gate}: argument `{argname}` must be real; got dtype {value.dtype}.")
-  return value.astype(float_dtype())
+  dtype = float_dtype()
+  if value.dtype == dtype and not jax.typeof(value).weak_type:
+    return value  # (astype would still add a conversion to every recording)
+  return value.astype(dtype)
 
 
 def _record(name: str, args: tuple, wires, hyper=None, argnames: tuple[str, ...] = ()):
