@@ -90,6 +90,27 @@ def _assemble(blocks, axes: Sequence[int]):
   return rec(())
 
 
+def _cmul(c, x):
+  """``c * x`` for a complex ``x``, written out in real arithmetic.
+
+  XLA's CPU backend multiplies complex arrays by a complex factor that is computed in
+  the same program (a gate's phase or matrix entry) 10-20x more slowly than the same
+  product spelled out on real and imaginary parts (measured: ten batched RZ passes at 10
+  wires, 0.63 s against 0.044 s). A NumPy constant with a zero real or imaginary part
+  costs one real product per part.
+  """
+  xr, xi = jnp.real(x), jnp.imag(x)
+  if isinstance(c, (np.generic, np.ndarray)):
+    cr, ci = np.real(c).astype(xr.dtype), np.imag(c).astype(xr.dtype)
+    if not np.any(ci):
+      return jax.lax.complex(cr * xr, cr * xi)
+    if not np.any(cr):
+      return jax.lax.complex(-ci * xi, ci * xr)
+  else:
+    cr, ci = jnp.real(c), jnp.imag(c)
+  return jax.lax.complex(cr * xr - ci * xi, cr * xi + ci * xr)
+
+
 def _combine(coeffs, xs):
   """``Σ_i c_i x_i``; with NumPy coefficients, zero terms vanish and ±1 multiply nothing."""
   out = None
@@ -97,9 +118,9 @@ def _combine(coeffs, xs):
     if isinstance(c, np.generic):
       if c == 0:
         continue
-      term = x if c == 1 else (-x if c == -1 else c * x)
+      term = x if c == 1 else (-x if c == -1 else _cmul(c, x))
     else:
-      term = c * x
+      term = _cmul(c, x)
     out = term if out is None else out + term
   return jnp.zeros_like(xs[0]) if out is None else out
 
@@ -158,7 +179,7 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
     return _assemble(blocks, axes)
   if spec.kind == "diagonal":
     diag = spec.diagonal(*params, hyper).astype(x.dtype)
-    return x * view.place(jnp.reshape(diag, (2,) * len(wires)), wires)
+    return _cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
   if name == "QubitUnitary":
@@ -447,7 +468,7 @@ def measure(psi, measurement, consts, n: int, tail=()):
 
   ``tail``: classical gates still to be applied before measuring (see `split_tail`).
   """
-  probs = jnp.real(psi * jnp.conj(psi))
+  probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
   if measurement.kind == "probs":
     for m, wires in _permutations(tail):
       probs = apply_matrix(probs, m.astype(probs.dtype), wires, n)
