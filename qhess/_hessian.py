@@ -346,11 +346,20 @@ def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
 
 
 def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | None:
-  """The prefix-sharing schedule, or ``None`` for independent evaluation (asked for, or
-  a table of states that would exceed ``_TABLE_BYTES``)."""
+  """The prefix-sharing schedule, or ``None`` for independent evaluation.
+
+  Independent evaluation is used when it is asked for, when the schedule's table of
+  stored states would exceed ``_TABLE_BYTES``, or when the static cost model says that
+  sharing does not pay: the schedule's gate applications (the parents' segments plus
+  every point from its boundary on) are compared with ``T · L`` for independent
+  evaluation, and sharing must save at least ``_MIN_SHARED_SAVING`` of them (the tables
+  and the extra compiled segments cost something too).
+  """
   if opts.evaluation != "shared" or not tape.operations:  # nothing to share without gates
     return None
   schedule = _schedule_for(tape, plan)
+  if schedule.gate_applications > (1 - _MIN_SHARED_SAVING) * schedule.independent_applications:
+    return None
   state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
   return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
 
@@ -431,6 +440,8 @@ def _check_argnums(argnums):
 # Prefix sharing keeps a table of up to n_parents + 1 states; beyond this many bytes the
 # points are evaluated independently instead (memory stays bounded by batch_size).
 _TABLE_BYTES = 2**29
+# Shared evaluation must save at least this fraction of the gate applications.
+_MIN_SHARED_SAVING = 0.1
 
 
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
