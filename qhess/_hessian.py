@@ -322,21 +322,20 @@ def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | 
 
 
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options) -> Callable:
-  """``sample(sampler, shots, keys)`` -> counts at the plan's points (`_shots.estimate`),
+  """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_shots.estimate`),
   prefix-shared like the exact path when `_shared_schedule` allows."""
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   dtype = np.dtype(tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
   if schedule is not None:
-    return lambda sampler, shots, keys: _statevector.sample_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, keys,
-        shots.astype(dtype), sampler, batch_size, opts.devices)
+    return lambda sampler: _statevector.sample_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, sampler,
+        batch_size, opts.devices)
   rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
   params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
       rows, plan.point_index].add(plan.point_shift.astype(dtype))
-  return lambda sampler, shots, keys: _statevector.sample_run(
-      _statevector.kernel_key(tape), params, tape.consts, keys, shots.astype(dtype), sampler,
-      batch_size)
+  return lambda sampler: _statevector.sample_run(
+      _statevector.kernel_key(tape), params, tape.consts, sampler, batch_size)
 
 
 def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
@@ -505,6 +504,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
     if sampling is None:  # a `key` keyword, if any, is the circuit's own
       return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
     key = _shots.check_key(kwargs.pop("key", None))
+    args, kwargs = _shots.no_derivatives((args, kwargs))  # jax.grad of samples: an error
     return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
 
   try:
