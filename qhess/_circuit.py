@@ -71,8 +71,10 @@ class Circuit:
       them, one per entry, for a shot vector).
 
     Raises:
-      TypeError: for non-integer shots or a ``key`` that is not a PRNG key.
-      ValueError: for shots below 1 or a missing ``key``.
+      TypeError: for non-integer shots or a ``key`` that is not a PRNG key, and when
+        the sampled outputs are differentiated (they are random estimates).
+      ValueError: for shots below 1, above ``2**53`` (``2**24`` without x64: counts are
+        floats of the computation's dtype), or a missing ``key``.
 
     Examples:
       >>> import jax, jax.numpy as jnp, qhess
@@ -150,10 +152,11 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
     or a tuple of arrays).
 
   Raises:
-    TypeError: when an entry is not a `Tape`, or for non-integer ``shots``.
-    ValueError: for a ``batch_size`` that is not a positive int, ``shots`` below 1,
-      ``shots`` without ``key``, or states that cannot fit in memory (see
-      `check_memory`; a smaller ``batch_size`` may help).
+    TypeError: when an entry is not a `Tape`, for non-integer ``shots``, or when
+      sampled outputs are differentiated.
+    ValueError: for a ``batch_size`` that is not a positive int, ``shots`` below 1 or
+      above ``2**53`` (``2**24`` without x64), ``shots`` without ``key``, or states that
+      cannot fit in memory (see `check_memory`; a smaller ``batch_size`` may help).
 
   Examples:
     >>> import jax.numpy as jnp, qhess

@@ -376,7 +376,7 @@ def _check_memory(tape: Tape, plan: ShiftPlan, opts: _Options, schedule: Schedul
 
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
                    what: str = "qhess.hessian") -> Callable:
-  """``sample(sampler, shots, keys)`` -> counts at the plan's points (`_shots.estimate`),
+  """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_shots.estimate`),
   prefix-shared like the exact path when `_shared_schedule` allows.
 
   Raises:
@@ -387,15 +387,14 @@ def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
   schedule = _shared_schedule(tape, plan, opts)
   _check_memory(tape, plan, opts, schedule, what)
   if schedule is not None:
-    return lambda sampler, shots, keys: _statevector.sample_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, keys,
-        shots.astype(dtype), sampler, batch_size, opts.devices)
+    return lambda sampler: _statevector.sample_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, sampler,
+        batch_size, opts.devices)
   rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
   params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
       rows, plan.point_index].add(plan.point_shift.astype(dtype))
-  return lambda sampler, shots, keys: _statevector.sample_run(
-      _statevector.kernel_key(tape), params, tape.consts, keys, shots.astype(dtype), sampler,
-      batch_size)
+  return lambda sampler: _statevector.sample_run(
+      _statevector.kernel_key(tape), params, tape.consts, sampler, batch_size)
 
 
 def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
@@ -670,6 +669,8 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
   def build(treedef, static):
     def traced(dynamic, key):
       args, kwargs = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dynamic))
+      if sampling is not None:  # jax.grad through sampled outputs: a clear error
+        args, kwargs = _shots.no_derivatives((args, kwargs))
       return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
     return jax.jit(traced)
 

@@ -667,47 +667,43 @@ def run_points(key, theta, index, shift, consts, batch_size: int | None = None,
 
 
 @functools.partial(jax.jit, static_argnames=("key", "sampler", "batch_size"))
-def _sample_run(key, params, consts, keys, shots, sampler, batch_size):
+def _sample_run(key, params, consts, sampler, batch_size):
   operations, _, n = key
-  return _map_batched(lambda p, k, m: sampler(evolve(operations, n, p, consts), consts, k, m),
-                      (params, keys, shots), batch_size)
+  return _map_batched(lambda p: sampler(evolve(operations, n, p, consts), consts), (params,),
+                      batch_size)
 
 
-def sample_points_shared(key, theta, schedule, consts, keys, shots, sampler,
-                         batch_size: int | None = None, devices=None):
+def sample_points_shared(key, theta, schedule, consts, sampler, batch_size: int | None = None,
+                         devices=None):
   """Sampled counterpart of `run_points_shared`: ``sampler`` applied to each final state.
-
-  Args:
-    keys: PRNG key array ``(n_points,)`` and ``shots``: float array ``(n_points, G)``,
-      both in the plan's point order.
 
   Returns:
     the stacked ``sampler`` outputs, shape ``(n_points, ...)``, in the plan's order.
   """
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
-  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices, sampler,
-                     (keys, shots))
+  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices, sampler)
 
 
-def sample_run(key, params, consts, keys, shots, sampler, batch_size: int | None = None):
+def sample_run(key, params, consts, sampler, batch_size: int | None = None):
   """Sampled counterpart of `run`: ``sampler`` applied to each final state.
 
-  The sampling itself (bases, counts) is `_shots`' business; the kernel only evolves
-  the states, chunked by ``batch_size`` like the exact path.
+  The sampling itself (bases, probabilities, counts) is `_shots`' business; the kernel
+  only evolves the states, chunked by ``batch_size`` like the exact path. ``sampler`` is
+  deterministic (no keys, no shots), so the random draws stay out of the kernel's graph
+  and are made once for the whole batch.
 
   Args:
     key: `kernel_key` of the tape.
     params: float array of shape ``(batch, n_params)``.
     consts: tuple of complex arrays shared by the batch.
-    keys: PRNG key array of shape ``(batch,)``, one per circuit.
-    shots: float array of shape ``(batch, n_groups)``: shots per circuit and group.
-    sampler: hashable callable ``(psi, consts, key, shots_row) -> counts``.
+    sampler: hashable callable ``(psi, consts) -> array``, e.g. the measured marginal
+      probabilities (`_shots.Marginals`).
     batch_size: at most this many states are live at once (``None``: all).
 
   Returns:
     the stacked ``sampler`` outputs, shape ``(batch, ...)``.
   """
-  return _sample_run(key, params, tuple(consts), keys, shots, sampler, batch_size)
+  return _sample_run(key, params, tuple(consts), sampler, batch_size)
 
 
 def final_state(tape) -> jax.Array:
