@@ -1,5 +1,5 @@
-"""Smoke tests of the benchmarks: ``bench/run.py --quick`` and ``bench/kernel.py --quick``
-run and write their JSON.
+"""Smoke tests of the benchmarks: ``bench/run.py --quick`` (also with ``--families``) and
+``bench/kernel.py --quick`` run and write their JSON.
 
 No timing assertions: only that the script exits 0 and writes results of the expected
 shape (every method timed or with a stated reason, the Hessians checked against
@@ -15,10 +15,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "jax_hessian")
 
 
-def _run_quick(script: str, out: pathlib.Path) -> dict:
-  """Runs ``bench/<script> --quick --out <out>``; its JSON results."""
+def _run_quick(script: str, out: pathlib.Path, *args: str) -> dict:
+  """Runs ``bench/<script> --quick --out <out> *args``; its JSON results."""
   proc = subprocess.run(
-      [sys.executable, f"bench/{script}", "--quick", "--out", str(out)], cwd=ROOT,
+      [sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args], cwd=ROOT,
       capture_output=True, text=True, timeout=180)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())
@@ -61,3 +61,36 @@ def test_bench_kernel_quick(tmp_path):
     # The ansatz's passes after fusion: one per wire and layer (see bench/kernel.py).
     assert r["passes"] == r["n_qubits"] * r["layers"]
     assert r["min_s"] <= r["median_s"] and r["bandwidth_fraction"] > 0
+
+
+def test_bench_run_families_quick(tmp_path):
+  # Two families in one worker: hea_b (blocked gate order) and qaoa (tied parameters,
+  # PennyLane's gate-argument Hessian contracted with the parameter map), PennyLane on.
+  out = tmp_path / "f.json"
+  data = _run_quick("run.py", out, "--families", "hea_b", "qaoa", "--wires", "3",
+                    "--pennylane")
+  assert data["meta"]["families"] == ["hea_b", "qaoa"]
+  rows = {r["family"]: r for r in data["families"]}
+  assert rows.keys() == {"hea_b", "qaoa"}
+  assert rows["hea_b"]["n_params"] == rows["hea_b"]["n_inputs"] == 6  # 2 n L
+  assert rows["qaoa"]["n_params"] == 6 and rows["qaoa"]["n_inputs"] == 2  # tied
+  for row in rows.values():
+    assert list(row["methods"]) == ["qhess_default", "qhess_independent_default_rule",
+                                    "jax_hessian", "pl_lightning.qubit"]
+    for method, r in row["methods"].items():
+      assert r["status"] == "ok", (row["family"], method, r["status"])
+      assert r["repeat"] == 1 and r["min_s"] <= r["median_s"] <= r["max_s"]
+      if method != "jax_hessian":
+        assert r["n_circuits"] > 0
+        assert r["matches_jax"] and r["max_abs_diff_vs_jax"] < 1e-9, (row["family"], method)
+    # Shared and independent evaluation run the same circuits.
+    assert (row["methods"]["qhess_default"]["n_circuits"]
+            == row["methods"]["qhess_independent_default_rule"]["n_circuits"])
+    s = row["summary"]
+    assert s["n_circuits"] == row["methods"]["qhess_default"]["n_circuits"]
+    for key in ("independent_over_default", "pennylane_over_default",
+                "default_over_jax_hessian", "default_us_per_circuit", "default_compile_s"):
+      assert s[key] is not None and s[key] > 0, key
+    assert s["all_match_jax"]
+  md = out.with_suffix(".md").read_text()
+  assert md.count("| qhess default |") == 2 and "| hea_b | 3 × 1 |" in md
