@@ -59,16 +59,44 @@ Each case runs in a fresh worker process (``--case-timeout`` seconds; what it fi
 before a timeout is kept, and later cases with more work — circuits x gates x 2**n — are
 skipped). The load average is recorded before every case: the machine may be shared.
 
+Circuit families (``--families [NAME ...]``): the same question for the circuits of
+``bench/families.py`` — ``hea_a`` and ``hea_b`` (the HEA above in two gate orders),
+``sel`` (strongly entangling layers), ``qaoa`` (MaxCut on a ring, tied parameters),
+``chem`` (IsingXX/YY, MultiRZ, PauliRot; an observable with X and Y terms), ``random``
+(the whole gate catalogue) — at one size, ``--wires`` x ``--layers`` (default 10 x 2),
+every family in a fresh worker process. Methods: ``qhess_default``;
+``qhess_independent_default_rule`` (``evaluation="independent"`` with the default rule:
+the same circuits as the default, none shared — the baseline for sharing);
+``jax_hessian``; ``pl_lightning.qubit``, tape-level ``param_shift_hessian`` as above
+(PennyLane's fastest path; for tied parameters its gate-argument Hessian is contracted
+with the 0/1 parameter map, ``Jᵀ H J``), and with ``--pl-qnode`` also
+``pl_lightning.qubit_qnode``, ``param_shift_hessian(qnode)(x)`` on the family's QNode (the
+user-level call through the autograd interface; 2.5-3x slower than the tape level at 8
+wires on the reference machine). A PennyLane method's warm-up is one circuit execution
+and every Hessian call is timed (usually 1, the series rules above). Timing and
+correctness as above, with ``--atol`` 1e-9. Per family: ``P`` (gate arguments),
+``n_inputs`` (entries of the parameter array), the default's circuit count, the times,
+``t_indep / t_default``, ``t_PL / t_default``, ``t_default / t_jax``, the default's time
+per shifted circuit and its ratio to ``hea_a``'s, the default's compile time, and the
+largest difference from ``jax.hessian``. ``--quick``: 4 wires x 1 layer, 1 timed call,
+all families in one worker, no PennyLane unless ``--pennylane``.
+
 Run (from the repository root; qhess need not be installed)::
 
     python bench/run.py                # the cases above, ~10 min on 2 cores
     python bench/run.py --quick        # n = 4, 6 (1 layer), 1-2 repeats, no PennyLane, < 60 s
     python bench/run.py --cases 18x1 20x1 --no-pennylane
+    python bench/run.py --families     # every family, 10 wires x 2 layers
+    python bench/run.py --families qaoa chem --wires 8 --pl-qnode
+    python bench/run.py --families --quick
 
 Output: a line per method and a Markdown table on stdout; JSON at
 ``bench/results/hessian-<date>-<host>.json`` (``--out`` to change it; ``--quick`` writes
 ``hessian-quick-...``), the table as ``.md`` and, when matplotlib is installed, a PNG plot
-(time vs P, log-log, one line per method) with the same stem.
+(time vs P, log-log, one line per method) with the same stem. ``--families`` writes
+``bench/results/families-<date>-<host>.json`` (``families-quick-...`` with ``--quick``),
+a summary table and a table per family as ``.md``, and a PNG (grouped bars per family:
+Hessian time per method, and time per shifted circuit; log scale).
 """
 
 from __future__ import annotations
