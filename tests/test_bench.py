@@ -7,19 +7,27 @@ shape (every method timed or with a stated reason, the Hessians checked against
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "jax_hessian")
 
 
 def _run_quick(script: str, out: pathlib.Path, *args: str) -> dict:
-  """Runs ``bench/<script> --quick --out <out> *args``; its JSON results."""
+  """Runs ``bench/<script> --quick --out <out> *args``; its JSON results.
+
+  With this checkout first on ``PYTHONPATH``: the scripts import an installed ``qhess``
+  before the checkout's, and the installed one may be another worktree's.
+  """
+  path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
   proc = subprocess.run(
       [sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args], cwd=ROOT,
-      capture_output=True, text=True, timeout=180)
+      capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": path})
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())
 
@@ -94,3 +102,46 @@ def test_bench_run_families_quick(tmp_path):
     assert s["all_match_jax"]
   md = out.with_suffix(".md").read_text()
   assert md.count("| qhess default |") == 2 and "| hea_b | 3 × 1 |" in md
+
+
+def _bench_module(name: str):
+  """Imports ``bench/<name>.py`` (bench/ is not a package)."""
+  sys.path.insert(0, str(ROOT / "bench"))
+  try:
+    return __import__(name)
+  finally:
+    sys.path.remove(str(ROOT / "bench"))
+
+
+def test_bench_families_bad_input():
+  import numpy as np
+  import qhess
+
+  families = _bench_module("families")
+  kernel = _bench_module("kernel")
+  with pytest.raises(ValueError, match="family 'qaoa': `n_wires` must be at least 3; got 2"):
+    families.FAMILIES["qaoa"](2, 1, 0, device=None)
+  with pytest.raises(ValueError, match="`n_layers` must be at least 1; got 0"):
+    families.FAMILIES["hea_a"](3, 0, 0, device=None)
+  with pytest.raises(ValueError, match="`order` must be 'per_wire' or 'blocked'; got 'x'"):
+    kernel.hea_circuit(2, 1, order="x")
+
+  @qhess.circuit(wires=1)
+  def doubled(x):
+    qhess.RX(2 * x[0], wires=0)
+    return qhess.var(qhess.Z(0))
+
+  with pytest.raises(ValueError, match="every gate argument must be an entry of `params`"):
+    families.parameter_map(doubled, np.array([0.3]))
+  with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
+    families.pennylane_tape(doubled.tape(np.array([0.3])))
+  with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
+    families.pennylane_qnode(doubled, np.array([0.3]), "default.qubit")
+
+  @qhess.circuit(wires=1)
+  def hermitian(x):
+    qhess.RX(x[0], wires=0)
+    return qhess.expval(qhess.Hermitian(np.eye(2), wires=0))
+
+  with pytest.raises(ValueError, match="only Pauli observables translate to PennyLane"):
+    families.pennylane_tape(hermitian.tape(np.array([0.3])))
