@@ -330,7 +330,16 @@ def pennylane_tape(tape):
                      f"{[m.kind for m in tape.measurements]}.")
   theta = np.asarray(tape.params, dtype=np.float64)
   ops = pennylane_ops(tape, lambda i: theta[i])
-  return qml.tape.QuantumScript(ops, [qml.expval(_pennylane_observable(tape.measurements[0]))])
+  script = qml.tape.QuantumScript(ops, [qml.expval(_pennylane_observable(tape.measurements[0]))])
+  # Every NumPy parameter of a script is trainable, QubitUnitary's matrix too (which
+  # param_shift_hessian refuses): keep the gate arguments only, in the tape's order.
+  trainable, k = [], 0
+  for op in ops:
+    if not isinstance(op, qml.QubitUnitary):
+      trainable += range(k, k + len(op.data))
+    k += len(op.data)
+  script.trainable_params = trainable
+  return script
 
 
 def pennylane_qnode(circuit, params: np.ndarray, device: str = "lightning.qubit"):

@@ -145,3 +145,17 @@ def test_bench_families_bad_input():
 
   with pytest.raises(ValueError, match="only Pauli observables translate to PennyLane"):
     families.pennylane_tape(hermitian.tape(np.array([0.3])))
+
+
+def test_bench_families_pennylane_tape_gate_arguments_only():
+  # The random family has a QubitUnitary: its matrix must not be a trainable parameter
+  # of the PennyLane script (param_shift_hessian refuses it), the gate arguments must.
+  import numpy as np
+
+  families = _bench_module("families")
+  fam = families.FAMILIES["random"](4, 2, 0, device=None)
+  tape = fam.circuit.tape(fam.params)
+  assert "QubitUnitary" in [op.name for op in tape.operations]
+  script = families.pennylane_tape(tape)
+  got = np.array(script.get_parameters(trainable_only=True), dtype=np.float64)
+  np.testing.assert_array_equal(got, np.asarray(tape.params))
