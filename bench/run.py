@@ -627,10 +627,10 @@ def families_plot(rows: list[dict], meta: dict, path: pathlib.Path) -> bool:
     ax.grid(True, axis="y", which="both", alpha=0.3)
   ax1.set_ylabel("median time per full Hessian [s]")
   ax1.set_title("full Hessian (numbers: t_independent / t_default)", fontsize=9)
-  ax1.legend(fontsize=8, loc="upper left", ncol=2)
   ax2.set_ylabel("median time per shifted circuit [µs]")
   ax2.set_title("per shifted circuit (qhess: default's circuit count)", fontsize=9)
-  ax2.legend(fontsize=8, loc="upper left")
+  handles, names = ax1.get_legend_handles_labels()
+  fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8)
   fig.suptitle(f"Hessians of circuit families — qhess vs jax.hessian vs PennyLane "
                f"(param_shift_hessian); {meta['device']}, {meta['cpu_count']} cores, "
                f"JAX {meta['jax_version']}, {meta['dtype']}", fontsize=10)
