@@ -84,20 +84,39 @@ _QUICK_SIZES = (4, 8, 12)
 _RESULT = "RESULT "  # prefix of the worker's result line on stdout
 
 
-def hea_circuit(n: int, layers: int) -> qhess.Circuit:
-  """The hardware-efficient ansatz as a `qhess.Circuit` of a flat parameter vector."""
+def hea_circuit(n: int, layers: int, *, order: str = "per_wire") -> qhess.Circuit:
+  """The hardware-efficient ansatz as a `qhess.Circuit` of a flat parameter vector.
+
+  Args:
+    n: wires.
+    layers: layers; the parameter vector has shape ``(2 * n * layers,)``, entry
+      ``2 * (n * l + w)`` feeding layer ``l``'s RY on wire ``w`` and the next entry its RZ.
+    order: ``"per_wire"`` (RY then RZ wire by wire, then the CNOT ladder) or
+      ``"blocked"`` (RY on every wire, then RZ on every wire, then the ladder): the same
+      gates and the same function of the parameters, in another textual order.
+
+  Returns:
+    a circuit measuring ``expval(sum_i Z_i Z_{i+1})``.
+  """
+  if order not in ("per_wire", "blocked"):
+    raise ValueError(f"`order` must be 'per_wire' or 'blocked'; got {order!r}.")
   obs = qhess.Z(0) @ qhess.Z(1)
   for i in range(1, n - 1):
     obs = obs + qhess.Z(i) @ qhess.Z(i + 1)
 
   @qhess.circuit(wires=n)
   def hea(x):
-    k = 0
-    for _ in range(layers):
-      for w in range(n):
-        qhess.RY(x[k], wires=w)
-        qhess.RZ(x[k + 1], wires=w)
-        k += 2
+    for layer in range(layers):
+      k = 2 * n * layer
+      if order == "per_wire":
+        for w in range(n):
+          qhess.RY(x[k + 2 * w], wires=w)
+          qhess.RZ(x[k + 2 * w + 1], wires=w)
+      else:
+        for w in range(n):
+          qhess.RY(x[k + 2 * w], wires=w)
+        for w in range(n):
+          qhess.RZ(x[k + 2 * w + 1], wires=w)
       for w in range(n - 1):
         qhess.CNOT(wires=(w, w + 1))
     return qhess.expval(obs)

@@ -19,6 +19,7 @@ from qhess._observables import Z as Z
 from qhess._observables import expval as expval
 from qhess._observables import probs as probs
 from qhess._observables import var as var
+from qhess._shift_rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
 from qhess._shots import ShotBudget as ShotBudget
 from qhess._tape import GATES as _GATES
 from qhess._tape import MultiRZ as MultiRZ
@@ -55,7 +56,8 @@ del _GATES
 
 __all__ = [
     "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
-    "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+    "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY",
+    "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
     "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes", "probs",

@@ -7,10 +7,12 @@ only place besides `_hessian.py` that knows both.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from qhess import _shots
 from qhess import _statevector
@@ -24,6 +26,11 @@ class Circuit:
   kernel for that structure; it composes with `jax.jit`, `jax.vmap`, `jax.grad` and
   `jax.hessian`. The kernel is compiled once per circuit structure (gates, wires,
   measurements), so new parameter values never recompile.
+
+  Calling it raises ``ValueError`` (before simulating) when one state of its width
+  cannot fit in memory (`check_memory`), and ``TypeError`` when the circuit function
+  uses a traced value in Python control flow (under `jax.jit` or `jax.vmap`: write
+  ``jnp.where`` or ``jax.lax.cond``).
 
   Attributes:
     fn: the recording function.
@@ -41,6 +48,7 @@ class Circuit:
 
   def __call__(self, *args, **kwargs) -> Any:
     tape = self.tape(*args, **kwargs)
+    check_memory(tape.n_wires, 1, tape.params.dtype, batch_size=None, what="the circuit")
     raw = _statevector.run(_statevector.kernel_key(tape), tape.params[None], tape.consts)
     return tape.finalize(raw[0])
 
@@ -63,8 +71,10 @@ class Circuit:
       them, one per entry, for a shot vector).
 
     Raises:
-      TypeError: for non-integer shots or a ``key`` that is not a PRNG key.
-      ValueError: for shots below 1 or a missing ``key``.
+      TypeError: for non-integer shots or a ``key`` that is not a PRNG key, and when
+        the sampled outputs are differentiated (they are random estimates).
+      ValueError: for shots below 1, above ``2**53`` (``2**24`` without x64: counts are
+        floats of the computation's dtype), or a missing ``key``.
 
     Examples:
       >>> import jax, jax.numpy as jnp, qhess
@@ -142,8 +152,11 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
     or a tuple of arrays).
 
   Raises:
-    TypeError: when an entry is not a `Tape`, or for non-integer ``shots``.
-    ValueError: for ``shots`` below 1, or ``shots`` without ``key``.
+    TypeError: when an entry is not a `Tape`, for non-integer ``shots``, or when
+      sampled outputs are differentiated.
+    ValueError: for a ``batch_size`` that is not a positive int, ``shots`` below 1 or
+      above ``2**53`` (``2**24`` without x64), ``shots`` without ``key``, or states that
+      cannot fit in memory (see `check_memory`; a smaller ``batch_size`` may help).
 
   Examples:
     >>> import jax.numpy as jnp, qhess
@@ -155,12 +168,17 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
     >>> [round(float(v), 6) for v in out]
     [1.0, -1.0]
   """
+  batch_size = check_batch_size(batch_size)
   tapes = list(tapes)
   groups: dict[tuple, list[int]] = {}
   for i, tape in enumerate(tapes):
     if not isinstance(tape, Tape):
       raise TypeError(f"`tapes[{i}]` must be a qhess.Tape; got {type(tape).__name__}.")
     groups.setdefault((tape.structure, _consts_id(tape)), []).append(i)
+  for indices in groups.values():  # before running anything
+    first = tapes[indices[0]]
+    check_memory(first.n_wires, 1 if shots is not None else len(indices),
+                 first.params.dtype, batch_size=batch_size, what="qhess.execute")
   if shots is not None:
     return _shots.sample_tapes(tapes, shots, key, batch_size)
   results: list[Any] = [None] * len(tapes)
@@ -176,3 +194,101 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
 def _consts_id(tape: Tape) -> tuple:
   # Tapes share a kernel call only when they share the very same matrices.
   return tuple(id(c) for c in tape.consts)
+
+
+def check_batch_size(batch_size) -> int | None:
+  """``batch_size`` as an int (or None); ValueError unless a positive int or None."""
+  if batch_size is not None and (isinstance(batch_size, bool) or
+                                 not isinstance(batch_size, (int, np.integer)) or
+                                 batch_size < 1):
+    raise ValueError(f"`batch_size` must be a positive int or None; got {batch_size!r}.")
+  return None if batch_size is None else int(batch_size)
+
+
+# ------------------------------------------------------------------------------ memory
+
+# Copies of each state of a chunk alive while a gate is applied: its input, its output
+# and a temporary. XLA reuses buffers where it can, so this is an estimate of the peak.
+WORKING_COPIES = 3
+
+
+@functools.lru_cache(maxsize=None)
+def _device_memory(device) -> int | None:
+  stats = None
+  try:
+    stats = device.memory_stats()  # accelerators: the allocator's limit
+  except Exception:  # pylint: disable=broad-except  (not every backend implements it)
+    pass
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:  # CPU: the host's physical memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (AttributeError, ValueError, OSError):
+    return None
+
+
+def available_memory(devices=None) -> int | None:
+  """Bytes of memory of the smallest of ``devices`` (default: JAX's first device).
+
+  ``device.memory_stats()["bytes_limit"]`` where the backend reports it (GPUs, TPUs),
+  else the host's physical memory; ``None`` when neither is known.
+  """
+  sizes = [_device_memory(d) for d in (devices or jax.devices()[:1])]
+  return None if any(s is None for s in sizes) else min(sizes)
+
+
+def _size(n_bytes: float) -> str:
+  for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if n_bytes >= scale:
+      return f"{n_bytes / scale:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+  return f"{int(n_bytes)} bytes"
+
+
+def check_memory(n_wires: int, n_rows: int, dtype, *, batch_size: int | None,
+                 devices=None, extra_states: int = 0, what: str) -> None:
+  """Refuses, before anything runs, a call whose state vectors cannot fit in memory.
+
+  The kernel holds ``min(n_rows, batch_size)`` states at once (a chunk, split over
+  ``devices``), each of ``2**n_wires`` complex amplitudes, with `WORKING_COPIES` copies
+  while a gate is applied, plus ``extra_states`` stored states (a prefix-sharing table).
+
+  Args:
+    n_wires: qubits of the circuit.
+    n_rows: circuits to evaluate (the batch).
+    dtype: the float dtype of the gate arguments (float64: complex128 states).
+    batch_size: the chunk size asked for (``None``: the whole batch at once).
+    devices: ``None`` (JAX's first device) or the devices the chunk is sharded over.
+    extra_states: states held besides the chunk.
+    what: the caller, for the message.
+
+  Raises:
+    ValueError: naming the memory needed and available, and the largest ``batch_size``
+      that would fit (or that none does).
+  """
+  state = 2**n_wires * 2 * np.dtype(dtype).itemsize
+  n_dev = len(devices) if devices else 1
+  rows = n_rows if batch_size is None else min(n_rows, batch_size)
+  per_device = -(-rows // n_dev)
+  need = (per_device * WORKING_COPIES + extra_states) * state
+  if need <= 2**26:  # 64 MiB fit anywhere: skip the query
+    return
+  avail = available_memory(devices)
+  if avail is None or need <= avail:
+    return
+  cdtype = "complex128" if np.dtype(dtype).itemsize == 8 else "complex64"
+  fit = (avail // state - extra_states) // WORKING_COPIES * n_dev
+  where = f"{_size(avail)} of memory per device" if n_dev > 1 else f"{_size(avail)} of memory"
+  if fit < 1:
+    hint = (" or turn jax_enable_x64 off (complex64 halves it)" if cdtype == "complex128"
+            else "")
+    raise ValueError(
+        f"{what}: a circuit of {n_wires} wires needs {_size(state)} per state ({cdtype}), "
+        f"about {_size((WORKING_COPIES + extra_states) * state)} for one state with its "
+        f"working copies; only {where} is available, so no `batch_size` fits. Use fewer "
+        f"wires{hint}.")
+  chunk = (f"`batch_size`={batch_size}" if batch_size is not None
+           else f"`batch_size`=None (all {rows} circuits at once)")
+  raise ValueError(
+      f"{what}: {chunk} holds {rows} states of {n_wires} wires "
+      f"({_size(state)} each, {cdtype}) at once, about {_size(need)} with working copies; "
+      f"only {where} is available: `batch_size` <= {fit} would fit.")

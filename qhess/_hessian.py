@@ -23,6 +23,10 @@ differentiated by autodiff. Because R0, ∂R, ∂²R are computed from θ0 = g(p
 
 from __future__ import annotations
 
+import collections
+import functools
+import hashlib
+import reprlib
 from typing import Any, Callable, Sequence
 
 import jax
@@ -30,6 +34,7 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
+from qhess import _circuit
 from qhess import _statevector
 from qhess._circuit import Circuit
 from qhess._ops import CATALOGUE
@@ -133,16 +138,21 @@ def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarr
   structure = tape.structure
   leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
   positions = {i for a in argnums for i in _leaf_range(args, a)}
+  dynamic = [i for i, leaf in enumerate(leaves) if not _is_static(leaf)]
 
-  def flat_fn(*flat):
-    a, kw = jax.tree_util.tree_unflatten(treedef, flat)
+  def flat_fn(*flat):  # static leaves (Python ints, strings) stay as they are
+    merged = list(leaves)
+    for i, value in zip(dynamic, flat):
+      merged[i] = value
+    a, kw = jax.tree_util.tree_unflatten(treedef, merged)
     t, params = record_parts(circuit.fn, circuit.n_wires, a, kw)
     _check_same_structure(structure, t)
     return params, list(t.consts)
 
-  avals = [jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)) for x in leaves]
+  avals = [jax.ShapeDtypeStruct(jnp.shape(leaves[i]), jnp.result_type(leaves[i]))
+           for i in dynamic]
   closed = jax.make_jaxpr(flat_fn)(*avals)
-  in_levels = [AFFINE if i in positions else CONST for i in range(len(leaves))]
+  in_levels = [AFFINE if i in positions else CONST for i in dynamic]
   out = _jaxpr_levels(closed.jaxpr, in_levels)
   levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
   if any(lvl > CONST for lvl in const_levels):
@@ -193,6 +203,8 @@ def _mask(gate_argnum, n_params: int) -> np.ndarray:
     if not np.array_equal(arr, arr.T):
       raise ValueError("`gate_argnum` as a mask must be symmetric; got an asymmetric mask.")
     return arr.copy()
+  if arr.ndim == 1 and arr.size == 0:  # an empty selection: no entries, no circuits
+    return np.zeros((n_params, n_params), dtype=bool)
   if arr.ndim > 1 or not np.issubdtype(arr.dtype, np.integer):
     raise TypeError(
         "`gate_argnum` must be None, an int, a sequence of ints or a (P, P) boolean "
@@ -212,8 +224,13 @@ def _mask(gate_argnum, n_params: int) -> np.ndarray:
   return mask
 
 
-def _shifts(shifts, spectra, name: str):
-  """Validates custom shifts; returns a hashable tuple of tuples (or None)."""
+def _shifts(shifts, spectra, name: str, eps: float = float(np.finfo(np.float64).eps)):
+  """Validates custom shifts; returns a hashable tuple of tuples (or None).
+
+  Also checks their conditioning (`_shift_rules.check_amplification`) for circuits
+  evaluated in a dtype of machine epsilon ``eps``: a diagonal entry amplifies errors
+  by κ_k², a mixed entry of the product rule by κ_i·κ_j (checked for the worst pair).
+  """
   if shifts is None:
     return None
   try:
@@ -227,8 +244,16 @@ def _shifts(shifts, spectra, name: str):
     raise ValueError(
         f"`{name}` has {len(entries)} entries; the tape has {len(spectra)} gate "
         "arguments (one tuple of shifts per argument).")
-  for k, (entry, spectrum) in enumerate(zip(entries, spectra)):
-    _shift_rules.first_order_from_shifts(entry, spectrum, f"{name}[{k}]")
+  kappas = [_shift_rules.amplification(
+      _shift_rules.first_order_from_shifts(entry, spectrum, f"{name}[{k}]"), spectrum)
+             for k, (entry, spectrum) in enumerate(zip(entries, spectra))]
+  if name == "diagonal_shifts":
+    for k, entry in enumerate(entries):
+      _shift_rules.check_amplification(kappas[k]**2, eps, entry, f"{name}[{k}]")
+  elif len(entries) > 1:  # the worst mixed entry, named by its worse argument
+    k = int(np.argmax(kappas))
+    kappa2 = kappas[k] * max(kappas[:k] + kappas[k + 1:])
+    _shift_rules.check_amplification(kappa2, eps, entries[k], f"{name}[{k}]")
   return tuple(entries)
 
 
@@ -238,14 +263,10 @@ class _Options:
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
                batch_size=None, off_diagonal_rule=None, devices=None,
                evaluation="shared"):
-    if batch_size is not None and (isinstance(batch_size, bool) or
-                                   not isinstance(batch_size, (int, np.integer)) or
-                                   batch_size < 1):
-      raise ValueError(f"`batch_size` must be a positive int or None; got {batch_size!r}.")
+    self.batch_size = _circuit.check_batch_size(batch_size)
     self.gate_argnum = gate_argnum
     self.diagonal_shifts = diagonal_shifts
     self.off_diagonal_shifts = off_diagonal_shifts
-    self.batch_size = None if batch_size is None else int(batch_size)
     if off_diagonal_rule not in (None, "product", "diagonal"):
       raise ValueError(
           '`off_diagonal_rule` must be None, "product" or "diagonal"; got '
@@ -255,12 +276,23 @@ class _Options:
           '`off_diagonal_shifts` define a product rule; they cannot be combined with '
           'off_diagonal_rule="diagonal".')
     self.off_diagonal_rule = off_diagonal_rule
+    if isinstance(devices, jax.Device):  # one device: a sequence of one
+      devices = (devices,)
     if devices is not None:
-      devices = tuple(devices)
+      error = TypeError(
+          "`devices` must be None, a jax device or a non-empty sequence of jax devices "
+          f"(e.g. jax.devices()); got {devices!r}.")
+      try:
+        devices = tuple(devices)
+      except TypeError:
+        raise error from None
       if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise TypeError(
-            "`devices` must be None or a non-empty sequence of jax devices (e.g. "
-            f"jax.devices()); got {devices!r}.")
+        raise error
+      for d in devices:
+        if devices.count(d) > 1:
+          raise ValueError(
+              f"`devices` must be distinct; got {d} {devices.count(d)} times among "
+              f"{len(devices)} devices (the shifted circuits are sharded over them).")
     self.devices = devices
     if evaluation not in ("shared", "independent"):
       raise ValueError(
@@ -280,14 +312,16 @@ class _Options:
 def _plan_for(tape: Tape, opts: _Options, depends: np.ndarray, *, need_value: bool,
               need_grad: bool, share: bool, rule: str) -> ShiftPlan:
   spectra = _tape_spectra(tape)
+  eps = float(np.finfo(np.dtype(tape.params.dtype)).eps)
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   active = np.nonzero(mask.any(axis=1))[0]
   return build_plan(
       spectra, mask, need_value=need_value,
       grad_args=tuple(active) if need_grad else (),
-      diagonal_shifts=_shifts(opts.diagonal_shifts, spectra, "diagonal_shifts"),
-      off_diagonal_shifts=_shifts(opts.off_diagonal_shifts, spectra, "off_diagonal_shifts"),
+      diagonal_shifts=_shifts(opts.diagonal_shifts, spectra, "diagonal_shifts", eps),
+      off_diagonal_shifts=_shifts(opts.off_diagonal_shifts, spectra, "off_diagonal_shifts",
+                                  eps),
       shared_diagonal=share, off_diagonal_rule=rule)
 
 
@@ -312,40 +346,75 @@ def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
 
 
 def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | None:
-  """The prefix-sharing schedule, or ``None`` for independent evaluation (asked for, or
-  a table of states that would exceed ``_TABLE_BYTES``)."""
-  if opts.evaluation != "shared":
+  """The prefix-sharing schedule, or ``None`` for independent evaluation.
+
+  Independent evaluation is used when it is asked for, when the schedule's table of
+  stored states would exceed ``_TABLE_BYTES``, or when the static cost model says that
+  sharing does not pay. The model counts gate applications: the schedule's (the
+  parents' segments plus every point from its boundary on) against ``T · L`` for
+  independent evaluation. Sharing must save at least ``_MIN_SHARED_SAVING`` of them (the
+  tables cost something too), and at least ``_MIN_SHARED_WORK`` amplitude updates
+  (saved applications × ``2**n_wires``): below that a call takes milliseconds either
+  way, and independent evaluation compiles about three times faster (the shared one
+  compiles the circuit's tail once per segment).
+  """
+  if opts.evaluation != "shared" or not tape.operations:  # nothing to share without gates
     return None
   schedule = _schedule_for(tape, plan)
+  saved = schedule.independent_applications - schedule.gate_applications
+  if (saved < _MIN_SHARED_SAVING * schedule.independent_applications
+      or saved * 2**tape.n_wires < _MIN_SHARED_WORK):
+    return None
   state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
   return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
 
 
-def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options) -> Callable:
-  """``sample(sampler, shots, keys)`` -> counts at the plan's points (`_shots.estimate`),
-  prefix-shared like the exact path when `_shared_schedule` allows."""
+def _check_memory(tape: Tape, plan: ShiftPlan, opts: _Options, schedule: Schedule | None,
+                  what: str) -> None:
+  """`_circuit.check_memory` for the plan's points, chunked as the kernel will run them."""
+  _circuit.check_memory(
+      tape.n_wires, plan.n_points, tape.params.dtype,
+      batch_size=opts.batch_size or _statevector.default_batch_size(tape.n_wires),
+      devices=opts.devices, extra_states=0 if schedule is None else schedule.n_parents + 1,
+      what=what)
+
+
+def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
+                   what: str = "qhess.hessian") -> Callable:
+  """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_shots.estimate`),
+  prefix-shared like the exact path when `_shared_schedule` allows.
+
+  Raises:
+    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
+  """
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   dtype = np.dtype(tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
+  _check_memory(tape, plan, opts, schedule, what)
   if schedule is not None:
-    return lambda sampler, shots, keys: _statevector.sample_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, keys,
-        shots.astype(dtype), sampler, batch_size, opts.devices)
+    return lambda sampler: _statevector.sample_points_shared(
+        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, sampler,
+        batch_size, opts.devices)
   rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
   params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
       rows, plan.point_index].add(plan.point_shift.astype(dtype))
-  return lambda sampler, shots, keys: _statevector.sample_run(
-      _statevector.kernel_key(tape), params, tape.consts, keys, shots.astype(dtype), sampler,
-      batch_size)
+  return lambda sampler: _statevector.sample_run(
+      _statevector.kernel_key(tape), params, tape.consts, sampler, batch_size)
 
 
-def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options) -> jax.Array:
-  """Raw outputs at the plan's points, shape ``(T, n_raw)``."""
+def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
+              what: str = "qhess.hessian") -> jax.Array:
+  """Raw outputs at the plan's points, shape ``(T, n_raw)``.
+
+  Raises:
+    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
+  """
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
   batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   schedule = _shared_schedule(tape, plan, opts)
+  _check_memory(tape, plan, opts, schedule, what)
   if schedule is not None:
     return _statevector.run_points_shared(
         _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
@@ -375,6 +444,10 @@ def _check_argnums(argnums):
 # Prefix sharing keeps a table of up to n_parents + 1 states; beyond this many bytes the
 # points are evaluated independently instead (memory stays bounded by batch_size).
 _TABLE_BYTES = 2**29
+# Shared evaluation must save at least this fraction of the gate applications.
+_MIN_SHARED_SAVING = 0.1
+# ... and at least this many amplitude updates (about 20-50 ms of a 2-core CPU).
+_MIN_SHARED_WORK = 2**24
 
 
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
@@ -400,8 +473,9 @@ def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:
 def _check_float_inputs(args, argnums: tuple[int, ...], fname: str) -> None:
   for a in argnums:
     for leaf in jax.tree_util.tree_leaves(args[a]):
-      dtype = jnp.result_type(leaf)
-      if not jnp.issubdtype(dtype, jnp.floating):
+      numeric = not _is_static(leaf) or isinstance(leaf, (bool, int))
+      dtype = jnp.result_type(leaf) if numeric else type(leaf).__name__
+      if not numeric or not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
             f"{fname} requires real floating-point inputs for the differentiated "
             f"arguments (argnums); argument {a} has a leaf of dtype {dtype}. Convert it, "
@@ -460,13 +534,13 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
     return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
 
   if sampling is None or plan.n_points == 0:
-    out = post(_evaluate(tape, plan, opts))
+    out = post(_evaluate(tape, plan, opts, fname))
     if sampling is None or not sampling[1]:
       return out
     return out, jax.tree_util.tree_map(jnp.zeros_like, out)
   shots, return_stderr = sampling
-  return _shots.estimate(post, tape, _point_sampler(tape, plan, opts), plan.n_points, shots,
-                         key, return_stderr=return_stderr)
+  return _shots.estimate(post, tape, _point_sampler(tape, plan, opts, fname), plan.n_points,
+                         shots, key, return_stderr=return_stderr)
 
 
 def _hashable(x):
@@ -483,41 +557,144 @@ def _hashable(x):
   return tuple(_hashable(e) for e in x)
 
 
-# One jitted function per (circuit, options, argnums, mode): calling qhess.hessian twice
-# with the same circuit and options reuses the traced and compiled computation.
-_JIT_CACHE: dict[tuple, tuple[Circuit, Callable]] = {}
+# ------------------------------------------------------------- compiled entry points
+
+# Compiled Hessians, least recently used first: ``key -> (circuit, jitted function)``.
+# The key holds everything a trace depends on besides the traced arrays' shapes and
+# dtypes: the circuit, the options, the static arguments, and the recorded tape's
+# structure and constant matrices (`_tape_signature`), so that a changed global
+# coefficient, matrix or layer count is a new entry, never a stale result. At most
+# `_JIT_CACHE_SIZE` entries are kept (each holds compiled executables, a few MiB).
+_JIT_CACHE: collections.OrderedDict[tuple, tuple[Circuit, Callable]] = (
+    collections.OrderedDict())
+_JIT_CACHE_SIZE = 32
+
+
+class _Dynamic:
+  """Marks a traced leaf among the static ones (see `_split_leaves`)."""
+
+  def __repr__(self) -> str:
+    return "<traced>"
+
+
+_DYNAMIC = _Dynamic()
+
+
+def _is_static(leaf) -> bool:
+  """Non-array Python values (int, bool, str, ...) are static, as `jax.hessian` passes
+  them through untraced; arrays, NumPy scalars, floats and complex numbers are traced."""
+  return not (isinstance(leaf, (jax.Array, jax.core.Tracer, np.ndarray, np.generic, float,
+                                complex)) or hasattr(leaf, "__jax_array__"))
+
+
+def _split_leaves(leaves, fname: str) -> tuple[tuple, list]:
+  """``(static, dynamic)``: the leaves with `_DYNAMIC` for traced ones, and those."""
+  static, dynamic = [], []
+  for leaf in leaves:
+    if _is_static(leaf):
+      try:
+        hash(leaf)
+      except TypeError:
+        raise TypeError(
+            f"{fname}: an argument of type {type(leaf).__name__} is neither an array nor "
+            f"a hashable static value (int, str, bool, tuple); got {reprlib.repr(leaf)}."
+        ) from None
+      static.append(leaf)
+    else:
+      static.append(_DYNAMIC)
+      dynamic.append(leaf)
+  return tuple(static), dynamic
+
+
+def _merge_leaves(static: tuple, dynamic) -> list:
+  it = iter(dynamic)
+  return [next(it) if s is _DYNAMIC else s for s in static]
+
+
+def _tape_signature(circuit: Circuit, treedef, static: tuple, dynamic) -> tuple:
+  """What a trace of ``circuit`` depends on besides its traced arguments' avals.
+
+  The circuit is recorded abstractly (a jaxpr trace, no simulation): the tape's
+  structure (gates, wires, measurements with their coefficients, layer counts) and a
+  digest of each matrix that does not depend on the arguments (a global or closed-over
+  QubitUnitary or Hermitian matrix, read now, also after an in-place change). As
+  `jax.jit` compares avals and static arguments, a compiled Hessian is reused only for
+  an equal signature.
+  """
+  tapes = []
+
+  def record_fn(*flat):
+    args, kwargs = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, flat))
+    tapes.append(circuit.tape(*args, **kwargs))
+    return ()
+
+  jax.make_jaxpr(record_fn)(*dynamic)
+  (tape,) = tapes
+  consts = tuple(
+      None if isinstance(c, jax.core.Tracer) else
+      (c.shape, str(c.dtype), hashlib.blake2b(np.asarray(c).tobytes(), digest_size=16).digest())
+      for c in tape.consts)
+  return tape.structure, consts, tape.n_wires
+
+
+def _cached_jit(key: tuple, circuit: Circuit, build: Callable[[], Callable]) -> Callable:
+  hit = _JIT_CACHE.get(key)
+  if hit is not None and hit[0] is circuit:  # (an id may be reused after collection)
+    _JIT_CACHE.move_to_end(key)
+    return hit[1]
+  jitted = build()
+  _JIT_CACHE[key] = (circuit, jitted)
+  _JIT_CACHE.move_to_end(key)
+  while len(_JIT_CACHE) > _JIT_CACHE_SIZE:
+    _JIT_CACHE.popitem(last=False)
+  return jitted
 
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
           off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
           shots=None, return_stderr=False):
+  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
                   off_diagonal_rule, devices, evaluation)
   argnums = _check_argnums(argnums)
+  if not isinstance(hybrid, (bool, np.bool_)):
+    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  hybrid = bool(hybrid)
   shots = _shots.check_shots(shots)
   if not isinstance(return_stderr, bool):
     raise TypeError(f"`return_stderr` must be a bool; got {return_stderr!r}.")
   if return_stderr and shots is None:
     raise ValueError("`return_stderr=True` needs `shots`: exact evaluation has no error.")
   sampling = None if shots is None else (shots, return_stderr)
-
-  def fn(*args, **kwargs):
-    if sampling is None:  # a `key` keyword, if any, is the circuit's own
-      return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs)
-    key = _shots.check_key(kwargs.pop("key", None))
-    return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
-
   try:
-    key = (id(circuit), _hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                                   batch_size, off_diagonal_rule, evaluation)), argnums,
-           hybrid, want,
-           opts.devices, _shots.shots_key(shots), return_stderr)
-  except TypeError:  # an option we cannot key on: no sharing, still correct
-    return jax.jit(fn)
-  hit = _JIT_CACHE.get(key)
-  if hit is None or hit[0] is not circuit:
-    hit = _JIT_CACHE[key] = (circuit, jax.jit(fn))
-  return hit[1]
+    options = (_hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
+                          off_diagonal_rule, evaluation)), argnums, hybrid, want,
+               opts.devices, _shots.shots_key(shots), return_stderr)
+  except TypeError:  # an option we cannot key on: no sharing between calls of _make
+    options = object()
+
+  def build(treedef, static):
+    def traced(dynamic, key):
+      args, kwargs = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dynamic))
+      if sampling is not None:  # jax.grad through sampled outputs: a clear error
+        args, kwargs = _shots.no_derivatives((args, kwargs))
+      return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
+    return jax.jit(traced)
+
+  @functools.wraps(circuit.fn)
+  def fn(*args, **kwargs):
+    key = None
+    if sampling is not None:  # else a `key` keyword, if any, is the circuit's own
+      key = _shots.check_key(kwargs.pop("key", None))
+    _check_float_inputs(args, _normalize_argnums(argnums, len(args)), fname)
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    static, dynamic = _split_leaves(leaves, fname)
+    signature = _tape_signature(circuit, treedef, static, dynamic)
+    cache_key = (id(circuit), options, treedef,
+                 tuple(s if s is _DYNAMIC else (type(s), s) for s in static), signature)
+    return _cached_jit(cache_key, circuit, lambda: build(treedef, static))(dynamic, key)
+
+  return fn
 
 
 def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
@@ -548,17 +725,31 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   P); with ``shots`` the product rule is the default, as it needs fewer shots for the
   same error.
 
+  Calls and compilation: every call records the circuit (an abstract trace, no
+  simulation) and reuses a compiled Hessian only when the recorded tape (structure,
+  observable coefficients, constant QubitUnitary and Hermitian matrices), the static
+  arguments and the argument shapes match an earlier call, as `jax.jit` compares avals
+  and static values; a global or closed-over value the circuit reads is thus read
+  afresh, as by `jax.hessian`. Non-array arguments (Python ints, bools, strings, None,
+  and tuples of them) are static, as `jax.hessian` passes them through: they may set a
+  layer count or choose gates. Arrays, NumPy scalars and Python floats are traced. The
+  ``_JIT_CACHE_SIZE`` (32) most recently used compiled Hessians are kept.
+
   Args:
     circuit: a `Circuit` (from `qhess.circuit`).
     argnums: which positional arguments to differentiate, as in `jax.hessian`.
     hybrid: differentiate with respect to the inputs (True) or the gate arguments.
     gate_argnum: which Hessian entries (of the gate arguments) to compute: None (all),
-      an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices),
-      or a symmetric boolean mask of shape ``(P, P)``. Other entries are zero and cost
+      an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices;
+      empty: no entries), or a symmetric boolean mask of shape ``(P, P)``. Other
+      entries are zero and cost
       no circuits; the gradient terms of the chain rule are restricted to the selected
       arguments. With ``hybrid=True`` the result is ``Jᵀ (H_θ ∘ M) J`` plus those terms.
     diagonal_shifts: one tuple of positive shifts per gate argument, as many as it has
       frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
+      Shifts whose rule amplifies rounding errors into a meaningless Hessian (shifts
+      near 0 or nearly equal) are rejected, milder cases warn: see
+      `IllConditionedShiftsWarning` and ``qhess._shift_rules``.
     off_diagonal_shifts: likewise, for the product rule of mixed entries.
     off_diagonal_rule: ``"product"`` (4·R_i·R_j circuits per mixed entry, PennyLane's
       rule) or ``"diagonal"`` (Wierichs et al. 2022, Sec. 4: ``H_ij = ½[E''(0) - H_ii -
@@ -568,14 +759,19 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       the product rule.
     batch_size: at most this many shifted circuits (states) in memory at once; by
       default ``max(1, 2**17 // 2**n_wires)``, which keeps memory bounded at any width.
-    devices: a sequence of jax devices (e.g. ``jax.devices()``) to shard the shifted
-      circuits over, with `jax.sharding` (padded to a multiple of the device count).
+    devices: a jax device, or a sequence of distinct jax devices (e.g.
+      ``jax.devices()``) to shard the shifted circuits over, with `jax.sharding`
+      (padded to a multiple of the device count).
       Across hosts, call ``jax.distributed.initialize()`` first and pass
       ``jax.devices()``: the same code then shards over every host's devices.
     evaluation: ``"shared"`` (default) evaluates the shifted circuits as a tree that
       shares unshifted prefixes (each point runs only from a boundary before its last
       shifted gate, starting from a stored state); ``"independent"`` runs every shifted
-      circuit from the start (the baseline). Both give the same Hessian.
+      circuit from the start (the baseline). Both give the same Hessian. A static cost
+      model runs ``"shared"`` independently when sharing does not pay: when it saves
+      less than 10% of the gate applications of independent evaluation, or fewer than
+      ``2**24`` amplitude updates (saved gate applications × ``2**n_wires``: then a
+      call takes milliseconds either way and independent evaluation compiles faster).
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
       measured that many times), a tuple of ints (a shot vector: the samples are split
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total
@@ -594,13 +790,26 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
 
   Raises:
     TypeError: for a non-circuit, integer inputs, or a badly typed option (also a
-      non-integer ``shots`` or a ``key`` that is not a PRNG key).
-    ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, custom shifts
-      of the wrong count or making the coefficient system singular, or a matrix
-      (QubitUnitary, Hermitian) that depends on the differentiated inputs; with shots:
-      a count below 1, a budget smaller than the number of circuits, a missing ``key``,
-      ``return_stderr`` without ``shots``, or ``var`` of an observable whose terms do
-      not commute qubit-wise.
+      non-bool ``hybrid``, a non-integer ``shots`` or a ``key`` that is not a PRNG
+      key); when called: for an argument that is neither an array nor a hashable
+      static value, or a circuit function that uses a traced value in Python control
+      flow (``if x[0] > 0:``; write ``jnp.where`` or ``jax.lax.cond``); with shots,
+      when the sampled result is differentiated (``jax.grad`` of a sampled Hessian has
+      no meaning here: differentiate the exact one, ``shots=None``).
+    ValueError: for out-of-range ``argnums``/``gate_argnum``, a bad mask, repeated
+      ``devices``, custom shifts of the wrong count, making the coefficient system
+      singular or ill-conditioned (``_shift_rules.check_amplification``), a matrix
+      (QubitUnitary, Hermitian) that depends on the differentiated inputs, or states
+      that cannot fit in the device's memory (the message names the memory needed and
+      a ``batch_size`` that fits, if any); with shots: a count below 1, a budget
+      smaller than the number of circuits, a missing ``key``, ``return_stderr``
+      without ``shots``, or ``var`` of an observable whose terms do not commute
+      qubit-wise.
+
+  Warns:
+    IllConditionedShiftsWarning: for custom shifts that amplify errors of the circuit
+      values more than ``_shift_rules.WARN_AMPLIFICATION`` (1e4) times the default
+      shifts do.
 
   Examples:
     >>> import jax, jax.numpy as jnp, qhess
@@ -653,6 +862,9 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   Raises:
     TypeError, ValueError: as `hessian`.
 
+  Warns:
+    IllConditionedShiftsWarning: as `hessian`.
+
   Examples:
     >>> import jax.numpy as jnp, qhess
     >>> @qhess.circuit(wires=1)
@@ -689,14 +901,27 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     off_diagonal_rule: as in `hessian`, but defaulting to ``"product"`` (PennyLane's
       circuits and counts).
 
+  ``hessian_tapes`` is an eager, host-side function: it builds concrete tapes (in
+  NumPy) to run elsewhere, so it does not run under `jax.jit`, `jax.vmap` or
+  `jax.grad` (``post`` does: it is a JAX function of the results). Under a
+  transformation use ``qhess.hessian(circuit, hybrid=False)``.
+
   Returns:
     ``(tapes, post)``: a list of `Tape` and a function of their results (a list, as
-    `execute` returns it) giving one ``(*out_shape, P, P)`` array per measurement.
+    `execute` returns it: per tape, a tuple with one array per raw measurement)
+    giving one ``(*out_shape, P, P)`` array per measurement. ``post`` checks the
+    count and every shape of the results: a ``TypeError`` for a non-sequence, a
+    ``ValueError`` naming the result, output, and expected and received shapes.
 
   Raises:
-    TypeError: when ``tape`` is not a `Tape`.
-    ValueError: for bad options, an ``f0`` whose shapes do not match the outputs, or
-      ``f0`` with a variance measurement.
+    TypeError: when ``tape`` is not a `Tape`, or holds traced values (under a JAX
+      transformation).
+    ValueError: for bad options, ill-conditioned custom shifts (as in `hessian`), an
+      ``f0`` whose shapes do not match the outputs, or ``f0`` with a variance
+      measurement.
+
+  Warns:
+    IllConditionedShiftsWarning: as `hessian`.
 
   Examples:
     >>> import jax.numpy as jnp, qhess
@@ -722,6 +947,15 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     raise TypeError(
         "`tape` must be a qhess.Tape (e.g. circuit.tape(x)) or a qhess.Circuit; got "
         f"{type(tape).__name__}.")
+  traced = [v for v in (tape.params, *tape.consts, *jax.tree_util.tree_leaves(f0))
+            if isinstance(v, jax.core.Tracer)]
+  if traced:
+    raise TypeError(
+        "hessian_tapes is an eager, host-side function: it builds concrete shifted tapes "
+        "(in NumPy) to run elsewhere, so it cannot run under jax.jit, jax.vmap or "
+        f"jax.grad; got a tape (or f0) holding traced values ({type(traced[0]).__name__}). "
+        "Call it outside the transformation, or use qhess.hessian(circuit, hybrid=False), "
+        "which composes with them.")
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                   off_diagonal_rule=off_diagonal_rule)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
@@ -741,9 +975,26 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
             plan.point_shift)
   tapes = [raw_tape.with_params(p) for p in points[skip:]]
 
+  out_shapes = raw_tape.output_shapes
+
   def post(results: Sequence[Any]):
+    if isinstance(results, (str, bytes)) or not hasattr(results, "__len__"):
+      raise TypeError(
+          "`post` takes a sequence of results, one per tape (e.g. qhess.execute(tapes)); "
+          f"got {reprlib.repr(results)}.")
     if len(results) != len(tapes):
       raise ValueError(f"`post` expects {len(tapes)} results, one per tape; got {len(results)}.")
+    for i, res in enumerate(results):
+      outs = list(res) if isinstance(res, (tuple, list)) or np.ndim(res) >= 1 else [res]
+      if len(outs) != len(out_shapes):
+        raise ValueError(
+            f"`results[{i}]` must hold {len(out_shapes)} outputs, one per raw measurement "
+            f"of tape {i} (shapes {out_shapes}); got {len(outs)}.")
+      for j, (o, shape) in enumerate(zip(outs, out_shapes)):
+        if np.shape(o) != shape:
+          raise ValueError(
+              f"`results[{i}]` output {j} has shape {np.shape(o)}; tape {i} outputs shape "
+              f"{shape}.")
     return post_jit(list(results))
 
   @jax.jit

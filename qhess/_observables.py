@@ -146,8 +146,10 @@ def _real_scalar(x) -> float:
   if isinstance(x, jax.core.Tracer):
     raise TypeError(
         "Observable coefficients must be concrete real numbers (they are part of the "
-        "circuit's static structure); got a traced value. Put parameter dependence in "
-        "the gates instead.")
+        "circuit's static structure); got a traced value, computed from the circuit's "
+        "array (or float) arguments. Put parameter dependence in the gates instead; a "
+        "constant may be a Python number, a NumPy or jnp value computed from constants, "
+        "or a global.")
   if isinstance(x, (numbers.Number, np.number)) or (
       hasattr(x, "shape") and np.shape(x) == ()):
     val = np.asarray(x)

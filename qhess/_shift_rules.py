@@ -17,10 +17,20 @@ gradients", Quantum 6, 677 (2022), Eqs. (15)-(16) and (32)-(34)), for base frequ
 Custom shifts define a first-order rule by solving the R×R system
 ``sum_μ c_μ · 2 sin(l w x_μ) = l w`` (l = 1..R); the second derivative is then that rule
 applied twice (shift sums), and mixed derivatives the product of two first-order rules.
+
+Conditioning of custom shifts: a rule ``f' ≈ Σ c_k f(x_k)`` turns errors δ of the circuit
+values (rounding, shot noise) into an error of at most ``‖c‖₁ δ``. Its *amplification*
+``κ = ‖c‖₁ / ‖c_default‖₁`` compares that with the default rule (κ = 1/sin(x) for one
+frequency and shift x). A second derivative applies a rule twice (diagonal) or multiplies
+two (mixed entries), so its error grows like κ²: shifts of 1e-8 give κ² = 1e16 and, in
+float64 (ε = 2.2e-16), errors of order 1 — a meaningless Hessian. `check_amplification`
+rejects rules whose rounding error alone, κ²ε, exceeds `REJECT_ERROR`, and warns (with
+`IllConditionedShiftsWarning`) when κ² exceeds `WARN_AMPLIFICATION`.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -33,6 +43,19 @@ class Recipe(NamedTuple):
 
   shifts: np.ndarray
   coeffs: np.ndarray
+
+
+class IllConditionedShiftsWarning(UserWarning):
+  """Custom shifts whose rule amplifies errors of the circuit values far more than the
+  default rule does (see `qhess.hessian`'s ``diagonal_shifts``)."""
+
+
+# κ²ε above this: a relative error above 1% from rounding alone, before the rounding of
+# the circuit simulation itself (which grows with its depth) or any shot noise: reject.
+REJECT_ERROR = 1e-2
+# κ² above this: four significant digits lost compared with the default shifts, and
+# shot-noise standard errors about that many times larger: warn.
+WARN_AMPLIFICATION = 1e4
 
 
 def period(spectrum: Spectrum) -> float:
@@ -92,6 +115,48 @@ def first_order_from_shifts(shifts: Sequence[float], spectrum: Spectrum,
   l = np.arange(1, r + 1)[:, None]
   c = _solve(2 * np.sin(l * w * x[None, :]), (l[:, 0] * w).astype(float), what, x)
   return Recipe(np.concatenate([x, -x]), np.concatenate([c, -c]))
+
+
+def amplification(first: Recipe, spectrum: Spectrum) -> float:
+  """``κ = ‖c‖₁ / ‖c_default‖₁``: error amplification of a first-order rule relative to
+  the default rule for ``spectrum`` (1 for the default shifts, ``1/sin(x)`` for one
+  frequency and shift ``x``)."""
+  return float(np.sum(np.abs(first.coeffs)) / np.sum(np.abs(first_order(spectrum).coeffs)))
+
+
+def check_amplification(kappa2: float, eps: float, shifts, what: str) -> None:
+  """Rejects or warns about a second-order rule amplifying errors by ``kappa2`` (κ²).
+
+  Args:
+    kappa2: κ² of the diagonal rule (κ of the first-order rule, squared), or κ_i·κ_j of
+      a product rule.
+    eps: machine epsilon of the dtype the circuits are evaluated in.
+    shifts: the shifts, for the message.
+    what: the argument's name, e.g. ``"diagonal_shifts[1]"``.
+
+  Raises:
+    ValueError: when ``kappa2 * eps > REJECT_ERROR``.
+
+  Warns:
+    IllConditionedShiftsWarning: when ``kappa2 > WARN_AMPLIFICATION``.
+  """
+  shifts = tuple(float(s) for s in shifts)
+  error = kappa2 * eps
+  if error > REJECT_ERROR:
+    raise ValueError(
+        f"{what}: the shifts {shifts} give an ill-conditioned rule: it amplifies errors "
+        f"of the circuit values about {kappa2:.2g} times more than the default shifts "
+        f"(κ², κ = sum of |coefficients| relative to the default rule's), so rounding "
+        f"alone (ε = {eps:.2g}) would leave relative errors of about {error:.2g} in the "
+        f"Hessian, above the limit of {REJECT_ERROR:.0e}: the result would be "
+        "meaningless. Choose shifts further from 0, from multiples of the half period "
+        "and from each other.")
+  if kappa2 > WARN_AMPLIFICATION:
+    warnings.warn(IllConditionedShiftsWarning(
+        f"{what}: the shifts {shifts} amplify errors of the circuit values (rounding, "
+        f"shot noise) about {kappa2:.2g} times more than the default shifts (warning "
+        f"above {WARN_AMPLIFICATION:.0e}); expect relative errors of about "
+        f"{error:.2g} or more in the Hessian."), stacklevel=2)
 
 
 def second_order_shared(first: Recipe, spectrum: Spectrum, what: str = "shifts") -> Recipe:

@@ -20,11 +20,29 @@ the tree over the wires (``2**k - 1`` draws, ``k`` sequential levels). The cost 
 counts have a fixed shape, so circuits with different shot counts share one jitted,
 vmapped computation. When the shot count is fixed (not a budget) and small next to
 ``2**k``, each shot is drawn instead (inverse CDF, ``O(shots · k)``), which is cheaper
-than ``2**k`` binomials. With prefix sharing (the default) the final states of the
-shifted circuits are computed like the exact path's
-(`_statevector.sample_points_shared`). Every raw output is a fixed linear function of
-the outcome frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for
-Hermitian factors, indicator sums for ``probs``.
+than ``2**k`` binomials. Every raw output is a fixed linear function of the outcome
+frequencies (`estimator_matrix`): parities for Pauli words, eigenvalues for Hermitian
+factors, indicator sums for ``probs``.
+
+**How the sampling graph stays small** (it decides the compile time): the kernel maps a
+deterministic `Marginals` over the points — prefix-shared like the exact path
+(`_statevector.sample_points_shared`) or independently — and returns the probabilities
+``(B, G, O)``, padded to ``O = 2**max_g k_g`` outcomes. The counts of all points and
+groups are then drawn by ONE call of `draw_counts`, vmapped over points and groups,
+whose tree levels run as one `jax.lax.scan` over fixed-shape node arrays: the binomial
+sampler (two rejection loops, about a second of XLA compile each time it appears with a
+new shape) is in the graph once, not once per group, level and schedule segment. A shot
+vector is one vmap over its entries, a budget's pilot reuses the same probabilities, and
+the standard errors take the outputs and the Jacobian from one `jax.vjp`. (A 6-wire,
+2-layer sampled Hessian with errors: 53 CPU seconds from trace to compiled code when
+the draws sat inside the kernel, 23 now, of which about 13 are the kernel itself.)
+
+**How counts are represented**: as floats of the computation's dtype, because the
+binomial sampler draws floats. They are exact integers up to ``2**53`` in float64 and
+``2**24`` in float32 (without x64); larger counts are rejected with a ValueError
+(`check_counts_fit`) rather than rounded. `allocate` splits a budget in integer
+arithmetic (int64 with x64, int32 without), so the allocations sum exactly to the total.
+Sampled results are random estimates: differentiating them raises (`no_derivatives`).
 
 Standard errors (first order, the delta method): the outputs ``F(Y)`` (Hessian, value,
 gradient) are functions of the raw point values ``Y``; with ``J = ∂F/∂Y`` and the
@@ -73,7 +91,9 @@ class ShotBudget:
   allocation does not bias it). ``strategy="uniform"`` splits the total evenly.
 
   Every circuit gets at least one shot; the rest is split in proportion to ``s_c`` and
-  rounded by largest remainders, so the shots (pilot included) sum to exactly ``total``.
+  rounded by cumulative sums in integer arithmetic (`allocate`), so the shots (pilot
+  included) sum to exactly ``total``. Counts are floats of the computation's dtype:
+  ``total`` may be at most ``2**53`` (``2**24`` without x64, checked at the call).
 
   Attributes:
     total: the total number of shots, a positive int.
@@ -82,7 +102,8 @@ class ShotBudget:
 
   Raises:
     TypeError: for a non-integer ``total`` or ``pilot``.
-    ValueError: for a non-positive ``total`` or ``pilot``, or an unknown ``strategy``.
+    ValueError: for a non-positive ``total`` or ``pilot``, one above ``2**53``, or an
+      unknown ``strategy``.
 
   Examples:
     >>> import jax, jax.numpy as jnp, qhess
@@ -109,12 +130,47 @@ class ShotBudget:
       object.__setattr__(self, "pilot", _check_count(self.pilot, "ShotBudget.pilot"))
 
 
+# Shot counts are floats of the computation's dtype (the binomial sampler draws floats):
+# integers are exact up to 2**53 in float64 and 2**24 in float32 (without x64).
+_MAX_COUNT_BITS = 53
+
+
 def _check_count(n, name: str) -> int:
   if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)):
     raise TypeError(f"`{name}` must be a positive int; got {n!r} ({type(n).__name__}).")
   if n < 1:
     raise ValueError(f"`{name}` must be a positive int; got {n}.")
+  if n > 2**_MAX_COUNT_BITS:
+    raise ValueError(
+        f"`{name}` must be at most 2**{_MAX_COUNT_BITS} = {2**_MAX_COUNT_BITS} (shots are "
+        f"counted in float64, exact up to there); got {n}.")
   return int(n)
+
+
+def check_counts_fit(shots, dtype) -> None:
+  """Raises unless every count of ``shots`` is an exact integer in ``dtype``.
+
+  Counts are carried as ``dtype`` floats: exact up to ``2**24`` in float32 (x64 off)
+  and ``2**53`` in float64. A `ShotBudget`'s total bounds every circuit's share.
+
+  Raises:
+    ValueError: for a count above the limit, naming it, the limit and the dtype.
+  """
+  dtype = np.dtype(dtype)
+  bits = np.finfo(dtype).nmant + 1
+  if isinstance(shots, ShotBudget):
+    items = [("ShotBudget.total", shots.total)]
+  elif isinstance(shots, tuple):
+    items = [(f"shots[{i}]", n) for i, n in enumerate(shots)]
+  else:
+    items = [("shots", shots)]
+  for name, n in items:
+    if n > 2**bits:
+      hint = ("; enable x64 (jax.config.update('jax_enable_x64', True)) to count up to "
+              f"2**{_MAX_COUNT_BITS}" if bits < _MAX_COUNT_BITS else "")
+      raise ValueError(
+          f"`{name}` = {n} is too many shots for {dtype.name}: counts are {dtype.name} "
+          f"numbers, exact up to 2**{bits} = {2**bits} shots{hint}.")
 
 
 def check_shots(shots, *, allow_budget: bool = True):
@@ -122,8 +178,8 @@ def check_shots(shots, *, allow_budget: bool = True):
 
   Raises:
     TypeError: for a non-integer count or an object of another kind.
-    ValueError: for a count below 1, an empty shot vector, or a budget where none is
-      allowed.
+    ValueError: for a count below 1 or above ``2**53``, an empty shot vector, or a
+      budget where none is allowed.
   """
   if shots is None:
     return None
@@ -348,39 +404,79 @@ def _multinomial(key, n, probs, k: int, max_shots: int | None = None) -> jax.Arr
 
   By binary splitting, ``O(2**k)`` binomial draws whatever ``n``; or, when ``n`` is known
   to be at most ``max_shots`` and that is small next to ``2**k``, by drawing each shot.
+  The ``k`` levels of the splitting tree run as one `jax.lax.scan` over a fixed-shape
+  array of ``2**(k-1)`` nodes (level ``l`` uses the first ``2**l``, the rest hold no
+  shots), so the binomial sampler appears once in the graph: XLA compiles it once
+  rather than once per level shape (about a second each on a 2-core CPU).
   """
   if max_shots is not None and max_shots <= _DRAWS_PER_OUTCOME * 2**k:
     return _multinomial_by_draws(key, n, probs, max_shots)
-  counts = jnp.reshape(n, (1,)).astype(probs.dtype)
-  for level, lkey in enumerate(jax.random.split(key, k)):
-    mass = jnp.sum(jnp.reshape(probs, (2**level, 2, -1)), axis=-1)  # (2**level, 2)
-    parent = jnp.sum(mass, axis=-1)
-    q0 = jnp.clip(jnp.where(parent > 0, mass[:, 0] / jnp.where(parent > 0, parent, 1), 1),
-                  0, 1)
-    c0 = jax.random.binomial(lkey, counts, q0, dtype=probs.dtype)
-    c0 = jnp.clip(jnp.round(c0), 0, counts)
-    counts = jnp.reshape(jnp.stack([c0, counts - c0], axis=-1), (-1,))  # (2**(level+1),)
+  n = jnp.asarray(n, probs.dtype)
+  if k == 0:
+    return n[None]
+  half = 2 ** (k - 1)
+  # Node masses in heap order: node i has children 2i and 2i + 1, level l is nodes
+  # 2**l .. 2**(l+1) - 1 and the leaves 2**k .. 2**(k+1) - 1 are the outcomes.
+  levels = [probs]
+  for _ in range(k):
+    levels.insert(0, jnp.sum(jnp.reshape(levels[0], (-1, 2)), axis=-1))
+  tree = jnp.concatenate([jnp.zeros(1, probs.dtype)] + levels)  # (2**(k+1),)
+
+  def split_level(counts, xs):  # counts (2**k,): level l's node counts first, then 0
+    lkey, level = xs
+    node = jnp.left_shift(1, level) + jnp.arange(half)  # (half,), in bounds for l < k
+    left, right = tree[2 * node], tree[2 * node + 1]
+    mass = left + right
+    q0 = jnp.clip(jnp.where(mass > 0, left / jnp.where(mass > 0, mass, 1), 1), 0, 1)
+    parent = counts[:half]
+    c0 = jax.random.binomial(lkey, parent, q0, dtype=probs.dtype)
+    c0 = jnp.clip(jnp.round(c0), 0, parent)
+    return jnp.reshape(jnp.stack([c0, parent - c0], axis=-1), (-1,)), None
+
+  counts = jnp.zeros(2**k, probs.dtype).at[0].set(n)
+  counts, _ = jax.lax.scan(split_level, counts, (jax.random.split(key, k), jnp.arange(k)))
   return counts
 
 
-@dataclasses.dataclass(frozen=True)
-class Sampler:
-  """Samples outcome counts of every group from a final state (hashable: a jit static).
+@functools.partial(jax.jit, static_argnames=("max_shots",))
+def draw_counts(probs, shots, keys, max_shots: int | None = None) -> jax.Array:
+  """Multinomial outcome counts of a batch of circuits, one vectorized draw.
 
-  ``sampler(psi, consts, key, shots)`` with ``psi`` of shape ``(2**n,)`` and ``shots``
-  of shape ``(G,)`` returns counts, a float array of shape ``(G, O)``. ``max_shots``,
-  when known (fixed shots, not a budget), bounds every entry of ``shots``; it lets small
-  shot counts be drawn shot by shot (`_multinomial`).
+  Args:
+    probs: float array ``(B, G, O)``: each group's outcome probabilities, ``O = 2**k``.
+    shots: float array ``(B, G)``: shots per circuit (exact integers).
+    keys: PRNG key array ``(B,)``, one per point; group ``g`` uses ``split(key, G)[g]``.
+    max_shots: ``None`` or a bound on every entry of ``shots`` (`_multinomial`).
+
+  Returns:
+    float array ``(B, G, O)`` of counts, each row summing to its shots.
+  """
+  k = probs.shape[-1].bit_length() - 1
+
+  def point(key, n_row, p_row):
+    gkeys = jax.random.split(key, n_row.shape[0])
+    return jax.vmap(lambda gk, n, p: _multinomial(gk, n, p, k, max_shots))(gkeys, n_row, p_row)
+
+  return jax.vmap(point)(keys, shots, probs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Marginals:
+  """Each group's outcome probabilities from a final state (hashable: a jit static).
+
+  ``marginals(psi, consts)`` with ``psi`` of shape ``(2**n,)`` returns a float array of
+  shape ``(G, O)``: group ``g``'s state rotated into its eigenbasis, marginalised onto its
+  ``k_g`` wires (outcome bits in sorted wire order, MSB first), zero-padded to ``O``.
+  Deterministic: the kernel maps it over the points; `draw_counts` then samples.
   """
 
   groups: tuple[Group, ...]
   n_wires: int
   n_outcomes: int
-  max_shots: int | None = None
 
-  def __call__(self, psi, consts, key, shots):
+  def __call__(self, psi, consts):
     n, out = self.n_wires, []
-    for i, (g, gkey) in enumerate(zip(self.groups, jax.random.split(key, len(self.groups)))):
+    for g in self.groups:
       phi = psi
       for rot in g.rotations:
         if rot[0] == "H":
@@ -396,32 +492,35 @@ class Sampler:
       else:  # sum the unmeasured axes of the split view: (2,)*k in sorted wire order
         marginal = jnp.reshape(jnp.sum(jnp.reshape(probs, view.shape),
                                        axis=tuple(range(0, view.ndim, 2))), (-1,))
-      counts = _multinomial(gkey, shots[i], marginal, len(g.wires), self.max_shots)
-      out.append(jnp.pad(counts, (0, self.n_outcomes - len(counts))))
+      out.append(jnp.pad(marginal, (0, self.n_outcomes - marginal.shape[0])))
     return jnp.stack(out)  # (G, O)
 
 
+@jax.custom_jvp
+def _not_differentiable(x):
+  return x
+
+
+@_not_differentiable.defjvp
+def _not_differentiable_jvp(primals, tangents):
+  del primals, tangents
+  raise TypeError(
+      "A sampled result (shots=...) cannot be differentiated: it is a random estimate, and "
+      "differentiating its samples does not estimate the derivative (it gave 0). "
+      "Differentiate the exact result (shots=None), or estimate the derivative from "
+      "sampled results at shifted inputs.")
+
+
+def no_derivatives(tree):
+  """``tree`` unchanged, but differentiating through its float leaves raises TypeError."""
+  def guard(x):
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
+      return _not_differentiable(x)
+    return x
+  return jax.tree_util.tree_map(guard, tree)
+
+
 # ------------------------------------------------------------------------------ sampling
-
-
-def sample_counts(tape, params, mg: MeasurementGroups, shots, keys, batch_size,
-                  max_shots: int | None = None):
-  """Outcome counts of a batch of circuits of one structure.
-
-  Args:
-    tape: a tape of the structure (its operations, wires and consts are used).
-    params: float array ``(B, n_params)``.
-    mg: the tape's `MeasurementGroups`.
-    shots: int array ``(B, G)``.
-    keys: PRNG key array ``(B,)``.
-    batch_size: states per chunk.
-
-  Returns:
-    float array ``(B, G, O)``.
-  """
-  sampler = Sampler(mg.groups, tape.n_wires, mg.n_outcomes, max_shots)
-  return _statevector.sample_run(_statevector.kernel_key(tape), params, tape.consts, keys,
-                                 shots.astype(params.dtype), sampler, batch_size)
 
 
 def raw_from_counts(a, counts, shots) -> jax.Array:
@@ -440,37 +539,76 @@ def _flat_jacobian(post: Callable, y):
   return jax.jacobian(flat)(y)  # (K, B, n_raw)
 
 
-def stderr(post: Callable, y, counts, shots, a):
-  """First-order standard errors of ``post(y)``, in its layout (see module doc)."""
-  _, unravel = jax.flatten_util.ravel_pytree(post(y))
-  v = _per_shot_values(_flat_jacobian(post, y), a)
+def _post_and_stderr(post: Callable, y, counts, shots, a):
+  """``(post(y), standard errors)``, the errors first order in ``post``'s layout (see
+  the module doc).
+
+  One `jax.vjp` gives the outputs and the Jacobian ``J`` (no second trace of ``post``).
+  The per-shot variance ``Σ_o p_o v_o² - (Σ_o p_o v_o)²`` of ``v_o = Σ_r J_r A[r, o]``
+  is contracted through the moments ``Σ_o p_o A[r, o] A[s, o]`` when there are fewer
+  raw outputs than outcomes (``R <= O``: no ``(K, B, G, O)`` tensor), directly otherwise.
+  """
+  unravel = []
+
+  def flat_post(y_):
+    flat, unravel_fn = jax.flatten_util.ravel_pytree(post(y_))
+    unravel.append(unravel_fn)
+    return flat
+
+  flat_out, vjp = jax.vjp(flat_post, y)
+  jac = jax.vmap(lambda e: vjp(e)[0])(jnp.eye(flat_out.shape[0], dtype=flat_out.dtype))
   n = shots.astype(y.dtype)  # (B, G)
-  p = (counts / n[..., None])[None]  # (1, B, G, O), broadcast over the outputs
-  mean = jnp.sum(p * v, axis=-1)
-  var = jnp.maximum(jnp.sum(p * v**2, axis=-1) - mean**2, 0.0)  # (K, B, G)
-  var = var * (n / jnp.maximum(n - 1, 1) / n)[None]  # unbiased sample variance / N
-  return unravel(jnp.sqrt(jnp.sum(var, axis=(1, 2))))
+  p = counts / n[..., None]  # (B, G, O)
+  n_raw, n_out = a.shape[0], a.shape[2]
+  if n_raw <= n_out:
+    m1 = jnp.einsum("bgo,rgo->bgr", p, a)
+    m2 = jnp.einsum("bgo,rgo,sgo->bgrs", p, a, a)
+    mean = jnp.einsum("kbr,bgr->kbg", jac, m1)
+    second = jnp.einsum("kbr,kbs,bgrs->kbg", jac, jac, m2)
+  else:
+    v = _per_shot_values(jac, a)  # (K, B, G, O)
+    mean = jnp.sum(p[None] * v, axis=-1)
+    second = jnp.sum(p[None] * v**2, axis=-1)
+  var = jnp.maximum(second - mean**2, 0.0)  # (K, B, G)
+  var = var / jnp.maximum(n - 1, 1)[None]  # unbiased sample variance / N
+  return unravel[0](flat_out), unravel[0](jnp.sqrt(jnp.sum(var, axis=(1, 2))))
 
 
 def allocate(total: int, weights) -> jax.Array:
-  """Integer shots ``>= 1`` summing to ``total``, the rest ``∝ weights`` (largest remainder).
+  """Integer shots ``>= 1`` summing to exactly ``total``, the rest ``∝ weights``.
+
+  The shares ``q_c = (total - C) w_c / Σ w`` are rounded by cumulative sums: circuit
+  ``c`` gets ``round(Σ_{c' <= c} q_c') - round(Σ_{c' < c} q_c')`` more shots, within one
+  shot of ``q_c`` (up to the float rounding of the shares). The sum telescopes in
+  integer arithmetic, so it is exact whatever that rounding.
 
   Args:
-    total: the number of shots, at least ``len(weights)``.
+    total: the number of shots, at least ``len(weights)`` and at most the largest int of
+      the default int dtype (int64 with x64, int32 = ``2**31 - 1`` without).
     weights: non-negative float array ``(C,)``; all zero means uniform.
 
   Returns:
-    int32 array ``(C,)``.
+    int array ``(C,)``, int64 with x64 and int32 without.
+
+  Raises:
+    ValueError: when ``total`` does not fit the int dtype.
   """
+  int_dtype = jax.dtypes.canonicalize_dtype(np.int64)
+  if total > np.iinfo(int_dtype).max:
+    raise ValueError(
+        f"`total` = {total} does not fit {np.dtype(int_dtype).name}: at most "
+        f"{np.iinfo(int_dtype).max} shots without x64.")
   c = weights.shape[0]
   w = jnp.where(jnp.sum(weights) > 0, weights, jnp.ones_like(weights))
   extra = total - c
-  q = extra * w / jnp.sum(w)
-  base = jnp.floor(q)
-  rem = jnp.clip(extra - jnp.sum(base), 0, c).astype(jnp.int32)
-  order = jnp.argsort(-(q - base))
-  bump = jnp.zeros(c, jnp.int32).at[order].set((jnp.arange(c) < rem).astype(jnp.int32))
-  return 1 + base.astype(jnp.int32) + bump
+  cum = jax.lax.cummax(jnp.cumsum(w))  # non-decreasing, however the sums are ordered
+  ends = jnp.floor(extra * (cum / cum[-1]) + 0.5)
+  # The largest float not above `extra`, so that the conversion cannot overflow.
+  top = np.asarray(extra, ends.dtype)
+  if int(top) > extra:
+    top = np.nextafter(top, np.zeros((), top.dtype))
+  ends = jnp.clip(ends, 0, top).astype(int_dtype).at[-1].set(extra)
+  return 1 + jnp.diff(ends, prepend=jnp.zeros(1, int_dtype))
 
 
 def _neyman_weights(post, y, a, valid, counts=None, shots=None):
@@ -488,15 +626,24 @@ def _neyman_weights(post, y, a, valid, counts=None, shots=None):
   return jnp.reshape(jnp.sqrt(jnp.sum(var, axis=0)), (-1,))
 
 
+def _unstack(tree, n: int) -> tuple:
+  """A pytree with a leading axis of length ``n`` as a tuple of ``n`` pytrees."""
+  return tuple(jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(n))
+
+
 def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, *,
              return_stderr: bool):
   """Sampled ``post(Y)`` (and its standard errors) for ``n_points`` circuits.
 
+  The kernel runs once (``sample``: the groups' marginal probabilities at every point);
+  the counts are then drawn by `draw_counts`, once per shot-vector entry (vmapped) or
+  for the pilot and the main pass of a budget.
+
   Args:
     post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
     tape: the tape (measurements, consts, dtype).
-    sample: ``sample(sampler, shots, keys)`` -> counts ``(B, G, O)`` for the points,
-      from a `Sampler`, int shots ``(B, G)`` and PRNG keys ``(B,)`` (see `sample_counts`).
+    sample: ``sample(marginals)`` -> ``(B, G, O)``, a `Marginals` mapped over the
+      points (see `_statevector.sample_run`).
     n_points: ``B``.
     shots: a validated ``shots`` (int, tuple of ints, `ShotBudget`).
     key: a PRNG key.
@@ -506,57 +653,66 @@ def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, 
     the outputs (a tuple of them for a shot vector), or ``(outputs, stderrs)``.
 
   Raises:
-    ValueError: when a budget is smaller than the number of circuits.
+    ValueError: when a budget is smaller than the number of circuits, or a count is not
+      an exact integer in the tape's dtype (`check_counts_fit`).
   """
   raw_ms = tape.raw_measurements
   mg = measurement_groups(raw_ms)
   dtype = tape.params.dtype
-  a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
+  check_counts_fit(shots, dtype)
   b, g = n_points, len(mg.groups)
-  max_shots = shots if isinstance(shots, int) else (
-      max(shots) if isinstance(shots, tuple) else None)
-  sampler = Sampler(mg.groups, tape.n_wires, mg.n_outcomes, max_shots)
+  if isinstance(shots, ShotBudget):  # before any tracing of the kernel
+    pilot = shots.pilot or 0
+    need = b * g * (pilot + 1)
+    if shots.total < need:
+      raise ValueError(
+          f"`shots` ShotBudget(total={shots.total}) is smaller than the number of circuits "
+          f"({b * g} = {b} points x {g} measurement group(s))"
+          + (f" times (pilot + 1) = {need}" if pilot else "")
+          + "; every circuit needs at least one shot.")
+  a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
+  probs = sample(Marginals(mg.groups, tape.n_wires, mg.n_outcomes))  # (B, G, O)
 
-  def once(k, n):
-    counts = sample(sampler, n, jax.random.split(k, b))
+  def once(k, n, max_shots):  # n: float (B, G)
+    counts = draw_counts(probs, n, jax.random.split(k, b), max_shots)
     y = raw_from_counts(a, counts, n)
-    out = post(y)
-    return (out, stderr(post, y, counts, n, a)) if return_stderr else out
+    return _post_and_stderr(post, y, counts, n, a) if return_stderr else post(y)
 
   if isinstance(shots, tuple):
-    results = [once(jax.random.fold_in(key, i), jnp.full((b, g), n, jnp.int32))
-               for i, n in enumerate(shots)]
+    # One batched computation over the entries (not a Python loop): the same draws as
+    # entry i alone with fold_in(key, i).
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(shots)))
+    n = jnp.broadcast_to(jnp.asarray(shots, dtype)[:, None, None], (len(shots), b, g))
+    results = _unstack(jax.vmap(lambda k, n_: once(k, n_, max(shots)))(keys, n),
+                       len(shots))
     if return_stderr:
       return tuple(r[0] for r in results), tuple(r[1] for r in results)
-    return tuple(results)
+    return results
   if isinstance(shots, int):
-    return once(key, jnp.full((b, g), shots, jnp.int32))
-  n_circuits = b * g
-  pilot = shots.pilot or 0
-  need = n_circuits * (pilot + 1)
-  if shots.total < need:
-    raise ValueError(
-        f"`shots` ShotBudget(total={shots.total}) is smaller than the number of circuits "
-        f"({n_circuits} = {b} points x {g} measurement group(s))"
-        + (f" times (pilot + 1) = {need}" if pilot else "")
-        + "; every circuit needs at least one shot.")
+    return once(key, jnp.full((b, g), shots, dtype), shots)
   k_pilot, k_main = jax.random.split(key)
   valid = (np.arange(mg.n_outcomes)[None, :]
            < 2 ** np.array([len(grp.wires) for grp in mg.groups])[:, None])
-  remaining = shots.total - pilot * n_circuits
+  remaining = shots.total - pilot * b * g
   if shots.strategy == "uniform":
-    weights = jnp.ones(n_circuits, dtype)
+    weights = jnp.ones(b * g, dtype)
   elif pilot:
-    n_p = jnp.full((b, g), pilot, jnp.int32)
-    counts = sample(sampler, n_p, jax.random.split(k_pilot, b))
+    n_p = jnp.full((b, g), pilot, dtype)
+    counts = draw_counts(probs, n_p, jax.random.split(k_pilot, b))
     weights = _neyman_weights(post, raw_from_counts(a, counts, n_p), a, valid, counts, n_p)
   else:
     weights = _neyman_weights(post, jnp.zeros((b, a.shape[0]), dtype), a, valid)
-  return once(k_main, jnp.reshape(allocate(remaining, weights), (b, g)))
+  n = jnp.reshape(allocate(remaining, weights).astype(dtype), (b, g))
+  return once(k_main, n, None)
 
 
 def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:
-  """Sampled outputs of tapes (see `qhess.execute`); one PRNG key per tape position."""
+  """Sampled outputs of tapes (see `qhess.execute`); one PRNG key per tape position.
+
+  Raises:
+    TypeError: when differentiated (`no_derivatives`).
+    ValueError: for counts that the tapes' dtype cannot hold (`check_counts_fit`).
+  """
   shots = check_shots(shots, allow_budget=False)
   key = check_key(key)
   keys = jax.random.split(key, len(tapes))
@@ -564,19 +720,24 @@ def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:
   for i, tape in enumerate(tapes):
     groups.setdefault((tape.structure, tuple(id(c) for c in tape.consts)), []).append(i)
   results: list[Any] = [None] * len(tapes)
-  vector = isinstance(shots, tuple)
+  vector = shots if isinstance(shots, tuple) else (shots,)
   for indices in groups.values():
     first = tapes[indices[0]]
-    params = jnp.stack([tapes[i].params for i in indices])
+    params = no_derivatives(jnp.stack([tapes[i].params for i in indices]))
+    check_counts_fit(shots, params.dtype)
     mg = measurement_groups(first.raw_measurements)
     a = estimator_matrix(mg, first.raw_measurements, first.consts, params.dtype)
-    parts = []
-    for j, n in enumerate(shots if vector else (shots,)):
-      sub = jnp.stack([jax.random.fold_in(keys[i], j) for i in indices])
-      n_arr = jnp.full((len(indices), len(mg.groups)), n, jnp.int32)
-      counts = sample_counts(first, params, mg, n_arr, sub, batch_size, max_shots=n)
-      parts.append(raw_from_counts(a, counts, n_arr))
+    probs = _statevector.sample_run(
+        _statevector.kernel_key(first), params, first.consts,
+        Marginals(mg.groups, first.n_wires, mg.n_outcomes), batch_size)  # (B, G, O)
+    # Entry j of a shot vector: fold_in(key_i, j) for tape i; all entries in one vmap.
+    sub = jnp.stack([jnp.stack([jax.random.fold_in(keys[i], j) for i in indices])
+                     for j in range(len(vector))])  # (S, B)
+    n = jnp.broadcast_to(jnp.asarray(vector, params.dtype)[:, None, None],
+                         (len(vector), len(indices), len(mg.groups)))
+    parts = jax.vmap(lambda k, n_: raw_from_counts(
+        a, draw_counts(probs, n_, k, max(vector)), n_))(sub, n)  # (S, B, n_raw)
     for row, i in enumerate(indices):
       outs = tuple(tapes[i].finalize(y[row]) for y in parts)
-      results[i] = outs if vector else outs[0]
+      results[i] = outs if isinstance(shots, tuple) else outs[0]
   return results

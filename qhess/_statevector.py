@@ -90,6 +90,27 @@ def _assemble(blocks, axes: Sequence[int]):
   return rec(())
 
 
+def _cmul(c, x):
+  """``c * x`` for a complex ``x``, written out in real arithmetic.
+
+  XLA's CPU backend multiplies complex arrays by a complex factor that is computed in
+  the same program (a gate's phase or matrix entry) 10-20x more slowly than the same
+  product spelled out on real and imaginary parts (measured: ten batched RZ passes at 10
+  wires, 0.63 s against 0.044 s). A NumPy constant with a zero real or imaginary part
+  costs one real product per part.
+  """
+  xr, xi = jnp.real(x), jnp.imag(x)
+  if isinstance(c, (np.generic, np.ndarray)):
+    cr, ci = np.real(c).astype(xr.dtype), np.imag(c).astype(xr.dtype)
+    if not np.any(ci):
+      return jax.lax.complex(cr * xr, cr * xi)
+    if not np.any(cr):
+      return jax.lax.complex(-ci * xi, ci * xr)
+  else:
+    cr, ci = jnp.real(c), jnp.imag(c)
+  return jax.lax.complex(cr * xr - ci * xi, cr * xi + ci * xr)
+
+
 def _combine(coeffs, xs):
   """``Σ_i c_i x_i``; with NumPy coefficients, zero terms vanish and ±1 multiply nothing."""
   out = None
@@ -97,9 +118,9 @@ def _combine(coeffs, xs):
     if isinstance(c, np.generic):
       if c == 0:
         continue
-      term = x if c == 1 else (-x if c == -1 else c * x)
+      term = x if c == 1 else (-x if c == -1 else _cmul(c, x))
     else:
-      term = c * x
+      term = _cmul(c, x)
     out = term if out is None else out + term
   return jnp.zeros_like(xs[0]) if out is None else out
 
@@ -158,7 +179,7 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
     return _assemble(blocks, axes)
   if spec.kind == "diagonal":
     diag = spec.diagonal(*params, hyper).astype(x.dtype)
-    return x * view.place(jnp.reshape(diag, (2,) * len(wires)), wires)
+    return _cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
   if name == "QubitUnitary":
@@ -447,7 +468,7 @@ def measure(psi, measurement, consts, n: int, tail=()):
 
   ``tail``: classical gates still to be applied before measuring (see `split_tail`).
   """
-  probs = jnp.real(psi * jnp.conj(psi))
+  probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
   if measurement.kind == "probs":
     for m, wires in _permutations(tail):
       probs = apply_matrix(probs, m.astype(probs.dtype), wires, n)
@@ -646,47 +667,43 @@ def run_points(key, theta, index, shift, consts, batch_size: int | None = None,
 
 
 @functools.partial(jax.jit, static_argnames=("key", "sampler", "batch_size"))
-def _sample_run(key, params, consts, keys, shots, sampler, batch_size):
+def _sample_run(key, params, consts, sampler, batch_size):
   operations, _, n = key
-  return _map_batched(lambda p, k, m: sampler(evolve(operations, n, p, consts), consts, k, m),
-                      (params, keys, shots), batch_size)
+  return _map_batched(lambda p: sampler(evolve(operations, n, p, consts), consts), (params,),
+                      batch_size)
 
 
-def sample_points_shared(key, theta, schedule, consts, keys, shots, sampler,
-                         batch_size: int | None = None, devices=None):
+def sample_points_shared(key, theta, schedule, consts, sampler, batch_size: int | None = None,
+                         devices=None):
   """Sampled counterpart of `run_points_shared`: ``sampler`` applied to each final state.
-
-  Args:
-    keys: PRNG key array ``(n_points,)`` and ``shots``: float array ``(n_points, G)``,
-      both in the plan's point order.
 
   Returns:
     the stacked ``sampler`` outputs, shape ``(n_points, ...)``, in the plan's order.
   """
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
-  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices, sampler,
-                     (keys, shots))
+  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices, sampler)
 
 
-def sample_run(key, params, consts, keys, shots, sampler, batch_size: int | None = None):
+def sample_run(key, params, consts, sampler, batch_size: int | None = None):
   """Sampled counterpart of `run`: ``sampler`` applied to each final state.
 
-  The sampling itself (bases, counts) is `_shots`' business; the kernel only evolves
-  the states, chunked by ``batch_size`` like the exact path.
+  The sampling itself (bases, probabilities, counts) is `_shots`' business; the kernel
+  only evolves the states, chunked by ``batch_size`` like the exact path. ``sampler`` is
+  deterministic (no keys, no shots), so the random draws stay out of the kernel's graph
+  and are made once for the whole batch.
 
   Args:
     key: `kernel_key` of the tape.
     params: float array of shape ``(batch, n_params)``.
     consts: tuple of complex arrays shared by the batch.
-    keys: PRNG key array of shape ``(batch,)``, one per circuit.
-    shots: float array of shape ``(batch, n_groups)``: shots per circuit and group.
-    sampler: hashable callable ``(psi, consts, key, shots_row) -> counts``.
+    sampler: hashable callable ``(psi, consts) -> array``, e.g. the measured marginal
+      probabilities (`_shots.Marginals`).
     batch_size: at most this many states are live at once (``None``: all).
 
   Returns:
     the stacked ``sampler`` outputs, shape ``(batch, ...)``.
   """
-  return _sample_run(key, params, tuple(consts), keys, shots, sampler, batch_size)
+  return _sample_run(key, params, tuple(consts), sampler, batch_size)
 
 
 def final_state(tape) -> jax.Array:

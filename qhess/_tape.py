@@ -89,7 +89,9 @@ class MeasurementSpec(NamedTuple):
 
 def float_dtype():
   """float64 when ``jax_enable_x64`` is on, float32 otherwise."""
-  return jnp.zeros(()).dtype if jax.config.jax_enable_x64 else jnp.float32
+  # Not jnp.zeros(()).dtype: that runs a computation, once per gate argument when
+  # recording under jax.ensure_compile_time_eval.
+  return jax.dtypes.canonicalize_dtype(np.float64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -251,7 +253,10 @@ def _as_param(value, gate: str, argname: str) -> jax.Array:
         f"{value.shape}. To evaluate a batch of parameters, jax.vmap the circuit.")
   if jnp.issubdtype(value.dtype, jnp.complexfloating):
     raise TypeError(f"{gate}: argument `{argname}` must be real; got dtype {value.dtype}.")
-  return value.astype(float_dtype())
+  dtype = float_dtype()
+  if value.dtype == dtype and not jax.typeof(value).weak_type:
+    return value  # (astype would still add a conversion to every recording)
+  return value.astype(dtype)
 
 
 def _record(name: str, args: tuple, wires, hyper=None, argnames: tuple[str, ...] = ()):
@@ -425,8 +430,15 @@ def _lower_measurement(m, rec: _Recorder) -> MeasurementSpec:
         wires = _check_wires(rec, f.wires, "Hermitian", None)
         cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
         lowered.append(("H", wires, rec.add_const(jnp.asarray(f.matrix, dtype=cdtype))))
-    terms.append((coeff, tuple(lowered)))
+    terms.append((_NAN if coeff != coeff else coeff, tuple(lowered)))
   return MeasurementSpec(m.kind, tuple(terms), None)
+
+
+# One NaN object for every NaN coefficient: NaN != NaN, but containers compare elements
+# by identity first and Python hashes a NaN by identity, so tapes with a NaN coefficient
+# keep equal structures (one compiled kernel, no "structure changed" error); NaN in,
+# NaN out, as in JAX.
+_NAN = float("nan")
 
 
 def record_parts(fn, n_wires: int, args: tuple, kwargs: dict):
@@ -435,20 +447,38 @@ def record_parts(fn, n_wires: int, args: tuple, kwargs: dict):
   ``param_list`` holds the gate arguments as separate scalars (before stacking), so that
   a trace of this function shows how each one depends on the inputs.
 
+  ``fn`` runs under `jax.ensure_compile_time_eval`: values computed from constants alone
+  (``jnp.cos(0.3)`` as an observable coefficient, a matrix built with ``jnp``) stay
+  concrete even inside a trace; only values that depend on traced inputs are traced.
+
   Raises:
-    TypeError: when ``fn`` returns something other than measurements.
+    TypeError: when ``fn`` returns something other than measurements, or uses a traced
+      value in Python control flow (``if x > 0:``, ``int(x)``, ``np.asarray(x)``).
   """
   rec = _Recorder(n_wires)
   token = _ACTIVE.set(rec)
   try:
-    result = fn(*args, **kwargs)
+    with jax.ensure_compile_time_eval():
+      result = fn(*args, **kwargs)
+  except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+          jax.errors.TracerArrayConversionError) as err:
+    name = getattr(fn, "__name__", "the circuit function")
+    raise TypeError(
+        f"The circuit function `{name}` used the value of a traced argument in Python "
+        f"({type(err).__name__}), e.g. `if x[0] > 0:`, `int(x)` or `np.asarray(x)`. "
+        "qhess traces circuit functions with abstract values (its Hessians are "
+        "jit-compiled, and a circuit may run under jax.jit, vmap or grad), so Python "
+        "control flow cannot depend on parameter values: write the branch with "
+        "jnp.where or jax.lax.cond, or pass the value as a static (non-array) argument "
+        "such as a Python int or str.") from err
   finally:
     _ACTIVE.reset(token)
   returns_tuple = isinstance(result, (tuple, list))
   results = tuple(result) if returns_tuple else (result,)
   if not results:
     raise TypeError("A circuit function must return at least one measurement; got ().")
-  measurements = tuple(_lower_measurement(m, rec) for m in results)
+  with jax.ensure_compile_time_eval():  # a constant Hermitian matrix stays concrete
+    measurements = tuple(_lower_measurement(m, rec) for m in results)
   params = jnp.stack(rec.params) if rec.params else jnp.zeros((0,), float_dtype())
   tape = Tape(tuple(rec.operations), measurements, params, tuple(rec.consts), n_wires,
               returns_tuple)
@@ -459,7 +489,8 @@ def record(fn, n_wires: int, args: tuple, kwargs: dict) -> Tape:
   """Runs ``fn(*args, **kwargs)`` and records its gates and measurements into a `Tape`.
 
   Raises:
-    TypeError: when ``fn`` returns something other than measurements.
+    TypeError: when ``fn`` returns something other than measurements, or uses a traced
+      value in Python control flow (see `record_parts`).
   """
   return record_parts(fn, n_wires, args, kwargs)[0]
 

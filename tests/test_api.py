@@ -6,7 +6,7 @@ import qhess
 def test_api_all_is_pinned():
   assert sorted(qhess.__all__) == [
       "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
-      "Hadamard", "Hermitian", "I", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+      "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
       "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
       "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
       "Toffoli",

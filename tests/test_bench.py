@@ -1,5 +1,5 @@
-"""Smoke tests of the benchmarks: ``bench/run.py --quick`` and ``bench/kernel.py --quick``
-run and write their JSON.
+"""Smoke tests of the benchmarks: ``bench/run.py --quick`` (also with ``--families``) and
+``bench/kernel.py --quick`` run and write their JSON.
 
 No timing assertions: only that the script exits 0 and writes results of the expected
 shape (every method timed or with a stated reason, the Hessians checked against
@@ -7,19 +7,27 @@ shape (every method timed or with a stated reason, the Hessians checked against
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "jax_hessian")
 
 
-def _run_quick(script: str, out: pathlib.Path) -> dict:
-  """Runs ``bench/<script> --quick --out <out>``; its JSON results."""
+def _run_quick(script: str, out: pathlib.Path, *args: str) -> dict:
+  """Runs ``bench/<script> --quick --out <out> *args``; its JSON results.
+
+  With this checkout first on ``PYTHONPATH``: the scripts import an installed ``qhess``
+  before the checkout's, and the installed one may be another worktree's.
+  """
+  path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
   proc = subprocess.run(
-      [sys.executable, f"bench/{script}", "--quick", "--out", str(out)], cwd=ROOT,
-      capture_output=True, text=True, timeout=180)
+      [sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args], cwd=ROOT,
+      capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONPATH": path})
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(out.read_text())
 
@@ -61,3 +69,93 @@ def test_bench_kernel_quick(tmp_path):
     # The ansatz's passes after fusion: one per wire and layer (see bench/kernel.py).
     assert r["passes"] == r["n_qubits"] * r["layers"]
     assert r["min_s"] <= r["median_s"] and r["bandwidth_fraction"] > 0
+
+
+def test_bench_run_families_quick(tmp_path):
+  # Two families in one worker: hea_b (blocked gate order) and qaoa (tied parameters,
+  # PennyLane's gate-argument Hessian contracted with the parameter map), PennyLane on.
+  out = tmp_path / "f.json"
+  data = _run_quick("run.py", out, "--families", "hea_b", "qaoa", "--wires", "3",
+                    "--pennylane")
+  assert data["meta"]["families"] == ["hea_b", "qaoa"]
+  rows = {r["family"]: r for r in data["families"]}
+  assert rows.keys() == {"hea_b", "qaoa"}
+  assert rows["hea_b"]["n_params"] == rows["hea_b"]["n_inputs"] == 6  # 2 n L
+  assert rows["qaoa"]["n_params"] == 6 and rows["qaoa"]["n_inputs"] == 2  # tied
+  for row in rows.values():
+    assert list(row["methods"]) == ["qhess_default", "qhess_independent_default_rule",
+                                    "jax_hessian", "pl_lightning.qubit"]
+    for method, r in row["methods"].items():
+      assert r["status"] == "ok", (row["family"], method, r["status"])
+      assert r["repeat"] == 1 and r["min_s"] <= r["median_s"] <= r["max_s"]
+      if method != "jax_hessian":
+        assert r["n_circuits"] > 0
+        assert r["matches_jax"] and r["max_abs_diff_vs_jax"] < 1e-9, (row["family"], method)
+    # Shared and independent evaluation run the same circuits.
+    assert (row["methods"]["qhess_default"]["n_circuits"]
+            == row["methods"]["qhess_independent_default_rule"]["n_circuits"])
+    s = row["summary"]
+    assert s["n_circuits"] == row["methods"]["qhess_default"]["n_circuits"]
+    for key in ("independent_over_default", "pennylane_over_default",
+                "default_over_jax_hessian", "default_us_per_circuit", "default_compile_s"):
+      assert s[key] is not None and s[key] > 0, key
+    assert s["all_match_jax"]
+  md = out.with_suffix(".md").read_text()
+  assert md.count("| qhess default |") == 2 and "| hea_b | 3 × 1 |" in md
+
+
+def _bench_module(name: str):
+  """Imports ``bench/<name>.py`` (bench/ is not a package)."""
+  sys.path.insert(0, str(ROOT / "bench"))
+  try:
+    return __import__(name)
+  finally:
+    sys.path.remove(str(ROOT / "bench"))
+
+
+def test_bench_families_bad_input():
+  import numpy as np
+  import qhess
+
+  families = _bench_module("families")
+  kernel = _bench_module("kernel")
+  with pytest.raises(ValueError, match="family 'qaoa': `n_wires` must be at least 3; got 2"):
+    families.FAMILIES["qaoa"](2, 1, 0, device=None)
+  with pytest.raises(ValueError, match="`n_layers` must be at least 1; got 0"):
+    families.FAMILIES["hea_a"](3, 0, 0, device=None)
+  with pytest.raises(ValueError, match="`order` must be 'per_wire' or 'blocked'; got 'x'"):
+    kernel.hea_circuit(2, 1, order="x")
+
+  @qhess.circuit(wires=1)
+  def doubled(x):
+    qhess.RX(2 * x[0], wires=0)
+    return qhess.var(qhess.Z(0))
+
+  with pytest.raises(ValueError, match="every gate argument must be an entry of `params`"):
+    families.parameter_map(doubled, np.array([0.3]))
+  with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
+    families.pennylane_tape(doubled.tape(np.array([0.3])))
+  with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
+    families.pennylane_qnode(doubled, np.array([0.3]), "default.qubit")
+
+  @qhess.circuit(wires=1)
+  def hermitian(x):
+    qhess.RX(x[0], wires=0)
+    return qhess.expval(qhess.Hermitian(np.eye(2), wires=0))
+
+  with pytest.raises(ValueError, match="only Pauli observables translate to PennyLane"):
+    families.pennylane_tape(hermitian.tape(np.array([0.3])))
+
+
+def test_bench_families_pennylane_tape_gate_arguments_only():
+  # The random family has a QubitUnitary: its matrix must not be a trainable parameter
+  # of the PennyLane script (param_shift_hessian refuses it), the gate arguments must.
+  import numpy as np
+
+  families = _bench_module("families")
+  fam = families.FAMILIES["random"](4, 2, 0, device=None)
+  tape = fam.circuit.tape(fam.params)
+  assert "QubitUnitary" in [op.name for op in tape.operations]
+  script = families.pennylane_tape(tape)
+  got = np.array(script.get_parameters(trainable_only=True), dtype=np.float64)
+  np.testing.assert_array_equal(got, np.asarray(tape.params))
