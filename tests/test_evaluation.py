@@ -46,13 +46,20 @@ def _specs(n):
           ("probs", tuple(range(n))[::-1])]
 
 
-# The reference is jax.hessian of the dense oracle: autodiff through qhess's own kernel
-# of these 30-gate circuits costs over a minute of compilation per circuit.
+# One gate of each way the kernel applies gates (Pauli rotation, dense, diagonal,
+# controlled, permutation, Pauli word, matrix): every mode on these smaller circuits;
+# every gate under both evaluations in `test_every_gate_both_evaluations`. The reference
+# is jax.hessian of the dense oracle (autodiff through qhess's own kernel of a 30-gate
+# circuit costs over a minute of compilation).
+MODE_GATES = ("RX", "Rot", "IsingZZ", "CRY", "CNOT", "SWAP", "PauliRot", "QubitUnitary",
+              "Hadamard", "ControlledPhaseShift")
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_mode_gives_the_same_hessian(seed, monkeypatch):
   rng = np.random.default_rng(seed)
   n = 3
-  ops = ref.random_circuit(rng, n, n_extra=2)
+  ops = ref.random_circuit(rng, n, n_extra=2, gates=MODE_GATES)
   x = jnp.asarray(ref.flat_params(ops))
   # Non-linear processing and a parameter feeding several gates exercise the gradient
   # points too.
@@ -69,7 +76,7 @@ def test_every_mode_gives_the_same_hessian(seed, monkeypatch):
 def test_every_mode_gate_level_hessian_matches(monkeypatch):
   rng = np.random.default_rng(7)
   n = 3
-  ops = ref.random_circuit(rng, n, n_extra=1)
+  ops = ref.random_circuit(rng, n, n_extra=1, gates=MODE_GATES)
   case = make_case(ops, n, _specs(n))
   x = jnp.asarray(ref.flat_params(ops))
   expected = jit_hessian(case.oracle)(x)
@@ -77,6 +84,23 @@ def test_every_mode_gate_level_hessian_matches(monkeypatch):
     got = _hessian(case.circuit, evaluation, monkeypatch, hybrid=False,
                    off_diagonal_rule=rule, batch_size=batch_size)(x)
     chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
+
+
+@functools.cache
+def _every_gate_case():
+  """(case, x, the oracle's gate-level Hessian): a random circuit holding every gate."""
+  ops = ref.random_circuit(np.random.default_rng(7), 3, n_extra=1)
+  assert {op[0] for op in ops} == set(ref.GATE_NAMES)
+  case = make_case(ops, 3, _specs(3))
+  x = jnp.asarray(ref.flat_params(ops))
+  return case, x, jax.tree.map(np.asarray, jit_hessian(case.oracle)(x))
+
+
+@pytest.mark.parametrize("evaluation", ["shared", "independent"])
+def test_every_gate_both_evaluations(evaluation):
+  case, x, expected = _every_gate_case()
+  got = qhess.hessian(case.circuit, hybrid=False, evaluation=evaluation)(x)
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
 
 
 def test_schedule_counts_hand_example():

@@ -302,8 +302,12 @@ def test_gate_groups_cover_every_gate():
         GATE_GROUPS[group])
 
 
-@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
-@pytest.mark.parametrize("group", range(len(GATE_GROUPS)))
+# Eager on every group; under jax.jit on one (the trace inside jit is the eager call's, as
+# `qhess.hessian` is itself jitted; jit is also checked in the pytree, non-linear and
+# value_grad_and_hessian tests): each extra case is a compilation of its own.
+@pytest.mark.parametrize("group, transform", [
+    *[(group, TRANSFORMS[0]) for group in range(len(GATE_GROUPS))], (1, TRANSFORMS[1]),
+], ids=[*[f"{group}-eager" for group in range(len(GATE_GROUPS))], "1-jit"])
 def test_hessian_random_circuit(group, transform):
   case, x, expected = _random_case(group)
   got = transform(qhess.hessian(case.circuit))(jnp.asarray(x))
@@ -636,7 +640,8 @@ ONE_WIRE = _case([_op("RX", [0]), _op("RY", [0])], 1,
 
 def test_grad_of_trace_of_hessian():
   x = jnp.array([0.7, -0.4])
-  got = jax.grad(lambda v: jnp.trace(qhess.hessian(ONE_WIRE.circuit)(v)))(x)
+  # Jitted: one compilation instead of an eager grad's several.
+  got = jax.jit(jax.grad(lambda v: jnp.trace(qhess.hessian(ONE_WIRE.circuit)(v))))(x)
   expected = jax.jit(jax.grad(lambda v: jnp.trace(jax.hessian(ONE_WIRE.oracle)(v))))(x)
   chex.assert_trees_all_close(got, expected, **TOL)
 

@@ -3,6 +3,9 @@
 The kernel is this interpreter (a kernelspec written to a temporary folder, so neither a
 missing nor a stale user-level "python3" kernelspec matters), with the repository root on
 its path, the notebook's folder as working directory and matplotlib's Agg backend.
+``QHESS_FAST_NOTEBOOKS=1`` asks the notebooks for their fast mode (fewer shot levels in
+shots.ipynb: each is a compilation), and the kernel inherits conftest.py's
+``JAX_DISABLE_MOST_OPTIMIZATIONS``.
 """
 
 import os
@@ -30,7 +33,7 @@ def kernel_specs(tmp_path_factory) -> KernelSpecManager:
 
 
 def _kernel_env() -> dict[str, str]:
-  env = dict(os.environ, MPLBACKEND="Agg")
+  env = dict(os.environ, MPLBACKEND="Agg", QHESS_FAST_NOTEBOOKS="1")
   path = [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
   env["PYTHONPATH"] = os.pathsep.join(path)
   return env
