@@ -6,6 +6,8 @@ Everything public is re-exported here; the ``_``-prefixed modules are private.
 from qhess._circuit import Circuit as Circuit
 from qhess._circuit import circuit as circuit
 from qhess._circuit import execute as execute
+from qhess._hardware import hessian_experiments as hessian_experiments
+from qhess._hardware import to_openqasm as to_openqasm
 from qhess._hessian import hessian as hessian
 from qhess._hessian import hessian_tapes as hessian_tapes
 from qhess._hessian import value_grad_and_hessian as value_grad_and_hessian
@@ -60,6 +62,6 @@ __all__ = [
     "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
-    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes", "probs",
-    "value_grad_and_hessian", "var",
+    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_experiments",
+    "hessian_tapes", "probs", "to_openqasm", "value_grad_and_hessian", "var",
 ]

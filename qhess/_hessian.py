@@ -490,14 +490,16 @@ def _check_circuit(circuit, fname: str) -> Circuit:
   return circuit
 
 
-def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
-                 want: str, args, kwargs, sampling=None, key=None):
-  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``.
+def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                    want: str, args, kwargs, *, sampled: bool,
+                    fname: str) -> tuple[Tape, ShiftPlan, Callable]:
+  """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
+  ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
 
-  ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
-  PRNG key and the raw point values are sampled (`_shots.estimate`).
+  Shared by `hessian`, `value_grad_and_hessian` and ``qhess.hessian_experiments``
+  (hardware), so that measured counts go through exactly the simulated path's
+  estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
   """
-  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
   argnums = _normalize_argnums(argnums_spec, len(args))
   _check_float_inputs(args, argnums, fname)
   tape = circuit.tape(*args, **kwargs)
@@ -514,7 +516,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   plan = _plan_for(tape, opts, depends, need_value=want_all or nonlinear_post,
                    need_grad=need_grad, share=need_grad,
                    # With shots the product rule: the diagonal rule needs more shots.
-                   rule=opts.rule(_DEFAULT_RULE if sampling is None else "product"))
+                   rule=opts.rule("product" if sampled else _DEFAULT_RULE))
 
   def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
     value, grad, hess = _contract(plan, y)
@@ -533,6 +535,19 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
       return h
     return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
 
+  return tape, plan, post
+
+
+def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                 want: str, args, kwargs, sampling=None, key=None):
+  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``.
+
+  ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
+  PRNG key and the raw point values are sampled (`_shots.estimate`).
+  """
+  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, args,
+                                     kwargs, sampled=sampling is not None, fname=fname)
   if sampling is None or plan.n_points == 0:
     out = post(_evaluate(tape, plan, opts, fname))
     if sampling is None or not sampling[1]:

@@ -662,21 +662,13 @@ def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, 
   check_counts_fit(shots, dtype)
   b, g = n_points, len(mg.groups)
   if isinstance(shots, ShotBudget):  # before any tracing of the kernel
-    pilot = shots.pilot or 0
-    need = b * g * (pilot + 1)
-    if shots.total < need:
-      raise ValueError(
-          f"`shots` ShotBudget(total={shots.total}) is smaller than the number of circuits "
-          f"({b * g} = {b} points x {g} measurement group(s))"
-          + (f" times (pilot + 1) = {need}" if pilot else "")
-          + "; every circuit needs at least one shot.")
+    check_budget(shots, b, g)
   a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
   probs = sample(Marginals(mg.groups, tape.n_wires, mg.n_outcomes))  # (B, G, O)
 
   def once(k, n, max_shots):  # n: float (B, G)
     counts = draw_counts(probs, n, jax.random.split(k, b), max_shots)
-    y = raw_from_counts(a, counts, n)
-    return _post_and_stderr(post, y, counts, n, a) if return_stderr else post(y)
+    return from_counts(post, a, counts, n, return_stderr=return_stderr)
 
   if isinstance(shots, tuple):
     # One batched computation over the entries (not a Python loop): the same draws as
@@ -691,19 +683,73 @@ def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, 
   if isinstance(shots, int):
     return once(key, jnp.full((b, g), shots, dtype), shots)
   k_pilot, k_main = jax.random.split(key)
+  pilot_counts = None
+  if shots.pilot and shots.strategy != "uniform":
+    n_p = jnp.full((b, g), shots.pilot, dtype)
+    pilot_counts = draw_counts(probs, n_p, jax.random.split(k_pilot, b))
+  return once(k_main, budget_shots(shots, post, a, mg, b, dtype, pilot_counts), None)
+
+
+def check_budget(shots: ShotBudget, b: int, g: int) -> None:
+  """Raises unless a budget gives every one of the ``b·g`` circuits a shot (pilot too).
+
+  Raises:
+    ValueError: naming the budget and the number of circuits.
+  """
+  pilot = shots.pilot or 0
+  need = b * g * (pilot + 1)
+  if shots.total < need:
+    raise ValueError(
+        f"`shots` ShotBudget(total={shots.total}) is smaller than the number of circuits "
+        f"({b * g} = {b} points x {g} measurement group(s))"
+        + (f" times (pilot + 1) = {need}" if pilot else "")
+        + "; every circuit needs at least one shot.")
+
+
+def budget_shots(shots: ShotBudget, post: Callable, a, mg: MeasurementGroups, b: int,
+                 dtype, pilot_counts=None) -> jax.Array:
+  """The main pass's shots ``(B, G)`` (floats of ``dtype``) allocated by a budget.
+
+  Args:
+    shots: the budget (checked with `check_budget`).
+    post: raw point values ``(B, n_raw)`` -> outputs; its Jacobian weighs the circuits.
+    a: the estimator matrix ``(n_raw, G, O)``.
+    mg: the measurement groups.
+    b: the number of points ``B``.
+    dtype: the float dtype of the counts.
+    pilot_counts: ``None`` or the pilot pass's counts ``(B, G, O)`` (``shots.pilot``
+      each); the pilot's shots are subtracted from the total either way.
+  """
+  g = len(mg.groups)
+  remaining = shots.total - (shots.pilot or 0) * b * g
   valid = (np.arange(mg.n_outcomes)[None, :]
            < 2 ** np.array([len(grp.wires) for grp in mg.groups])[:, None])
-  remaining = shots.total - pilot * b * g
   if shots.strategy == "uniform":
     weights = jnp.ones(b * g, dtype)
-  elif pilot:
-    n_p = jnp.full((b, g), pilot, dtype)
-    counts = draw_counts(probs, n_p, jax.random.split(k_pilot, b))
-    weights = _neyman_weights(post, raw_from_counts(a, counts, n_p), a, valid, counts, n_p)
+  elif pilot_counts is not None:
+    n_p = jnp.full((b, g), shots.pilot, dtype)
+    weights = _neyman_weights(post, raw_from_counts(a, pilot_counts, n_p), a, valid,
+                              pilot_counts, n_p)
   else:
     weights = _neyman_weights(post, jnp.zeros((b, a.shape[0]), dtype), a, valid)
-  n = jnp.reshape(allocate(remaining, weights).astype(dtype), (b, g))
-  return once(k_main, n, None)
+  return jnp.reshape(allocate(remaining, weights).astype(dtype), (b, g))
+
+
+def from_counts(post: Callable, a, counts, shots, *, return_stderr: bool):
+  """``post`` of the raw values estimated from outcome counts (and standard errors).
+
+  The one estimator of sampled results, for simulated draws (`estimate`) and for counts
+  measured elsewhere (``qhess.hessian_experiments``).
+
+  Args:
+    post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
+    a: the estimator matrix ``(n_raw, G, O)`` (`estimator_matrix`).
+    counts: float array ``(B, G, O)``, each row summing to its shots.
+    shots: float array ``(B, G)``: shots per circuit.
+    return_stderr: also return first-order standard errors in the outputs' layout.
+  """
+  y = raw_from_counts(a, counts, shots)
+  return _post_and_stderr(post, y, counts, shots, a) if return_stderr else post(y)
 
 
 def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:

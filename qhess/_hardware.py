@@ -1,0 +1,531 @@
+"""Hardware round trip: measurement-ready shifted circuits out, measured counts back.
+
+`hessian_experiments` turns a Hessian into the circuits a device runs: one *experiment*
+per shifted point and qubit-wise-commuting measurement group (the groups of
+``qhess._shots``), each a `Tape` that ends with its group's basis rotations (H for X,
+S†·H for Y, V† for a Hermitian's eigenbasis V) and measures the group's wires in the
+computational basis, with its shot count. The returned ``post`` maps one counts table
+per experiment to the Hessian through the same estimators, standard errors and chain
+rule as simulated shots (`_shots.from_counts`): the only difference between
+``qhess.hessian(circuit, shots=...)`` and a device is who draws the counts.
+
+**Bit order.** The measured wires ``w_0 < w_1 < ... < w_{k-1}`` of an experiment
+(``experiment.wires``, sorted) are read into classical bits ``c[0] .. c[k-1]``
+(``c[i] = measure q[w_i]``). A bitstring names the values of ``c``; ``bit_order`` says
+how: ``"qiskit"`` (Qiskit's counts, little-endian) writes ``c[k-1]`` first and ``c[0]``
+last, so ``"01"`` means ``c[0] = 1, c[1] = 0``; ``"big"`` writes ``c[0]`` first. An
+array of counts is indexed by the integer whose binary digits are that bitstring
+(Qiskit's ``Statevector.probabilities()`` order for ``"qiskit"``).
+
+`to_openqasm` writes a tape as an OpenQASM 3 program (gates of ``stdgates.inc``); gates
+outside it are decomposed exactly up to a global phase (`lower`). Qiskit itself
+(`to_qiskit`, `from_qiskit`) lives in ``_qiskit.py``, imported only when called.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qhess import _hessian
+from qhess import _shots
+from qhess._circuit import Circuit
+from qhess._tape import MeasurementSpec, Operation, Tape
+
+# ------------------------------------------------------------------- lowering to stdgates
+
+# qhess gates that are stdgates.inc gates with the same matrix and argument order.
+_DIRECT = {
+    "RX": "rx", "RY": "ry", "RZ": "rz", "PhaseShift": "p", "U3": "u3",
+    "CRX": "crx", "CRY": "cry", "CRZ": "crz", "ControlledPhaseShift": "cp",
+    "Hadamard": "h", "PauliX": "x", "PauliY": "y", "PauliZ": "z", "S": "s", "T": "t",
+    "SX": "sx", "CNOT": "cx", "CZ": "cz", "CY": "cy", "SWAP": "swap", "Toffoli": "ccx",
+}
+# Rotations of a Pauli letter into Z (before) and back (after): V† P V = Z.
+_TO_Z = {"X": (("h",), ("h",)), "Y": (("sdg", "h"), ("h", "s"))}
+
+
+class Instruction(NamedTuple):
+  """One gate of ``stdgates.inc`` (or ``"unitary"``), in application order.
+
+  Attributes:
+    name: the stdgates.inc name (``"rx"``, ``"cx"``, ...) or ``"unitary"``.
+    params: its real arguments (floats), or ``(matrix,)`` for ``"unitary"``.
+    wires: the wires it acts on, controls first (qhess's order).
+  """
+
+  name: str
+  params: tuple
+  wires: tuple[int, ...]
+
+
+def _pauli_rotation(theta: float, word: str, wires) -> list[Instruction]:
+  """``exp(-i θ/2 P)`` exactly: basis changes, a CNOT ladder and one ``rz``.
+
+  An all-identity word is a global phase and gives no instruction.
+  """
+  active = [(w, ch) for w, ch in zip(wires, word) if ch != "I"]
+  if len(active) == 1:  # a single-qubit rotation
+    w, ch = active[0]
+    return [Instruction("r" + ch.lower(), (theta,), (w,))]
+  before, after, ladder = [], [], []
+  for w, ch in active:
+    if ch in _TO_Z:
+      before += [Instruction(g, (), (w,)) for g in _TO_Z[ch][0]]
+      after += [Instruction(g, (), (w,)) for g in _TO_Z[ch][1]]
+  ws = [w for w, _ in active]
+  # The parity of the active wires is accumulated on the last one.
+  ladder = [Instruction("cx", (), (a, b)) for a, b in zip(ws[:-1], ws[1:])]
+  if not ws:
+    return []
+  return (before + ladder + [Instruction("rz", (theta,), (ws[-1],))]
+          + ladder[::-1] + after)
+
+
+def zyz_angles(u) -> tuple[float, float, float, float]:
+  """``(α, β, γ, δ)`` with ``U = e^{iα} RZ(β) RY(γ) RZ(δ)`` for a 2x2 unitary ``U``.
+
+  From ``V = U / sqrt(det U) = [[a, -b*], [b, a*]]`` in SU(2): ``γ = 2 atan2(|b|, |a|)``,
+  ``arg a = -(β + δ)/2`` and ``arg b = (β - δ)/2``.
+  """
+  u = np.asarray(u, dtype=complex)
+  det = np.linalg.det(u)
+  alpha = float(np.angle(det)) / 2
+  v = u * np.exp(-1j * alpha)
+  a, b = v[0, 0], v[1, 0]
+  gamma = 2 * math.atan2(abs(b), abs(a))
+  arg_a = float(np.angle(a)) if abs(a) > 1e-300 else 0.0
+  arg_b = float(np.angle(b)) if abs(b) > 1e-300 else 0.0
+  return alpha, arg_b - arg_a, gamma, -arg_a - arg_b
+
+
+def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
+  """The tape's gates as stdgates.inc instructions, exact up to a global phase.
+
+  Rot becomes ``rz, ry, rz``; Ising gates, MultiRZ and PauliRot a CNOT ladder around
+  one ``rz`` (with H or S†·H basis changes); a one-wire QubitUnitary its ZYZ angles
+  (`zyz_angles`); ``Z`` directly followed by ``S`` on a wire (the S† of a Y basis
+  rotation, ``Z·S = S†``) becomes ``sdg``.
+
+  Args:
+    tape: a `Tape` with concrete arguments.
+    unitaries: keep a QubitUnitary on several wires as a ``"unitary"`` instruction (for
+      targets that accept matrices); otherwise it raises.
+
+  Raises:
+    ValueError: for a QubitUnitary on several wires when ``unitaries`` is False, or a
+      non-finite gate argument.
+  """
+  params = np.asarray(tape.params, dtype=np.float64)
+  if not np.all(np.isfinite(params)):
+    raise ValueError(
+        f"`tape` has non-finite gate arguments ({params[~np.isfinite(params)][:3]}); "
+        "a program needs finite numbers.")
+  out: list[Instruction] = []
+  for op in tape.operations:
+    args = tuple(float(params[i]) for i in op.param_index)
+    name, wires = op.name, op.wires
+    if (name == "S" and out and out[-1] == Instruction("z", (), wires)):
+      out[-1] = Instruction("sdg", (), wires)
+    elif name in _DIRECT:
+      out.append(Instruction(_DIRECT[name], args, wires))
+    elif name == "Rot":
+      phi, theta, omega = args
+      out += [Instruction("rz", (phi,), wires), Instruction("ry", (theta,), wires),
+              Instruction("rz", (omega,), wires)]
+    elif name in ("IsingXX", "IsingYY", "IsingZZ"):
+      out += _pauli_rotation(args[0], name[-2:], wires)
+    elif name == "MultiRZ":
+      out += _pauli_rotation(args[0], "Z" * len(wires), wires)
+    elif name == "PauliRot":
+      out += _pauli_rotation(args[0], op.hyper, wires)
+    elif name == "QubitUnitary":
+      u = np.asarray(tape.consts[op.hyper], dtype=complex)
+      if len(wires) == 1:
+        _, beta, gamma, delta = zyz_angles(u)
+        out += [Instruction("rz", (delta,), wires), Instruction("ry", (gamma,), wires),
+                Instruction("rz", (beta,), wires)]
+      elif unitaries:
+        out.append(Instruction("unitary", (u,), wires))
+      else:
+        raise ValueError(
+            f"A QubitUnitary on {len(wires)} wires {wires} has no exact OpenQASM 3 form "
+            "in stdgates.inc gates here (only one-wire unitaries are decomposed, ZYZ); "
+            "export it with qhess.to_qiskit, which keeps unitaries, or write the circuit "
+            "with parametrized gates.")
+    else:  # pragma: no cover  (every catalogue gate is handled above)
+      raise ValueError(f"No export for gate {name!r}.")
+  return out
+
+
+def measured_wires(tape: Tape, measure: bool) -> tuple[int, ...]:
+  """The wires read into classical bits: those of the tape's ``probs``, in order.
+
+  Raises:
+    ValueError: when ``measure`` and the tape has a measurement other than ``probs``,
+      or measures a wire twice.
+  """
+  if not measure:
+    return ()
+  wires: list[int] = []
+  for m in tape.measurements:
+    if m.kind != "probs":
+      raise ValueError(
+          "An exported circuit measures in the computational basis, but `tape` has a "
+          f"{m.kind} measurement. Get measurement-ready tapes (basis rotations and probs) "
+          "from qhess.hessian_experiments, or pass measure=False to export the gates "
+          "only.")
+    for w in m.wires:
+      if w in wires:
+        raise ValueError(f"`tape` measures wire {w} twice; a wire is read into one bit.")
+      wires.append(w)
+  return tuple(wires)
+
+
+def _check_tape(tape, fname: str) -> Tape:
+  if not isinstance(tape, Tape):
+    raise TypeError(
+        f"{fname} takes a qhess.Tape (e.g. circuit.tape(x) or an experiment's tape); "
+        f"got {type(tape).__name__}.")
+  if any(isinstance(v, jax.core.Tracer) for v in (tape.params, *tape.consts)):
+    raise TypeError(
+        f"{fname} writes concrete numbers; got a tape holding traced values (it was "
+        "recorded under jax.jit, vmap or grad). Record it outside the transformation.")
+  return tape
+
+
+def to_openqasm(tape: Tape, *, measure: bool = True) -> str:
+  """An OpenQASM 3 program of a tape: ``stdgates.inc`` gates and its measurement.
+
+  Qubit ``q[w]`` is wire ``w``. Gate arguments are written at full precision (Python's
+  ``repr`` of the float64 value, which reads back to the same number). Gates outside
+  ``stdgates.inc`` are decomposed exactly up to a global phase (Rot as ``rz ry rz``;
+  IsingXX/YY/ZZ, MultiRZ and PauliRot as a CNOT ladder around ``rz`` with basis
+  changes; a one-wire QubitUnitary by its ZYZ angles). The wires of the tape's
+  ``probs`` measurements are read into a ``bit`` register ``c``, ``c[i]`` from the
+  ``i``-th measured wire (see the module docs on bit order).
+
+  Args:
+    tape: a `Tape` with concrete arguments, e.g. ``experiment.tape`` from
+      `hessian_experiments` or ``circuit.tape(x)``.
+    measure: read the ``probs`` wires into ``c`` (False: the gates only).
+
+  Returns:
+    the program, a string.
+
+  Raises:
+    TypeError: for a non-tape, or a tape holding traced values.
+    ValueError: for a QubitUnitary on several wires, a non-finite gate argument, or
+      (with ``measure``) a measurement other than ``probs``.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.IsingZZ(x[1], wires=(0, 1))
+    ...   return qhess.probs(wires=(1,))
+    >>> print(qhess.to_openqasm(f.tape(jnp.array([0.5, 0.25]))))
+    OPENQASM 3.0;
+    include "stdgates.inc";
+    qubit[2] q;
+    bit[1] c;
+    rx(0.5) q[0];
+    cx q[0], q[1];
+    rz(0.25) q[1];
+    cx q[0], q[1];
+    c[0] = measure q[1];
+    <BLANKLINE>
+  """
+  tape = _check_tape(tape, "qhess.to_openqasm")
+  wires = measured_wires(tape, measure)
+  lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{tape.n_wires}] q;"]
+  if wires:
+    lines.append(f"bit[{len(wires)}] c;")
+  for ins in lower(tape, unitaries=False):
+    args = f"({', '.join(repr(float(a)) for a in ins.params)})" if ins.params else ""
+    lines.append(f"{ins.name}{args} {', '.join(f'q[{w}]' for w in ins.wires)};")
+  lines += [f"c[{i}] = measure q[{w}];" for i, w in enumerate(wires)]
+  return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------- experiments
+
+
+class Experiment(NamedTuple):
+  """One circuit to run on a device: a shifted point measured in one group's basis.
+
+  Attributes:
+    tape: a `Tape`: the circuit at the shifted arguments, then the group's basis
+      rotations, measuring ``probs(wires)``; export it with `to_openqasm` or
+      ``to_qiskit``.
+    shots: the shots to run it with (an int).
+    wires: the measured wires, sorted: bit ``c[i]`` is wire ``wires[i]``.
+    point: the index of its shifted point (its gate arguments are ``tape.params``).
+    group: the index of its measurement group.
+    entry: the index of its shot-vector entry (0 without a shot vector).
+  """
+
+  tape: Tape
+  shots: int
+  wires: tuple[int, ...]
+  point: int
+  group: int
+  entry: int
+
+
+def _group_tape(tape: Tape, params: np.ndarray, group: _shots.Group) -> Tape:
+  """``tape`` at ``params``, then ``group``'s basis rotations, measuring its wires."""
+  ops = list(tape.operations)
+  consts = list(tape.consts)
+  for rot in group.rotations:
+    if rot[0] == "X":
+      ops.append(Operation("Hadamard", (rot[1],), ()))
+    elif rot[0] == "Y":  # S† (as Z·S: catalogue gates, no arguments), then H
+      ops += [Operation("PauliZ", (rot[1],), ()), Operation("S", (rot[1],), ()),
+              Operation("Hadamard", (rot[1],), ())]
+    else:  # a Hermitian factor: V† of its eigenvectors V (ascending eigenvalues, as
+      # the estimator's `jnp.linalg.eigvalsh` orders them)
+      _, vecs = np.linalg.eigh(np.asarray(consts[rot[2]]))
+      consts.append(jnp.asarray(vecs.conj().T, dtype=tape.consts[rot[2]].dtype))
+      ops.append(Operation("QubitUnitary", tuple(rot[1]), (), len(consts) - 1))
+  return Tape(tuple(ops), (MeasurementSpec("probs", None, group.wires),),
+              jnp.asarray(params, tape.params.dtype), tuple(consts), tape.n_wires, False)
+
+
+def _check_bit_order(bit_order) -> str:
+  if bit_order not in ("qiskit", "big"):
+    raise ValueError(f'`bit_order` must be "qiskit" or "big"; got {bit_order!r}.')
+  return bit_order
+
+
+def _outcome_permutation(k: int, bit_order: str) -> np.ndarray:
+  """``perm[i]``: qhess's outcome (``c[0]`` most significant) of the array index ``i``."""
+  i = np.arange(2**k)
+  if bit_order == "big" or k == 0:
+    return i
+  bits = (i[:, None] >> np.arange(k)[None, :]) & 1  # bits[:, j] = c[j] (little-endian)
+  return (bits << (k - 1 - np.arange(k))[None, :]).sum(axis=1)
+
+
+def _counts_row(counts, e: int, k: int, bit_order: str) -> np.ndarray:
+  """Experiment ``e``'s counts as floats over qhess's outcomes ``(2**k,)``; validated.
+
+  Raises:
+    TypeError: for counts of the wrong kind (neither a mapping nor an array).
+    ValueError: for bitstrings of the wrong length or alphabet, negative or non-finite
+      counts, an array of the wrong shape, or no counts at all.
+  """
+  d = 2**k
+  if isinstance(counts, Mapping):
+    row = np.zeros(d)
+    for key, value in counts.items():
+      if not isinstance(key, str):
+        raise TypeError(
+            f"`counts[{e}]` must map bitstrings to counts; got the key {key!r} "
+            f"({type(key).__name__}).")
+      if len(key) != k or set(key) - {"0", "1"}:
+        raise ValueError(
+            f"`counts[{e}]` has the key {key!r}; experiment {e} measures {k} wire(s), so "
+            f"keys must be {k}-character strings of 0 and 1 (bit_order={bit_order!r}).")
+      if (isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number))
+          or isinstance(value, np.complexfloating)):
+        raise TypeError(
+            f"`counts[{e}][{key!r}]` must be a real number; got {value!r}.")
+      row[int(key, 2) if k else 0] += float(value)
+  else:
+    try:
+      row = np.asarray(counts, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+      raise TypeError(
+          f"`counts[{e}]` must be a mapping of bitstrings to counts or an array of counts "
+          f"over the {d} outcomes; got {type(counts).__name__}.") from err
+    if row.shape != (d,):
+      raise ValueError(
+          f"`counts[{e}]` as an array must have shape ({d},) (experiment {e} measures {k} "
+          f"wire(s)); got shape {row.shape}.")
+  if not np.all(np.isfinite(row)):
+    raise ValueError(f"`counts[{e}]` must be finite; got {row}.")
+  if np.any(row < 0):
+    raise ValueError(f"`counts[{e}]` must be non-negative; got {row.min()}.")
+  if row.sum() <= 0:
+    raise ValueError(f"`counts[{e}]` holds no shots (its counts sum to {row.sum()}).")
+  out = np.zeros(d)
+  out[_outcome_permutation(k, bit_order)] = row
+  return out
+
+
+def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, shots,
+                        hybrid: bool = True, gate_argnum=None, diagonal_shifts=None,
+                        off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
+                        return_stderr: bool = False,
+                        bit_order: str = "qiskit") -> Callable:
+  """The circuits of a sampled Hessian for a device, and the Hessian from their counts.
+
+  ``hessian_experiments(circuit, shots=...)(*args)`` returns ``(experiments, post)``:
+  one `Experiment` per shot-vector entry × shifted point × measurement group (in that
+  nesting order), the shifted points and groups being exactly those that
+  ``qhess.hessian(circuit, shots=...)`` samples. Each experiment's tape ends with its
+  group's basis rotations (H for X, S†·H for Y, V† for a Hermitian) and measures the
+  group's wires in the computational basis; run it ``experiment.shots`` times (export
+  it with `to_openqasm` or `to_qiskit`). ``post(counts)`` takes one counts table per
+  experiment and returns the Hessian in the layout of ``qhess.hessian(circuit)(*args)``,
+  estimated as ``qhess.hessian(circuit, shots=...)`` estimates it from simulated
+  counts (same estimators, standard errors and chain rule).
+
+  ``shots``: an int (every experiment), a tuple of ints (a shot vector: one set of
+  experiments per entry, ``post`` returns a tuple of Hessians) or a
+  ``qhess.ShotBudget`` without a pilot (the total is allocated before anything runs;
+  a pilot would need a second round on the device). The estimate uses the counts' own
+  totals as the shot numbers, so a device that returns fewer shots is accounted for.
+
+  Counts of experiment ``e`` measuring ``k`` wires: a mapping from ``k``-character
+  bitstrings to counts (missing outcomes count 0; e.g. Qiskit's ``get_counts()``), or
+  an array of shape ``(2**k,)``. Bits are read as ``bit_order`` says: ``"qiskit"``
+  (little-endian: the last character is ``c[0]``, wire ``experiment.wires[0]``) or
+  ``"big"`` (the first character is ``c[0]``); an array's index is the bitstring read
+  as a binary number. Counts are non-negative reals (integers from a device; exact
+  probabilities times shots give the exact Hessian).
+
+  Args:
+    circuit: a `Circuit`.
+    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
+    off_diagonal_rule: as in ``qhess.hessian`` (the off-diagonal rule defaults to
+      ``"product"``, as with shots).
+    shots: an int, a tuple of ints or a `ShotBudget` (no pilot); required.
+    return_stderr: ``post`` also returns first-order standard errors in the Hessian's
+      layout: ``(hessian, stderr)``.
+    bit_order: ``"qiskit"`` or ``"big"``: how ``post`` reads bitstrings.
+
+  Returns:
+    a function of the circuit's arguments returning ``(experiments, post)``: a list of
+    `Experiment` and a function of a sequence of counts, one per experiment. ``post``
+    validates every table before computing anything.
+
+  Raises:
+    TypeError: as ``qhess.hessian``; for a non-bool ``return_stderr``.
+    ValueError: as ``qhess.hessian``; for ``shots=None``, a budget with a pilot or
+      smaller than the number of experiments, or a bad ``bit_order``. ``post`` raises
+      ValueError for the wrong number of tables, bitstrings of the wrong length,
+      negative, non-finite or all-zero counts, or an array of the wrong shape, and
+      TypeError for tables or keys of the wrong kind.
+
+  Examples:
+    >>> import jax.numpy as jnp, numpy as np, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CNOT(wires=(0, 1))
+    ...   qhess.RY(x[1], wires=1)
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1) + qhess.X(1))
+    >>> x = jnp.array([0.5, 0.25])
+    >>> experiments, post = qhess.hessian_experiments(f, shots=1000, bit_order="big")(x)
+    >>> len(experiments), experiments[0].wires, experiments[1].wires, experiments[0].shots
+    (14, (0, 1), (1,), 1000)
+    >>> print(qhess.to_openqasm(experiments[1].tape))
+    OPENQASM 3.0;
+    include "stdgates.inc";
+    qubit[2] q;
+    bit[1] c;
+    rx(0.5) q[0];
+    cx q[0], q[1];
+    ry(0.25) q[1];
+    h q[1];
+    c[0] = measure q[1];
+    <BLANKLINE>
+    >>> # exact probabilities (qhess's order: big-endian) in place of a device's counts
+    >>> counts = [1000 * np.asarray(p) for p in qhess.execute([e.tape for e in experiments])]
+    >>> bool(np.allclose(post(counts), qhess.hessian(f)(x), atol=1e-6))
+    True
+  """
+  fname = "qhess.hessian_experiments"
+  _hessian._check_circuit(circuit, fname)
+  opts = _hessian._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                           off_diagonal_rule=off_diagonal_rule)
+  argnums = _hessian._check_argnums(argnums)
+  if not isinstance(hybrid, (bool, np.bool_)):
+    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  if shots is None:
+    raise ValueError(
+        "`shots` is required: an int, a tuple of ints or a qhess.ShotBudget (the shots "
+        "each experiment runs with); got None.")
+  shots = _shots.check_shots(shots)
+  if isinstance(shots, _shots.ShotBudget) and shots.pilot:
+    raise ValueError(
+        f"`shots` {shots} has a pilot; hessian_experiments allocates the budget before "
+        "anything runs, and a pilot would need a second round of experiments. Use "
+        "ShotBudget(total, pilot=None) (Neyman allocation from the bound on the spread), "
+        "or allocate yourself from a first run.")
+  if not isinstance(return_stderr, bool):
+    raise TypeError(f"`return_stderr` must be a bool; got {return_stderr!r}.")
+  bit_order = _check_bit_order(bit_order)
+
+  def experiments_fn(*args, **kwargs):
+    tape, plan, post_y = _hessian.derivative_plan(
+        circuit, opts, argnums, bool(hybrid), "hessian", args, kwargs, sampled=True,
+        fname=fname)
+    dtype = tape.params.dtype
+    _shots.check_counts_fit(shots, dtype)
+    mg = _shots.measurement_groups(tape.raw_measurements)
+    b, g = plan.n_points, len(mg.groups)
+    if isinstance(shots, _shots.ShotBudget):
+      _shots.check_budget(shots, b, g)
+    a = _shots.estimator_matrix(mg, tape.raw_measurements, tape.consts, dtype)
+    if isinstance(shots, tuple):
+      n = np.broadcast_to(np.asarray(shots)[:, None, None], (len(shots), b, g))
+    elif isinstance(shots, int):
+      n = np.full((1, b, g), shots)
+    else:
+      n = np.asarray(_shots.budget_shots(shots, post_y, a, mg, b, dtype))[None]
+    n = n.astype(np.int64)
+    theta = np.asarray(tape.params, dtype=np.float64)
+    points = np.tile(theta, (b, 1))  # (B, P)
+    rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
+    np.add.at(points, (rows, plan.point_index), plan.point_shift)
+    # Groups measuring no wire (an identity observable) need no circuit: their one
+    # outcome happens every time.
+    measured = [grp for grp in range(g) if mg.groups[grp].wires]
+    experiments = [
+        Experiment(_group_tape(tape, points[t], mg.groups[grp]), int(n[s, t, grp]),
+                   mg.groups[grp].wires, t, grp, s)
+        for s in range(n.shape[0]) for t in range(b) for grp in measured]
+    n_out = mg.n_outcomes
+
+    @jax.jit
+    def estimate(counts, n_):  # (B, G, O), (B, G)
+      return _shots.from_counts(post_y, a, counts, n_, return_stderr=return_stderr)
+
+    def post(counts: Sequence[Any]):
+      if isinstance(counts, (str, bytes, Mapping)) or not hasattr(counts, "__len__"):
+        raise TypeError(
+            "`counts` must be a sequence with one counts table per experiment; got "
+            f"{type(counts).__name__}.")
+      if len(counts) != len(experiments):
+        raise ValueError(
+            f"`counts` has {len(counts)} table(s); there are {len(experiments)} "
+            "experiments (one table each, in the order of the experiments).")
+      table = np.zeros((n.shape[0], b, g, n_out))
+      for grp in range(g):  # unmeasured groups: the single outcome, every shot
+        if not mg.groups[grp].wires:
+          table[:, :, grp, 0] = n[:, :, grp]
+      for e, (exp, c) in enumerate(zip(experiments, counts)):
+        k = len(exp.wires)
+        table[exp.entry, exp.point, exp.group, :2**k] = _counts_row(c, e, k, bit_order)
+      table = jnp.asarray(table, dtype)
+      totals = jnp.sum(table, axis=-1)  # (S, B, G): the shots each circuit really had
+      results = [estimate(table[s], totals[s]) for s in range(n.shape[0])]
+      if isinstance(shots, tuple):
+        if return_stderr:
+          return tuple(r[0] for r in results), tuple(r[1] for r in results)
+        return tuple(results)
+      return results[0]
+
+    return experiments, post
+
+  return experiments_fn
