@@ -482,7 +482,9 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     elif isinstance(shots, int):
       n = np.full((1, b, g), shots)
     else:
-      n = np.asarray(_shots.budget_shots(shots, post_y, a, mg, b, dtype))[None]
+      # jitted: the allocation differentiates `post_y`, which is slow op by op
+      n = np.asarray(jax.jit(lambda: _shots.budget_shots(shots, post_y, a, mg, b, dtype))())
+      n = n[None]
     n = n.astype(np.int64)
     theta = np.asarray(tape.params, dtype=np.float64)
     points = np.tile(theta, (b, 1))  # (B, P)
