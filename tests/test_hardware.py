@@ -345,41 +345,47 @@ def _qiskit_circuit():
   return qc, obs
 
 
-def test_from_qiskit_matches_qiskit_and_jax_hessian():
-  qc, obs = _qiskit_circuit()
-  f = qhess.from_qiskit(qc, obs)
-  x = jnp.array([0.4, -0.9, 1.3])
-  bound = qc.remove_final_measurements(inplace=False).assign_parameters(np.asarray(x))
-  expected = Statevector(bound).expectation_value(obs).real
-  np.testing.assert_allclose(f(x), expected, atol=ATOL, rtol=0)
-  np.testing.assert_allclose(qhess.hessian(f)(x), _dense_hessian(f, obs)(x), atol=ATOL, rtol=0)
-
-
-def _dense_hessian(f, obs, n_params=3):
-  """`jax.hessian` of ``f`` with its gates simulated by the dense oracle (``_dense``):
-  the classical part x -> θ is ``f``'s own recording (JAX), the quantum part is dense
-  (jax.hessian through qhess's kernel compiles for about a minute here), and the
-  observable is Qiskit's own matrix."""
-  tape = f.tape(jnp.zeros(n_params))
+def _ref_ops(tape):
+  """A tape's gates as a `_reference` op list (real arguments from ``tape.params``)."""
+  params = np.asarray(tape.params)
   ops = []
   for op in tape.operations:
     extra = ((op.hyper,) if op.name == "PauliRot" else
              (np.asarray(tape.consts[op.hyper]),) if op.name == "QubitUnitary" else ())
-    ops.append(_dense.placeholder_op(op.name, op.wires)[:2] + (
-        (0.0,) * ref.N_REAL[op.name] + extra,))
-  n = tape.n_wires
-  dense = _dense.Dense(ops, n, [("expval", ("H", obs.to_matrix(), tuple(range(n))[::-1]))])
-  return _dense.jit_hessian(lambda x: dense(f.tape(x).params))
+    ops.append((op.name, op.wires, tuple(params[list(op.param_index)]) + extra))
+  return ops
+
+
+def _qiskit_matrix(obs, n: int) -> np.ndarray:
+  """A SparsePauliOp's matrix in qhess's order (Qiskit's qubit 0 is the last wire)."""
+  return ref.observable_matrix(("H", obs.to_matrix(), tuple(range(n))[::-1]), n)
+
+
+def test_from_qiskit_matches_qiskit_and_jax_hessian():
+  qc, obs = _qiskit_circuit()
+  f = qhess.from_qiskit(qc, obs)
+  x = jnp.array([0.4, -0.9, 1.3])
+  # The imported gates, simulated by the reference simulator, give Qiskit's value.
+  state = ref.circuit_state(_ref_ops(f.tape(x)), 3)
+  bound = qc.remove_final_measurements(inplace=False).assign_parameters(np.asarray(x))
+  expected = Statevector(bound).expectation_value(obs).real
+  np.testing.assert_allclose(np.vdot(state, _qiskit_matrix(obs, 3) @ state).real, expected,
+                             atol=ATOL, rtol=0)
+  # jax.hessian of the imported circuit: its classical part x -> θ (the parameter
+  # expressions, JAX) composed with the dense oracle of its gates (`_dense`; through
+  # qhess's kernel it compiles for about a minute).
+  ops = [op[:2] + ((0.0,) * ref.N_REAL[op[0]] + op[2][ref.N_REAL[op[0]]:],)
+         for op in _ref_ops(f.tape(x))]
+  dense = _dense.Dense(ops, 3, [("expval", ("H", obs.to_matrix(), (2, 1, 0)))])
+  expected = _dense.jit_hessian(lambda x: dense(f.tape(x).params))(x)
+  np.testing.assert_allclose(qhess.hessian(f)(x), expected, atol=ATOL, rtol=0)
 
 
 def test_from_openqasm_round_trip_and_inputs():
-  tape = _tape(_ALL_GATES, measurement=qhess.expval(qhess.Z(0)))
-  obs = SparsePauliOp(["XZY", "IZI"], coeffs=[0.7, 0.2])  # X on 2, Z on 1, Y on 0
-  f = qhess.from_openqasm(qhess.to_openqasm(tape, measure=False), obs)
-  state = ref.circuit_state(_ALL_GATES, 3)
-  op = 0.7 * np.kron(np.kron(ref.PAULI["Y"], ref.PAULI["Z"]), ref.PAULI["X"]) + 0.2 * np.kron(
-      np.kron(np.eye(2), ref.PAULI["Z"]), np.eye(2))
-  np.testing.assert_allclose(f(jnp.zeros(0)), np.vdot(state, op @ state).real, atol=ATOL)
+  tape = _tape(_ALL_GATES)
+  f = qhess.from_openqasm(qhess.to_openqasm(tape), SparsePauliOp("XZY"))
+  _assert_equal_up_to_phase(ref.circuit_state(_ref_ops(f.tape(jnp.zeros(0))), 3),
+                            ref.circuit_state(_ALL_GATES, 3))
   g = qhess.from_openqasm("""OPENQASM 3.0;
 include "stdgates.inc";
 input float[64] theta;
@@ -389,8 +395,10 @@ rx(2 * theta + alpha) q[0];
 cry(alpha) q[0], q[1];
 """, [SparsePauliOp("ZI"), SparsePauliOp("ZZ")])
   x = jnp.array([0.3, 0.8])  # (alpha, theta): sorted by name
+  assert [op.name for op in g.tape(x).operations] == ["RX", "CRY"]
+  np.testing.assert_allclose(g.tape(x).params, [2 * 0.8 + 0.3, 0.3], atol=1e-15)
   c = np.cos(2 * 0.8 + 0.3)
-  p1 = (1 - c) / 2
+  p1 = (1 - c) / 2  # P(q0 = 1); "ZI" is Z on qubit 1, "ZZ" the parity
   np.testing.assert_allclose(g(x), (1 - 2 * p1 * np.sin(0.15) ** 2, (1 + c) / 2 - p1 * np.cos(0.3)),
                              atol=ATOL)
 
