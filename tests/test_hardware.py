@@ -30,6 +30,12 @@ from qiskit.quantum_info import SparsePauliOp, Statevector  # noqa: E402
 ATOL = 1e-10
 
 
+def _aer(**options):
+  # One thread and a fixed method: Aer's default parallel, automatic setup runs these
+  # small circuits about 4x slower on a shared 2-core machine.
+  return qiskit_aer.AerSimulator(method="statevector", max_parallel_threads=1, **options)
+
+
 def _big_endian(sv, n: int) -> np.ndarray:
   """A Qiskit statevector (qubit 0 least significant) in qhess's order (wire 0 most)."""
   return np.asarray(sv).reshape((2,) * n).transpose(tuple(range(n))[::-1]).reshape(-1)
@@ -38,7 +44,7 @@ def _big_endian(sv, n: int) -> np.ndarray:
 def _aer_state(qc) -> np.ndarray:
   qc = qc.remove_final_measurements(inplace=False)
   qc.save_statevector()
-  result = qiskit_aer.AerSimulator(method="statevector").run(qc).result()
+  result = _aer().run(qc).result()
   return _big_endian(result.get_statevector(), qc.num_qubits)
 
 
@@ -55,7 +61,7 @@ def _aer_probabilities(experiments) -> list[np.ndarray]:
     qc = qhess.to_qiskit(e.tape, measure=False)
     qc.save_probabilities(list(e.wires))
     circuits.append(qc)
-  result = qiskit_aer.AerSimulator(method="statevector").run(circuits).result()
+  result = _aer().run(circuits).result()
   return [np.asarray(result.data(i)["probabilities"]) for i in range(len(circuits))]
 
 
@@ -130,7 +136,7 @@ def test_bit_order_of_counts_is_qiskits_little_endian():
     return qhess.probs(wires=(0, 1))
 
   qc = qhess.to_qiskit(f.tape(jnp.array([0.3])))
-  counts = qiskit_aer.AerSimulator(seed_simulator=1).run(qc, shots=50).result().get_counts()
+  counts = _aer(seed_simulator=1).run(qc, shots=50).result().get_counts()
   assert dict(counts) == {"01": 50}
 
 
@@ -185,7 +191,7 @@ def test_experiments_measure_in_the_groups_bases(e2e):
 def test_aer_shots_give_the_hessian_within_errors(e2e):
   experiments, post, _, exact = e2e
   circuits = [qhess.to_qiskit(e.tape) for e in experiments]
-  result = qiskit_aer.AerSimulator(seed_simulator=7).run(circuits, shots=N_SHOTS).result()
+  result = _aer(seed_simulator=7).run(circuits, shots=N_SHOTS).result()
   got, err = post([result.get_counts(i) for i in range(len(circuits))])
   assert got.shape == exact.shape == err.shape
   assert np.all(np.abs(got - exact) <= 4.5 * err + 1e-9), (got - exact) / err
