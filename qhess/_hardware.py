@@ -393,6 +393,10 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   as a binary number. Counts are non-negative reals (integers from a device; exact
   probabilities times shots give the exact Hessian).
 
+  A Hermitian factor of the observable is measured by rotating into its eigenbasis: on
+  one wire that exports anywhere (ZYZ angles), on several wires it is a multi-wire
+  unitary that `to_qiskit` keeps and `to_openqasm` refuses.
+
   Args:
     circuit: a `Circuit`.
     argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,

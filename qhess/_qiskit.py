@@ -21,7 +21,7 @@ classical processing does.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -139,7 +139,7 @@ def _param_fn(value, symbols, fname: str, gate: str) -> Callable:
 
 def _convert_ops(qc, fname: str) -> list[tuple]:
   """The circuit's instructions as ``(qhess name, wires, [arg fns], extra)``."""
-  from qiskit.circuit import ControlFlowOp, ParameterExpression  # pylint: disable=import-outside-toplevel
+  from qiskit.circuit import ControlFlowOp, ParameterExpression  # pylint: disable=C0415
   symbols = [p.sympify() for p in qc.parameters]
   ops = []
   for ins in qc.data:

@@ -405,8 +405,8 @@ cry(alpha) q[0], q[1];
   np.testing.assert_allclose(g.tape(x).params, [2 * 0.8 + 0.3, 0.3], atol=1e-15)
   c = np.cos(2 * 0.8 + 0.3)
   p1 = (1 - c) / 2  # P(q0 = 1); "ZI" is Z on qubit 1, "ZZ" the parity
-  np.testing.assert_allclose(g(x), (1 - 2 * p1 * np.sin(0.15) ** 2, (1 + c) / 2 - p1 * np.cos(0.3)),
-                             atol=ATOL)
+  expected = (1 - 2 * p1 * np.sin(0.15) ** 2, (1 + c) / 2 - p1 * np.cos(0.3))
+  np.testing.assert_allclose(g(x), expected, atol=ATOL)
 
 
 def test_from_qiskit_rejects_bad_input():
