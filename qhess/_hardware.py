@@ -146,7 +146,9 @@ def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
     elif name == "PauliRot":
       out += _pauli_rotation(args[0], op.hyper, wires)
     elif name == "QubitUnitary":
-      u = np.asarray(tape.consts[op.hyper], dtype=complex)
+      # An owned copy: Aer 0.18.2 simulates a UnitaryGate whose matrix is a NumPy view
+      # of a JAX array wrongly (seen for a two-wire V† of an experiment's tape).
+      u = np.array(tape.consts[op.hyper], dtype=complex, copy=True)
       if len(wires) == 1:
         _, beta, gamma, delta = zyz_angles(u)
         out += [Instruction("rz", (delta,), wires), Instruction("ry", (gamma,), wires),

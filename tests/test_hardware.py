@@ -265,6 +265,31 @@ def test_shot_vector_and_budget(small):
                              atol=ATOL, rtol=0)
 
 
+_H2 = np.array([[0.6, 0.3 - 0.4j, 0, 0.1], [0.3 + 0.4j, -0.2, 0.2j, 0],
+                [0, -0.2j, 0.5, 0.3], [0.1, 0, 0.3, -0.7]])
+
+
+def test_variances_probs_and_two_wire_hermitian_from_aer_probabilities():
+  # var (raw moments from one group), probs in reversed wire order, and a Hermitian on
+  # two wires (measured after a two-wire V†, which Qiskit keeps as a unitary).
+  @qhess.circuit(wires=2)
+  def f(x):
+    qhess.RX(x[0], wires=0)
+    qhess.CRY(x[1], wires=(0, 1))
+    qhess.RY(x[0] * x[1], wires=1)
+    return (qhess.var(qhess.X(0) @ qhess.Z(1)), qhess.probs(wires=(1, 0)),
+            qhess.expval(qhess.Hermitian(_H2, wires=(1, 0))))
+
+  x = jnp.array([0.5, 0.2])
+  experiments, post = qhess.hessian_experiments(f, shots=100)(x)
+  assert len({e.group for e in experiments}) == 3
+  with pytest.raises(ValueError, match="QubitUnitary on 2 wires"):
+    qhess.to_openqasm(experiments[2].tape)
+  got = post([100 * p for p in _aer_probabilities(experiments)])
+  for g, e in zip(got, qhess.hessian(f)(x)):
+    np.testing.assert_allclose(g, e, atol=ATOL, rtol=0)
+
+
 def test_post_rejects_bad_counts_before_computing(small):
   experiments, post, probs, _ = small
   good = [{"00": 10, "11": 5} if len(e.wires) == 2 else {"0": 7} for e in experiments]
