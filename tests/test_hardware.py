@@ -182,6 +182,13 @@ def test_experiments_measure_in_the_groups_bases(e2e):
   assert qhess.to_openqasm(experiments[0].tape).endswith(
       "h q[0];\nsdg q[2];\nh q[2];\nc[0] = measure q[0];\nc[1] = measure q[1];\n"
       "c[2] = measure q[2];\n")
+  # Their OpenQASM programs (with a ZYZ-decomposed V†) measure the same probabilities.
+  for e, p in zip(experiments[:2], probs[:2]):
+    qc = qiskit.qasm3.loads(qhess.to_openqasm(e.tape)).remove_final_measurements(
+        inplace=False)
+    qc.save_probabilities(list(e.wires))
+    np.testing.assert_allclose(_aer().run(qc).result().data(0)["probabilities"], p,
+                               atol=ATOL, rtol=0)
   # Exact probabilities (Aer's, in Qiskit's bit order) give the exact Hessian.
   got, err = post([p * N_SHOTS for p in probs])
   np.testing.assert_allclose(got, exact, atol=ATOL, rtol=0)
