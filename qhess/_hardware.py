@@ -74,7 +74,9 @@ def _pauli_rotation(theta: float, word: str, wires) -> list[Instruction]:
   if len(active) == 1:  # a single-qubit rotation
     w, ch = active[0]
     return [Instruction("r" + ch.lower(), (theta,), (w,))]
-  before, after, ladder = [], [], []
+  if not active:
+    return []
+  before, after = [], []
   for w, ch in active:
     if ch in _TO_Z:
       before += [Instruction(g, (), (w,)) for g in _TO_Z[ch][0]]
@@ -82,8 +84,6 @@ def _pauli_rotation(theta: float, word: str, wires) -> list[Instruction]:
   ws = [w for w, _ in active]
   # The parity of the active wires is accumulated on the last one.
   ladder = [Instruction("cx", (), (a, b)) for a, b in zip(ws[:-1], ws[1:])]
-  if not ws:
-    return []
   return (before + ladder + [Instruction("rz", (theta,), (ws[-1],))]
           + ladder[::-1] + after)
 
