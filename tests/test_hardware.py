@@ -105,7 +105,7 @@ def test_export_every_gate_matches_aer_statevector():
 
 
 def test_to_openqasm_writes_full_precision_and_measures_probs_wires():
-  x = np.array([np.pi / 3, 1e-17 + 0.1, -2.0 / 7.0])
+  x = np.array([np.pi / 3, np.nextafter(0.1, 1.0), -2.0 / 7.0])  # last bits matter
 
   @qhess.circuit(wires=3)
   def f(x):
