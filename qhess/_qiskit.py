@@ -246,17 +246,21 @@ def from_qiskit(quantum_circuit, observable) -> _circuit.Circuit:
       the wrong shape.
 
   Examples:
-    >>> import jax, jax.numpy as jnp, qhess
+    >>> import jax.numpy as jnp, numpy as np, qhess
     >>> from qiskit import QuantumCircuit
     >>> from qiskit.circuit import Parameter
     >>> from qiskit.quantum_info import SparsePauliOp
     >>> a, b = Parameter("a"), Parameter("b")
     >>> qc = QuantumCircuit(2)
     >>> _ = qc.rx(2 * a, 0); _ = qc.cx(0, 1); _ = qc.ry(a + b.sin(), 1)
-    >>> f = qhess.from_qiskit(qc, SparsePauliOp("ZX"))  # X on qubit 0, Z on qubit 1
-    >>> x = jnp.array([0.5, 0.25])
-    >>> bool(jnp.allclose(qhess.hessian(f)(x), jax.hessian(f)(x), atol=1e-6))
-    True
+    >>> obs = SparsePauliOp(["ZZ", "XI"], coeffs=[1.0, 0.5])  # "XI": X on qubit 1
+    >>> f = qhess.from_qiskit(qc, obs)
+    >>> x = jnp.array([0.5, 0.25])  # (a, b): Qiskit's parameter order
+    >>> print(round(float(f(x)), 4))
+    0.9171
+    >>> print(np.asarray(qhess.hessian(f)(x), dtype=np.float64).round(3))
+    [[-2.886 -1.487]
+     [-1.487 -0.742]]
   """
   fname = "qhess.from_qiskit"
   qiskit = _require("qiskit", fname)
