@@ -104,7 +104,7 @@ def to_qiskit(tape: Tape, *, measure: bool = True):
 
 # ------------------------------------------------------------------------------ import
 
-# Qiskit gate name -> (qhess gate, how its arguments map: None for the same order).
+# Qiskit gate name -> the qhess gate with the same matrix and argument order.
 _GATES = {
     "rx": "RX", "ry": "RY", "rz": "RZ", "p": "PhaseShift", "u1": "PhaseShift",
     "u": "U3", "u3": "U3", "crx": "CRX", "cry": "CRY", "crz": "CRZ",
