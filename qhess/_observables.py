@@ -142,8 +142,8 @@ class Observable:
       >>> print((qhess.Z(0) @ qhess.X(1) + 0.5 * qhess.Z(1)).matrix().real)
       [[ 0.5  1.   0.   0. ]
        [ 1.  -0.5  0.   0. ]
-       [ 0.   0.  -0.5 -1. ]
-       [ 0.   0.  -1.   0.5]]
+       [ 0.   0.   0.5 -1. ]
+       [ 0.   0.  -1.  -0.5]]
     """
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
