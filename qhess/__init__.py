@@ -19,6 +19,8 @@ from qhess._observables import Z as Z
 from qhess._observables import expval as expval
 from qhess._observables import probs as probs
 from qhess._observables import var as var
+from qhess._pennylane import from_pennylane as from_pennylane
+from qhess._pennylane import to_pennylane as to_pennylane
 from qhess._shift_rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
 from qhess._shots import ShotBudget as ShotBudget
 from qhess._tape import GATES as _GATES
@@ -60,6 +62,6 @@ __all__ = [
     "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
-    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes", "probs",
-    "value_grad_and_hessian", "var",
+    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_pennylane", "hessian",
+    "hessian_tapes", "probs", "to_pennylane", "value_grad_and_hessian", "var",
 ]

@@ -10,8 +10,8 @@ def test_api_all_is_pinned():
       "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
       "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
       "Toffoli",
-      "U3", "X", "Y", "Z", "circuit", "execute", "expval", "hessian", "hessian_tapes",
-      "probs", "value_grad_and_hessian", "var",
+      "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_pennylane", "hessian",
+      "hessian_tapes", "probs", "to_pennylane", "value_grad_and_hessian", "var",
   ]
 
 
