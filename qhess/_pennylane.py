@@ -226,7 +226,10 @@ def _script_function(script, qml) -> Callable:
     for k, (i, j) in enumerate(slots):
       new_data[i][j] = params[k]
     for op, data in zip(script.operations, new_data):
-      qml.apply(qml.ops.functions.bind_new_parameters(op, data) if op.data else op)
+      if op.data:
+        with qml.QueuingManager.stop_recording():  # (construction would queue it too)
+          op = qml.ops.functions.bind_new_parameters(op, data)
+      qml.apply(op)
     measurements = tuple(script.measurements)
     return measurements if len(measurements) != 1 else measurements[0]
 
