@@ -156,20 +156,23 @@ class Observable:
     n = len(order)
     pos = {w: i for i, w in enumerate(order)}
     cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
-    total = jnp.zeros((2**n, 2**n), cdtype)
+    traced = any(isinstance(f.matrix, jax.core.Tracer) for _, fs in self.terms for f in fs
+                 if isinstance(f, HermitianFactor))
+    xp = jnp if traced else np  # NumPy for concrete matrices: no per-op dispatch
+    total = xp.zeros((2**n, 2**n), cdtype)
     for coeff, factors in self.terms:
       # (2,)*2n tensor: row index bits, then column index bits, one per wire of `order`.
-      term = jnp.eye(2**n, dtype=cdtype).reshape((2,) * (2 * n))
+      term = xp.eye(2**n, dtype=cdtype).reshape((2,) * (2 * n))
       for f in factors:
         mat = _PAULI_MATRICES[f.char] if isinstance(f, Pauli) else f.matrix
         k = len(f.wires)
-        mat = jnp.asarray(mat, cdtype).reshape((2,) * (2 * k))
+        mat = xp.asarray(mat, cdtype).reshape((2,) * (2 * k))
         rows = [pos[w] for w in f.wires]
         # Factors act on distinct wires, so each applies to the rows of its own wires.
-        term = jnp.tensordot(mat, term, axes=(list(range(k, 2 * k)), rows))
-        term = jnp.moveaxis(term, list(range(k)), rows)
+        term = xp.tensordot(mat, term, axes=(list(range(k, 2 * k)), rows))
+        term = xp.moveaxis(term, list(range(k)), rows)
       total = total + coeff * term.reshape(2**n, 2**n)
-    return total
+    return jnp.asarray(total)
 
   def __sub__(self, other: "Observable") -> "Observable":
     if not isinstance(other, Observable):
