@@ -114,7 +114,7 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
       them, or broadcast (batched) gate parameters (use `jax.vmap`).
 
   Examples:
-    >>> import jax, jax.numpy as jnp, numpy as np, pennylane as qml, qhess
+    >>> import jax.numpy as jnp, numpy as np, pennylane as qml, qhess
     >>> dev = qml.device("default.qubit", wires=["a", "b"])
     >>> @qml.qnode(dev)
     ... def qnode(x):
@@ -125,10 +125,9 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
     >>> x = jnp.array([0.5, 0.2])
     >>> round(float(circuit(x)), 4), circuit.wire_labels
     (0.8788, ('a', 'b'))
-    >>> H = jax.jit(qhess.hessian(circuit))(x)  # the chain rule through jnp.sin
-    >>> print(np.float64(H).round(4), bool(jnp.allclose(H, jax.hessian(circuit)(x), atol=1e-5)))
+    >>> print(np.float64(qhess.hessian(circuit)(x)).round(4))  # chain rule through jnp.sin
     [[-0.869   0.0464]
-     [ 0.0464  0.0552]] True
+     [ 0.0464  0.0552]]
   """
   qml = _import_pennylane("from_pennylane")
   labels_from_device = None
