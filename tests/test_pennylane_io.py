@@ -192,7 +192,7 @@ def test_from_pennylane_quantum_script_round_trip():
   assert_same_tape(circuit.tape(0.5 * tape.params), tape.with_params(0.5 * tape.params))
   # Only the gate arguments are trainable (not QubitUnitary or Hermitian matrices).
   script = qhess.to_pennylane(tape)
-  assert_close(script.get_parameters(trainable_only=True), tape.params, atol=0)
+  assert_close(np.asarray(script.get_parameters(trainable_only=True)), tape.params, atol=0)
   # Labels that are not non-negative ints: in order of appearance.
   named = qml.tape.QuantumScript([qml.RX(0.1, "b"), qml.CNOT(["b", "a"])],
                                  [qml.expval(qml.Z("a"))])
