@@ -21,6 +21,8 @@ from qhess._observables import Z as Z
 from qhess._observables import expval as expval
 from qhess._observables import probs as probs
 from qhess._observables import var as var
+from qhess._pennylane import from_pennylane as from_pennylane
+from qhess._pennylane import to_pennylane as to_pennylane
 from qhess._qiskit import from_openqasm as from_openqasm
 from qhess._qiskit import from_qiskit as from_qiskit
 from qhess._qiskit import to_qiskit as to_qiskit
@@ -65,7 +67,7 @@ __all__ = [
     "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
-    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_qiskit", "hessian",
-    "hessian_experiments", "hessian_tapes", "probs", "to_openqasm", "to_qiskit",
-    "value_grad_and_hessian", "var",
+    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
+    "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "probs", "to_openqasm",
+    "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
 ]

@@ -922,9 +922,13 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
   transformation use ``qhess.hessian(circuit, hybrid=False)``.
 
   Returns:
-    ``(tapes, post)``: a list of `Tape` and a function of their results (a list, as
-    `execute` returns it: per tape, a tuple with one array per raw measurement)
-    giving one ``(*out_shape, P, P)`` array per measurement. ``post`` checks the
+    ``(tapes, post)``: a list of `Tape` and a function of their results giving one
+    ``(*out_shape, P, P)`` array per measurement. ``post`` takes one result per tape,
+    in any of the forms `execute` and PennyLane devices return (``qml.execute`` on
+    ``qhess.to_pennylane`` tapes): a tuple (or list) with one array per raw measurement;
+    for a tape with a single raw measurement also the bare array or scalar (a Python
+    or NumPy float); and, for a shot vector, a tuple with one such result per entry, in
+    which case ``post`` returns a tuple with one Hessian per entry. ``post`` checks the
     count and every shape of the results: a ``TypeError`` for a non-sequence, a
     ``ValueError`` naming the result, output, and expected and received shapes.
 
@@ -992,6 +996,22 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
 
   out_shapes = raw_tape.output_shapes
 
+  def outputs(res) -> list:  # one tape's result -> its list of raw outputs
+    if not isinstance(res, (tuple, list)) and (np.ndim(res) == 0 or (
+        len(out_shapes) == 1 and np.shape(res) == out_shapes[0])):
+      return [res]  # a device's bare result for a single measurement
+    return list(res) if isinstance(res, (tuple, list)) or np.ndim(res) >= 1 else [res]
+
+  def shot_entries(res) -> int | None:  # entries of a shot-vector result, else None
+    if not isinstance(res, (tuple, list)) or not res:
+      return None
+    if all(isinstance(e, (tuple, list)) for e in res):
+      return len(res)  # (per shot entry: a tuple of outputs)
+    if len(out_shapes) == 1 and len(res) >= 2 and all(
+        np.shape(e) == out_shapes[0] for e in res):
+      return len(res)  # (per shot entry: the single output, bare)
+    return None
+
   def post(results: Sequence[Any]):
     if isinstance(results, (str, bytes)) or not hasattr(results, "__len__"):
       raise TypeError(
@@ -999,8 +1019,17 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
           f"got {reprlib.repr(results)}.")
     if len(results) != len(tapes):
       raise ValueError(f"`post` expects {len(tapes)} results, one per tape; got {len(results)}.")
+    entries = {shot_entries(res) for res in results}
+    if len(entries) > 1:
+      raise ValueError(
+          "`post` got shot-vector results (a tuple per shot-vector entry) for some tapes "
+          f"and not for others, or shot vectors of different lengths ({sorted(entries, key=str)}).")
+    if results and entries != {None}:  # one Hessian per shot-vector entry
+      (k,) = entries
+      return tuple(post([res[s] for res in results]) for s in range(k))
+    rows = []
     for i, res in enumerate(results):
-      outs = list(res) if isinstance(res, (tuple, list)) or np.ndim(res) >= 1 else [res]
+      outs = outputs(res)
       if len(outs) != len(out_shapes):
         raise ValueError(
             f"`results[{i}]` must hold {len(out_shapes)} outputs, one per raw measurement "
@@ -1010,7 +1039,8 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
           raise ValueError(
               f"`results[{i}]` output {j} has shape {np.shape(o)}; tape {i} outputs shape "
               f"{shape}.")
-    return post_jit(list(results))
+      rows.append([jnp.asarray(o, dtype=tape.params.dtype) for o in outs])
+    return post_jit(rows)
 
   @jax.jit
   def post_jit(results):  # one compiled contraction instead of eager op-by-op autodiff

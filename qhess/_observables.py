@@ -67,7 +67,8 @@ class Observable:
   """A real linear combination of tensor products of Paulis and Hermitian matrices.
 
   Build observables with `X`, `Y`, `Z`, `I`, `Hermitian`, ``@`` (tensor product on
-  distinct wires), ``+``, ``-`` and multiplication by a real scalar.
+  distinct wires), ``+``, ``-`` and multiplication by a real scalar. Adding the number
+  ``0`` returns the observable unchanged, so ``sum(terms)`` works.
 
   Attributes:
     terms: tuple of ``(coefficient, factors)`` pairs; ``factors`` is a tuple of
@@ -80,6 +81,8 @@ class Observable:
     0.5 * X(0) @ Z(2) - 1.0 * Y(1)
     >>> obs.wires
     (0, 1, 2)
+    >>> sum([qhess.Z(0), 0.5 * qhess.X(1)])
+    Z(0) + 0.5 * X(1)
   """
 
   __array_priority__ = 1000  # so that `np.float64(2.0) * obs` calls __rmul__
@@ -108,9 +111,68 @@ class Observable:
     return Observable(terms)
 
   def __add__(self, other: "Observable") -> "Observable":
+    if _is_zero(other):  # sum(terms) starts from 0
+      return self
     if not isinstance(other, Observable):
       return NotImplemented
     return Observable(self.terms + other.terms)
+
+  def __radd__(self, other) -> "Observable":
+    if _is_zero(other):
+      return self
+    return NotImplemented
+
+  def matrix(self, wire_order: Sequence[int] | None = None) -> jax.Array:
+    """The dense matrix of the observable.
+
+    Args:
+      wire_order: the wires of the matrix, the first being the most significant bit of
+        its index; it must contain `wires`. ``None`` means `wires` (sorted).
+
+    Returns:
+      complex array of shape ``(2**n, 2**n)``, ``n = len(wire_order)`` (complex128 with
+      ``jax_enable_x64``, else complex64); traced if a Hermitian matrix is.
+
+    Raises:
+      ValueError: when ``wire_order`` misses a wire of the observable or repeats one.
+      TypeError: when ``wire_order`` holds non-integers.
+
+    Examples:
+      >>> import qhess
+      >>> print((qhess.Z(0) @ qhess.X(1) + 0.5 * qhess.Z(1)).matrix().real)
+      [[ 0.5  1.   0.   0. ]
+       [ 1.  -0.5  0.   0. ]
+       [ 0.   0.   0.5 -1. ]
+       [ 0.   0.  -1.  -0.5]]
+    """
+    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+    order = self.wires if wire_order is None else _as_wires(wire_order, "matrix")
+    missing = sorted(set(self.wires) - set(order))
+    if missing:
+      raise ValueError(
+          f"`wire_order` must contain every wire of the observable {self.wires}; got "
+          f"{tuple(order)}, missing {tuple(missing)}.")
+    n = len(order)
+    pos = {w: i for i, w in enumerate(order)}
+    cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
+    traced = any(isinstance(f.matrix, jax.core.Tracer) for _, fs in self.terms for f in fs
+                 if isinstance(f, HermitianFactor))
+    xp = jnp if traced else np  # NumPy for concrete matrices: no per-op dispatch
+    total = xp.zeros((2**n, 2**n), cdtype)
+    for coeff, factors in self.terms:
+      # (2,)*2n tensor: row index bits, then column index bits, one per wire of `order`.
+      term = xp.eye(2**n, dtype=cdtype).reshape((2,) * (2 * n))
+      for f in factors:
+        mat = _PAULI_MATRICES[f.char] if isinstance(f, Pauli) else f.matrix
+        k = len(f.wires)
+        mat = xp.asarray(mat, cdtype).reshape((2,) * (2 * k))
+        rows = [pos[w] for w in f.wires]
+        # Factors act on distinct wires, so each applies to the rows of its own wires.
+        term = xp.tensordot(mat, term, axes=(list(range(k, 2 * k)), rows))
+        term = xp.moveaxis(term, list(range(k)), rows)
+      total = total + coeff * term.reshape(2**n, 2**n)
+    return jnp.asarray(total)
 
   def __sub__(self, other: "Observable") -> "Observable":
     if not isinstance(other, Observable):
@@ -134,6 +196,19 @@ class Observable:
       else:
         parts.append(f"{'-' if c < 0 else '+'} {abs(c)} * {word}")
     return " ".join(parts)
+
+
+_PAULI_MATRICES = {
+    "I": np.eye(2),
+    "X": np.array([[0, 1], [1, 0]]),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.diag([1, -1]),
+}
+
+
+def _is_zero(x) -> bool:
+  return (isinstance(x, (numbers.Number, np.number)) and not isinstance(x, bool)
+          and x == 0)
 
 
 def _factor_repr(f) -> str:

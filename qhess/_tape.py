@@ -106,6 +106,10 @@ class Tape:
     consts: tuple of complex arrays: QubitUnitary and Hermitian matrices.
     n_wires: number of qubits.
     returns_tuple: whether the circuit returns a tuple of outputs (else one output).
+    wire_labels: ``None`` (wires are ``0 .. n_wires-1``), or the user's wire labels, one
+      per wire in wire order: wire ``i`` of the operations and measurements is
+      ``wire_labels[i]`` (set by `from_pennylane` for labels such as ``("a", 3)``).
+      Labels are not part of `structure`.
 
   Examples:
     >>> import jax.numpy as jnp, qhess
@@ -128,6 +132,7 @@ class Tape:
   consts: tuple[jax.Array, ...]
   n_wires: int
   returns_tuple: bool
+  wire_labels: tuple[Hashable, ...] | None = None
 
   @property
   def num_params(self) -> int:
@@ -211,6 +216,7 @@ class _Recorder:
     self.operations: list[Operation] = []
     self.params: list[jax.Array] = []
     self.consts: list[jax.Array] = []
+    self.cancelled: set[int] = set()  # indices of Pauli gate calls used as observables
 
   def add_const(self, value) -> int:
     self.consts.append(value)
@@ -275,6 +281,46 @@ def _record(name: str, args: tuple, wires, hyper=None, argnames: tuple[str, ...]
   rec.params.extend(_as_param(a, name, n) for a, n in zip(args, argnames))
   rec.operations.append(
       Operation(name, wires, tuple(range(start, len(rec.params))), hyper))
+  return rec, len(rec.operations) - 1
+
+
+class PauliGate(_observables.Observable):
+  """What `PauliX`, `PauliY` and `PauliZ` return: a gate that can also be an observable.
+
+  Called inside a circuit, ``qhess.PauliZ(0)`` records a Z gate. Used as an observable
+  (``qhess.expval(qhess.PauliZ(0))``, or in ``@``, ``+``, ``*``), the call is taken off
+  the circuit again, as in PennyLane, where ``qml.expval(qml.PauliZ(0))`` measures Z
+  rather than applying it. Outside a circuit the call only builds the observable, so
+  Hamiltonians can be written with the gate names too.
+
+  Examples:
+    >>> import qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x, wires=0)
+    ...   qhess.PauliX(wires=1)  # a gate
+    ...   return qhess.expval(qhess.PauliZ(0) @ qhess.PauliZ(1))  # an observable
+    >>> [op.name for op in f.tape(0.5).operations], round(float(f(0.5)), 4)
+    (['RX', 'PauliX'], -0.8776)
+  """
+
+  def __init__(self, char: str, wire: int, recorder: _Recorder | None = None,
+               index: int | None = None):
+    # Not Observable.__init__: `terms` is a property here.
+    self._terms = ((1.0, (_observables.Pauli(char, wire),)),)
+    self._gate = (recorder, index)
+
+  @property
+  def terms(self) -> tuple:
+    # Every use as an observable reads `terms`: that is when the gate is taken back.
+    recorder, index = self._gate
+    if recorder is not None:
+      recorder.cancelled.add(index)
+      self._gate = (None, None)
+    return self._terms
+
+
+_PAULI_GATES = {"PauliX": "X", "PauliY": "Y", "PauliZ": "Z"}
 
 
 def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
@@ -285,14 +331,22 @@ def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
       *args, wires = args
     if wires is None:
       raise TypeError(f"{name}: missing the `wires` argument.")
+    if name in _PAULI_GATES:
+      return _pauli_gate(name, tuple(args), wires)
     _record(name, tuple(args), wires, argnames=argnames)
+    return None
 
   gate.__name__ = gate.__qualname__ = name
   sig = ", ".join(argnames + ("wires",))
+  pauli_note = f"""
+  Also an observable, as in PennyLane: ``qhess.expval(qhess.{name}(0))`` measures it
+  (the call is then not a gate of the circuit), and outside a circuit the call just
+  builds the observable `{_PAULI_GATES.get(name)}` (see `PauliGate`).
+""" if name in _PAULI_GATES else ""
   gate.__doc__ = f"""{doc}
 
   Call inside a function decorated with `qhess.circuit`: ``qhess.{name}({sig})``.
-
+{pauli_note}
   Args:
 {''.join(f'    {a}: gate argument, a real scalar (float or 0-d array).{chr(10)}' for a in argnames)}    wires: the wire(s) it acts on{' (controls first)' if CATALOGUE[name].controls else ''}.
 
@@ -301,7 +355,24 @@ def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
     ValueError: for a wire outside the circuit, repeated wires or a non-scalar argument.
     TypeError: for the wrong number of arguments.
   """
+  if name in _PAULI_GATES:
+    gate.__doc__ = gate.__doc__.replace(
+        "    RuntimeError: when called outside a circuit.\n", "")
   return gate
+
+
+def _pauli_gate(name: str, args: tuple, wires) -> PauliGate:
+  char = _PAULI_GATES[name]
+  rec = _ACTIVE.get()
+  if rec is None:  # an observable only
+    if args:
+      raise TypeError(f"{name} takes 0 gate argument(s) (); got {len(args)}.")
+    ws = _observables._as_wires(wires, name)
+    if len(ws) != 1:
+      raise ValueError(f"{name} acts on 1 wire(s); got wires={ws}.")
+    return PauliGate(char, ws[0])
+  rec, index = _record(name, args, wires)
+  return PauliGate(char, rec.operations[index].wires[0], rec, index)
 
 
 _GATE_DOCS = {
@@ -480,7 +551,8 @@ def record_parts(fn, n_wires: int, args: tuple, kwargs: dict):
   with jax.ensure_compile_time_eval():  # a constant Hermitian matrix stays concrete
     measurements = tuple(_lower_measurement(m, rec) for m in results)
   params = jnp.stack(rec.params) if rec.params else jnp.zeros((0,), float_dtype())
-  tape = Tape(tuple(rec.operations), measurements, params, tuple(rec.consts), n_wires,
+  operations = tuple(op for i, op in enumerate(rec.operations) if i not in rec.cancelled)
+  tape = Tape(operations, measurements, params, tuple(rec.consts), n_wires,
               returns_tuple)
   return tape, list(rec.params)
 

@@ -10,9 +10,9 @@ def test_api_all_is_pinned():
       "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
       "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
       "Toffoli",
-      "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_qiskit",
-      "hessian", "hessian_experiments", "hessian_tapes", "probs", "to_openqasm", "to_qiskit",
-      "value_grad_and_hessian", "var",
+      "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
+      "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "probs", "to_openqasm",
+      "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
   ]
 
 

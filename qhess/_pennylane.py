@@ -1,0 +1,489 @@
+"""PennyLane in and out: QNodes as qhess circuits, qhess tapes as PennyLane tapes.
+
+`from_pennylane` records a PennyLane quantum function (or QNode, or QuantumScript) into
+a `Circuit`: the function runs under PennyLane's queuing with JAX values flowing through
+it, inside qhess's recording, and each queued operation is replayed as a qhess gate.
+The classical processing in the function thus stays JAX code, and the hybrid chain rule,
+`jax.jit`, `jax.vmap` and `jax.grad` work as for native circuits. `to_pennylane` turns a
+`Tape` (e.g. one of `hessian_tapes`' shifted tapes) into a ``qml.tape.QuantumScript`` for
+any PennyLane device.
+
+PennyLane is an optional dependency (``pip install "qhess[pennylane]"``): it is imported
+inside the functions only, so ``import qhess`` never imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from typing import Callable, Hashable
+
+import jax
+import numpy as np
+
+from qhess import _observables
+from qhess import _tape
+from qhess._circuit import Circuit
+from qhess._tape import Tape
+
+# qhess's catalogue: PennyLane's name -> how to record it. Everything else is decomposed.
+_PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary")
+_CATALOGUE = frozenset(_tape.GATES) | frozenset(_PARAMETRIC_HYPER)
+_MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
+
+
+def _import_pennylane(fname: str):
+  try:
+    import pennylane as qml  # pylint: disable=import-outside-toplevel
+  except ImportError as err:
+    raise ImportError(
+        f"qhess.{fname} needs PennyLane, an optional dependency of qhess: install it with "
+        '`pip install "qhess[pennylane]"`.') from err
+  return qml
+
+
+# ----------------------------------------------------------------------------------- in
+
+
+class _PennyLaneCircuit(Circuit):
+  """A `Circuit` recorded from PennyLane; its tapes carry the wire labels."""
+
+  def __init__(self, fn: Callable, wire_labels: tuple[Hashable, ...]):
+    super().__init__(fn, len(wire_labels))
+    self.wire_labels = wire_labels
+
+  def tape(self, *args, **kwargs) -> Tape:
+    tape = super().tape(*args, **kwargs)
+    return dataclasses.replace(tape, wire_labels=self.wire_labels)
+
+  def __repr__(self) -> str:
+    return (f"<qhess.Circuit {getattr(self.fn, '__name__', '?')} (from PennyLane): "
+            f"wires={list(self.wire_labels)}>")
+
+
+def from_pennylane(qnode_or_function, wires=None) -> Circuit:
+  """A PennyLane QNode, quantum function or QuantumScript as a qhess `Circuit`.
+
+  The function runs with JAX values flowing through it, under PennyLane's queuing and
+  qhess's recording, so its classical processing (``jnp.sin(x[0])``, ``x @ w``) stays
+  JAX code: `hessian` applies the chain rule through it, and the circuit composes with
+  `jax.jit`, `jax.vmap` and `jax.grad` as a native one. Write that processing with
+  ``jax.numpy``, not NumPy or ``pennylane.numpy`` (autograd), which cannot take traced
+  values.
+
+  Operations: every gate of qhess's catalogue (`RX` ... `Toffoli`, `MultiRZ`,
+  `PauliRot`, `QubitUnitary`) maps one to one, with PennyLane's names, wire order and
+  argument conventions; any other operation is replaced by PennyLane's decomposition
+  of it (recursively; ``GlobalPhase`` and ``Identity`` vanish). Measurements: `expval`
+  and `var` of Pauli words, sums (``qml.Hamiltonian``, ``+``), tensor products, scalar
+  products and ``qml.Hermitian`` (other observables through their matrix), and
+  ``qml.probs`` (PennyLane's wire order); a tuple of them gives a tuple of outputs.
+  QNode transforms, shots and interfaces are not used: the circuit is exact.
+
+  Wires: wire ``i`` of the circuit is ``wire_labels[i]``, the ``i``-th label of
+  ``wires`` or of the device's wires (labels such as ``"a"`` or ``7`` are allowed); the
+  first is the most significant bit of ``probs`` indices, as in PennyLane. The mapping
+  is ``circuit.wire_labels`` and ``tape.wire_labels`` of each recorded tape.
+
+  Args:
+    qnode_or_function: a ``qml.QNode`` (its quantum function, on its device's wires),
+      a quantum function (PennyLane gate calls returning measurements), or a
+      ``qml.tape.QuantumScript``: then a circuit of one optional argument ``params``, a
+      float array of shape ``(n_scalars,)`` replacing the script's scalar operation
+      parameters in order (default: the script's own values).
+    wires: the wire labels in order (a sequence), or an int ``n`` for ``0 .. n-1``.
+      ``None``: the QNode's device wires; for a QuantumScript its wires (``0 .. max``
+      when they are non-negative ints, else in order of appearance). Required for a
+      bare function and a QNode on a device without wires.
+
+  Returns:
+    a `Circuit` with the function's signature and outputs (one array, or a tuple when
+    the function returns a tuple or list of measurements), with a ``wire_labels``
+    attribute.
+
+  Raises:
+    ImportError: when PennyLane is not installed.
+    TypeError: for an argument that is not a QNode, callable or QuantumScript, or
+      ``wires`` of the wrong kind. When called: an operation that is neither in the
+      catalogue nor decomposable, a measurement other than expval, var and probs
+      (``qml.state()``, ``qml.sample()``, ...), mid-circuit measurements, a function
+      that converts traced values to NumPy (e.g. ``pennylane.numpy``), or traced
+      observable coefficients.
+    ValueError: for missing, empty or repeated ``wires``; when called: a wire outside
+      them, or broadcast (batched) gate parameters (use `jax.vmap`).
+
+  Examples:
+    >>> import jax.numpy as jnp, numpy as np, pennylane as qml, qhess
+    >>> dev = qml.device("default.qubit", wires=["a", "b"])
+    >>> @qml.qnode(dev)
+    ... def qnode(x):
+    ...   qml.RX(x[0], wires="a")
+    ...   qml.CRY(jnp.sin(x[1]), wires=["a", "b"])
+    ...   return qml.expval(qml.Z("a") @ qml.Z("b"))
+    >>> circuit = qhess.from_pennylane(qnode)
+    >>> x = jnp.array([0.5, 0.2])
+    >>> round(float(circuit(x)), 4), circuit.wire_labels
+    (0.8788, ('a', 'b'))
+    >>> print(np.float64(qhess.hessian(circuit)(x)).round(4))  # chain rule through jnp.sin
+    [[-0.869   0.0464]
+     [ 0.0464  0.0552]]
+  """
+  qml = _import_pennylane("from_pennylane")
+  labels_from_device = None
+  script = None
+  if isinstance(qnode_or_function, qml.tape.QuantumScript):
+    script = qnode_or_function
+    func = _script_function(script, qml)
+  elif isinstance(qnode_or_function, qml.QNode):
+    func = qnode_or_function.func
+    device_wires = qnode_or_function.device.wires
+    labels_from_device = None if device_wires is None else tuple(device_wires.labels)
+  elif callable(qnode_or_function):
+    func = qnode_or_function
+  else:
+    raise TypeError(
+        "`qnode_or_function` of from_pennylane must be a qml.QNode, a quantum function or "
+        f"a qml.tape.QuantumScript; got {type(qnode_or_function).__name__}.")
+
+  if wires is not None:
+    labels = _check_labels(wires)
+  elif labels_from_device:
+    labels = labels_from_device
+  elif script is not None and len(script.wires):
+    script_labels = tuple(script.wires.labels)
+    if all(isinstance(w, numbers.Integral) and w >= 0 for w in script_labels):
+      labels = tuple(range(max(script_labels) + 1))
+    else:
+      labels = script_labels
+  else:
+    what = ("a QNode on a device without wires" if isinstance(qnode_or_function, qml.QNode)
+            else "a QuantumScript without wires" if script is not None
+            else "a quantum function")
+    raise ValueError(
+        f"from_pennylane needs `wires` for {what}: pass wires=n (labels 0..n-1) or the "
+        "wire labels in order, e.g. wires=['a', 'b'].")
+  index = {w: i for i, w in enumerate(labels)}
+
+  @functools.wraps(func)
+  def fn(*args, **kwargs):
+    with qml.queuing.AnnotatedQueue() as queue:
+      try:
+        result = func(*args, **kwargs)
+      except jax.errors.TracerArrayConversionError as err:
+        raise TypeError(
+            f"from_pennylane: the quantum function `{getattr(func, '__name__', func)}` "
+            "converted a traced JAX value to NumPy: its classical processing must be JAX "
+            "code, e.g. jnp.sin(x) rather than pennylane.numpy.sin(x) (autograd) or "
+            "np.sin(x). qhess traces the function with abstract values for its Hessians, "
+            "jax.jit, vmap and grad.") from err
+    recorded = qml.tape.QuantumScript.from_queue(queue)
+    for op in recorded.operations:
+      _apply(op, index, qml, depth=0)
+    returns_tuple = isinstance(result, (tuple, list))
+    measurements = tuple(result) if returns_tuple else (result,)
+    outs = tuple(_measurement(m, index, qml) for m in measurements)
+    return outs if returns_tuple else outs[0]
+
+  if script is not None:
+    fn.__name__ = fn.__qualname__ = "quantum_script"
+  return _PennyLaneCircuit(fn, labels)
+
+
+def _check_labels(wires) -> tuple[Hashable, ...]:
+  if isinstance(wires, (numbers.Integral, np.integer)) and not isinstance(wires, bool):
+    if wires < 1:
+      raise ValueError(f"`wires` of from_pennylane must be positive; got {wires}.")
+    return tuple(range(int(wires)))
+  if isinstance(wires, (str, bytes)) or not hasattr(wires, "__iter__"):
+    raise TypeError(
+        "`wires` of from_pennylane must be an int or a sequence of wire labels; got "
+        f"{wires!r}.")
+  labels = tuple(getattr(wires, "labels", wires))
+  if not labels:
+    raise ValueError("`wires` of from_pennylane must not be empty.")
+  if len(set(labels)) != len(labels):
+    raise ValueError(f"`wires` of from_pennylane must be distinct; got {labels}.")
+  return labels
+
+
+def _script_function(script, qml) -> Callable:
+  """A quantum function of the script's scalar operation parameters (flat)."""
+  slots = [(i, j) for i, op in enumerate(script.operations)
+           for j, d in enumerate(op.data) if np.ndim(d) == 0]
+  defaults = np.array([float(np.real(script.operations[i].data[j])) for i, j in slots],
+                      dtype=np.float64)
+
+  def quantum_script(params=None):
+    if params is None:
+      params = defaults
+    elif np.shape(params) != defaults.shape:
+      raise ValueError(
+          f"`params` of this QuantumScript's circuit must have shape {defaults.shape} "
+          f"(its scalar operation parameters); got {np.shape(params)}.")
+    new_data = [list(op.data) for op in script.operations]
+    for k, (i, j) in enumerate(slots):
+      new_data[i][j] = params[k]
+    for op, data in zip(script.operations, new_data):
+      if op.data:
+        with qml.QueuingManager.stop_recording():  # (construction would queue it too)
+          op = qml.ops.functions.bind_new_parameters(op, data)
+      qml.apply(op)
+    measurements = tuple(script.measurements)
+    return measurements if len(measurements) != 1 else measurements[0]
+
+  return quantum_script
+
+
+def _wires(op, index) -> tuple[int, ...]:
+  out = []
+  for w in op.wires.labels:
+    if w not in index:
+      raise ValueError(
+          f"from_pennylane: wire {w!r} of {op!r} is not among the circuit's wires "
+          f"{tuple(index)}; pass `wires` with every label the function uses.")
+    out.append(index[w])
+  return tuple(out)
+
+
+def _apply(op, index, qml, depth: int) -> None:
+  """Records ``op`` as a qhess gate, or the gates of its decomposition."""
+  name = op.name
+  if isinstance(op, (qml.measurements.MidMeasureMP, qml.ops.Conditional)):
+    raise TypeError(
+        f"from_pennylane: mid-circuit measurements and conditional operations ({name}) "
+        "are not supported; qhess circuits are unitary, measured at the end.")
+  if name in _CATALOGUE:
+    if getattr(op, "batch_size", None) is not None:
+      raise ValueError(
+          f"from_pennylane: {op!r} has broadcast (batched) parameters; qhess takes one "
+          "value per gate argument: jax.vmap the circuit over a batch instead.")
+    wires = _wires(op, index)
+    if name == "PauliRot":
+      _tape.PauliRot(op.data[0], op.hyperparameters["pauli_word"], wires=wires)
+    elif name == "MultiRZ":
+      _tape.MultiRZ(op.data[0], wires=wires)
+    elif name == "QubitUnitary":
+      _tape.QubitUnitary(op.data[0], wires=wires)
+    else:
+      _tape.GATES[name](*op.data, wires=wires)
+    return
+  if not op.has_decomposition or depth >= _MAX_DEPTH:
+    raise TypeError(
+        f"from_pennylane: the operation {name} ({op!r}) is not in qhess's gate catalogue "
+        "and PennyLane has no decomposition of it into gates qhess knows. Supported: "
+        f"{', '.join(sorted(_CATALOGUE))}, and operations that decompose into them.")
+  for sub in op.decomposition():
+    _apply(sub, index, qml, depth + 1)
+
+
+def _measurement(m, index, qml) -> _observables.Measurement:
+  mp = qml.measurements
+  if not isinstance(m, mp.MeasurementProcess):
+    raise TypeError(
+        "from_pennylane: the quantum function must return measurements (qml.expval, "
+        f"qml.var, qml.probs) or a tuple of them; got {m!r} ({type(m).__name__}).")
+  if getattr(m, "mv", None) is not None:
+    raise TypeError(
+        f"from_pennylane: {m!r} measures a mid-circuit measurement value; qhess measures "
+        "observables and probabilities at the end of the circuit only.")
+  if isinstance(m, (mp.ExpectationMP, mp.VarianceMP)) and m.obs is not None:
+    obs = _observable(m.obs, index, qml)
+    return (_observables.expval if isinstance(m, mp.ExpectationMP) else _observables.var)(obs)
+  if isinstance(m, mp.ProbabilityMP) and m.obs is None:
+    if not len(m.wires):
+      return _observables.probs(None)  # all wires, in the circuit's (device's) order
+    return _observables.probs(_wires(m, index))
+  raise TypeError(
+      f"from_pennylane: the measurement {m!r} ({type(m).__name__}) is not supported; "
+      "qhess measures qml.expval and qml.var of observables and qml.probs(wires=...).")
+
+
+def _constant(coeff: float = 1.0) -> _observables.Observable:
+  return _observables.Observable([(coeff, ())])
+
+
+def _observable(obs, index, qml) -> _observables.Observable:
+  """A PennyLane observable as a qhess `Observable`, keeping its term structure."""
+  ops = qml.ops
+  name = obs.name
+  if isinstance(obs, ops.Sum):  # also qml.Hamiltonian (a LinearCombination)
+    return sum(_observable(o, index, qml) for o in obs.operands)
+  if isinstance(obs, ops.SProd):
+    return obs.scalar * _observable(obs.base, index, qml)
+  if isinstance(obs, ops.Prod):
+    factors = [_observable(o, index, qml) for o in obs.operands]
+    wire_sets = [set(f.wires) for f in factors]
+    if sum(len(s) for s in wire_sets) == len(set().union(*wire_sets)):
+      return functools.reduce(lambda a, b: a @ b, factors)
+    # factors sharing wires (Z(0) @ X(0)): through the Pauli algebra, else densely
+    if obs.pauli_rep is not None:
+      return _from_pauli_sentence(obs.pauli_rep, index, obs)
+    return _dense(obs, index, qml)
+  if name in ("PauliX", "PauliY", "PauliZ"):
+    (w,) = _wires(obs, index)
+    return {"PauliX": _observables.X, "PauliY": _observables.Y,
+            "PauliZ": _observables.Z}[name](w)
+  if name == "Identity":
+    wires = _wires(obs, index)
+    return _observables.I(wires[0]) if len(wires) == 1 else _constant()
+  if name == "Hermitian":
+    return _observables.Hermitian(obs.data[0], wires=_wires(obs, index))
+  if obs.pauli_rep is not None:
+    return _from_pauli_sentence(obs.pauli_rep, index, obs)
+  if obs.has_matrix:
+    return _dense(obs, index, qml)
+  raise TypeError(
+      f"from_pennylane: the observable {obs!r} ({name}) has neither a Pauli "
+      "representation nor a matrix; qhess measures Pauli words, their sums and products, "
+      "and Hermitian matrices.")
+
+
+def _from_pauli_sentence(sentence, index, obs) -> _observables.Observable:
+  total = _constant(0.0) if not sentence else 0
+  for word, coeff in sentence.items():
+    term = _constant(1.0)
+    for w, char in word.items():
+      if w not in index:
+        raise ValueError(
+            f"from_pennylane: wire {w!r} of {obs!r} is not among the circuit's wires "
+            f"{tuple(index)}.")
+      term = term @ getattr(_observables, char)(index[w])
+    total = total + coeff * term
+  return total
+
+
+def _dense(obs, index, qml) -> _observables.Observable:
+  matrix = qml.matrix(obs, wire_order=obs.wires)
+  return _observables.Hermitian(matrix, wires=_wires(obs, index))
+
+
+# ---------------------------------------------------------------------------------- out
+
+
+def to_pennylane(tape: Tape, *, shots=None):
+  """A qhess `Tape` as a PennyLane ``qml.tape.QuantumScript``.
+
+  The script has the same operations (PennyLane's names, wires and arguments) and
+  measurements, so that any PennyLane device runs it. With the tapes of `hessian_tapes`,
+  ``post([r for r in qml.execute([qhess.to_pennylane(t) for t in tapes], dev)])`` is the
+  Hessian on device ``dev`` (``post`` takes PennyLane's result types as they come).
+  A raw ``<O²>`` measurement of those tapes (the second moment of a ``var``) becomes
+  ``qml.expval`` of ``O²``: for Pauli words a sum of Pauli words (``O`` squared in the
+  Pauli algebra), otherwise ``qml.Hermitian`` of the squared matrix.
+
+  Wires are ``tape.wire_labels`` (``0 .. n_wires-1`` when ``None``). Only the gate
+  arguments are trainable parameters (``script.trainable_params``), so PennyLane's
+  gradient transforms differentiate what ``qhess.hessian(..., hybrid=False)`` does.
+  ``from_pennylane(to_pennylane(tape))`` records the same tape (structure and values)
+  when its wires all occur in it and it returns a tuple exactly when it has several
+  measurements, as PennyLane's tapes do.
+
+  Args:
+    tape: a `Tape`, e.g. ``circuit.tape(x)`` or one of `hessian_tapes`' tapes.
+    shots: ``None`` (analytic), an int or a shot vector (a tuple of ints): the
+      script's ``shots``, which PennyLane devices use when executing it.
+
+  Returns:
+    a ``qml.tape.QuantumScript``.
+
+  Raises:
+    ImportError: when PennyLane is not installed.
+    TypeError: when ``tape`` is not a `Tape`.
+
+  Examples:
+    >>> import jax.numpy as jnp, pennylane as qml, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CRY(x[1], wires=(0, 1))
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+    >>> tapes, post = qhess.hessian_tapes(f.tape(jnp.array([0.5, 0.2])))
+    >>> scripts = [qhess.to_pennylane(t) for t in tapes]
+    >>> len(scripts), [op.name for op in scripts[0].operations], scripts[0].measurements
+    (13, ['RX', 'CRY'], [expval(Z(0) @ Z(1))])
+    >>> print(post(qml.execute(scripts, qml.device("default.qubit"))).round(6))
+    [[-0.868836  0.047624]
+     [ 0.047624  0.059989]]
+  """
+  qml = _import_pennylane("to_pennylane")
+  if not isinstance(tape, Tape):
+    raise TypeError(f"`tape` of to_pennylane must be a qhess.Tape; got {type(tape).__name__}.")
+  labels = tape.wire_labels if tape.wire_labels is not None else tuple(range(tape.n_wires))
+  concrete = not isinstance(tape.params, jax.core.Tracer)
+  params = np.asarray(tape.params, dtype=np.float64) if concrete else tape.params
+  consts = [c if isinstance(c, jax.core.Tracer) else np.asarray(c) for c in tape.consts]
+
+  with qml.QueuingManager.stop_recording():  # also when called inside a QNode
+    ops, trainable = [], []
+    for op in tape.operations:
+      args = [float(params[i]) if concrete else params[i] for i in op.param_index]
+      wires = [labels[w] for w in op.wires]
+      if op.name == "PauliRot":
+        ops.append(qml.PauliRot(args[0], op.hyper, wires=wires))
+      elif op.name == "QubitUnitary":
+        ops.append(qml.QubitUnitary(consts[op.hyper], wires=wires))
+      else:
+        ops.append(getattr(qml, op.name)(*args, wires=wires))
+      start = sum(len(o.data) for o in ops[:-1])
+      if op.name != "QubitUnitary":
+        trainable.extend(range(start, start + len(args)))
+    measurements = [_pl_measurement(m, consts, labels, qml) for m in tape.measurements]
+    script = qml.tape.QuantumScript(ops, measurements, shots=shots)
+  script.trainable_params = trainable
+  return script
+
+
+def _pl_factor(f, consts, labels, qml):
+  if f[0] == "H":
+    return qml.Hermitian(consts[f[2]], wires=[labels[w] for w in f[1]])
+  return {"X": qml.X, "Y": qml.Y, "Z": qml.Z}[f[0]](labels[f[1]])
+
+
+def _pl_observable(terms, consts, labels, qml):
+  ops = []
+  for _, factors in terms:
+    pl = [_pl_factor(f, consts, labels, qml) for f in factors]
+    ops.append(qml.Identity(labels[0]) if not pl else pl[0] if len(pl) == 1
+               else qml.prod(*pl))
+  coeffs = [c for c, _ in terms]
+  if len(ops) == 1:
+    return ops[0] if coeffs[0] == 1.0 else qml.s_prod(coeffs[0], ops[0])
+  return qml.Hamiltonian(coeffs, ops)
+
+
+def _pl_square(terms, consts, labels, qml):
+  """``O²`` of an observable's terms: a Pauli sum, or a Hermitian matrix."""
+  if all(f[0] != "H" for _, fs in terms for f in fs):
+    pauli = qml.pauli
+    sentence = pauli.PauliSentence()
+    for c, fs in terms:
+      word = pauli.PauliWord({labels[w]: char for char, w in fs})
+      sentence[word] = sentence.get(word, 0.0) + c
+    square = sentence @ sentence
+    square.simplify()
+    coeffs, ops = [], []
+    for word, c in square.items():
+      coeffs.append(float(np.real(c)))
+      ops.append(word.operation() if len(word) else qml.Identity(labels[0]))
+    if not ops:  # O = 0
+      return qml.s_prod(0.0, qml.Identity(labels[0]))
+    return qml.Hamiltonian(coeffs, ops)
+  # With Hermitian factors: the squared matrix on the observable's wires.
+  obs = _observables.Observable(
+      (c, tuple(_observables.HermitianFactor(consts[f[2]], f[1]) if f[0] == "H"
+                else _observables.Pauli(f[0], f[1]) for f in fs)) for c, fs in terms)
+  wires = obs.wires
+  m = obs.matrix(wire_order=wires)
+  return qml.Hermitian(np.asarray(m @ m) if not isinstance(m, jax.core.Tracer) else m @ m,
+                       wires=[labels[w] for w in wires])
+
+
+def _pl_measurement(m, consts, labels, qml):
+  if m.kind == "probs":
+    return qml.probs(wires=[labels[w] for w in m.wires])
+  if m.kind == "expval_sq":
+    return qml.expval(_pl_square(m.terms, consts, labels, qml))
+  obs = _pl_observable(m.terms, consts, labels, qml)
+  return qml.expval(obs) if m.kind == "expval" else qml.var(obs)
+
