@@ -74,11 +74,16 @@ class _View:
 
 
 def _slice(x, view: _View, axes: Sequence[int], bits: Sequence[int]):
-  """The block of ``x`` with axis ``axes[i]`` fixed to ``bits[i]`` (kept, length 1)."""
-  index = [slice(None)] * view.ndim
+  """The block of ``x`` with axis ``axes[i]`` fixed to ``bits[i]`` (kept, length 1).
+
+  The kernel is written in ``lax`` primitives: it traces thousands of them per circuit,
+  and ``jnp``'s wrappers (indexing, operators, ``real``) cost several times more to
+  trace than the primitive each emits.
+  """
+  start, limit = [0] * view.ndim, list(x.shape)
   for a, b in zip(axes, bits):
-    index[a] = slice(b, b + 1)
-  return x[tuple(index)]
+    start[a], limit[a] = b, b + 1
+  return jax.lax.slice(x, start, limit)
 
 
 def _assemble(blocks, axes: Sequence[int]):
@@ -86,7 +91,7 @@ def _assemble(blocks, axes: Sequence[int]):
   def rec(prefix):
     if len(prefix) == len(axes):
       return blocks[prefix]
-    return jnp.concatenate([rec(prefix + (0,)), rec(prefix + (1,))], axis=axes[len(prefix)])
+    return jax.lax.concatenate([rec(prefix + (0,)), rec(prefix + (1,))], axes[len(prefix)])
   return rec(())
 
 
@@ -97,18 +102,21 @@ def _cmul(c, x):
   the same program (a gate's phase or matrix entry) 10-20x more slowly than the same
   product spelled out on real and imaginary parts (measured: ten batched RZ passes at 10
   wires, 0.63 s against 0.044 s). A NumPy constant with a zero real or imaginary part
-  costs one real product per part.
+  costs one real product per part. ``c`` is a scalar or broadcasts against ``x`` (size-1
+  axes of the same rank).
   """
-  xr, xi = jnp.real(x), jnp.imag(x)
+  lax = jax.lax
+  xr, xi = lax.real(x), lax.imag(x)
   if isinstance(c, (np.generic, np.ndarray)):
     cr, ci = np.real(c).astype(xr.dtype), np.imag(c).astype(xr.dtype)
     if not np.any(ci):
-      return jax.lax.complex(cr * xr, cr * xi)
+      return lax.complex(lax.mul(xr, cr), lax.mul(xi, cr))
     if not np.any(cr):
-      return jax.lax.complex(-ci * xi, ci * xr)
+      return lax.complex(lax.neg(lax.mul(xi, ci)), lax.mul(xr, ci))
   else:
-    cr, ci = jnp.real(c), jnp.imag(c)
-  return jax.lax.complex(cr * xr - ci * xi, cr * xi + ci * xr)
+    cr, ci = lax.real(c), lax.imag(c)
+  return lax.complex(lax.sub(lax.mul(xr, cr), lax.mul(xi, ci)),
+                     lax.add(lax.mul(xi, cr), lax.mul(xr, ci)))
 
 
 def _combine(coeffs, xs):
@@ -118,10 +126,10 @@ def _combine(coeffs, xs):
     if isinstance(c, np.generic):
       if c == 0:
         continue
-      term = x if c == 1 else (-x if c == -1 else _cmul(c, x))
+      term = x if c == 1 else (jax.lax.neg(x) if c == -1 else _cmul(c, x))
     else:
       term = _cmul(c, x)
-    out = term if out is None else out + term
+    out = term if out is None else jax.lax.add(out, term)
   return jnp.zeros_like(xs[0]) if out is None else out
 
 
@@ -140,14 +148,15 @@ def _matrix_on(x, matrix, wires: Sequence[int], view: _View):
     mt = jnp.reshape(jnp.asarray(matrix, x.dtype), (2,) * (2 * k))
     out = jnp.tensordot(mt, x, axes=(list(range(k, 2 * k)), axes))
     return jnp.moveaxis(out, list(range(k)), axes)
+  d = 2**k
   if isinstance(matrix, np.ndarray):
-    matrix = matrix.astype(x.dtype)  # a NumPy scalar must not promote complex64
-  else:
-    matrix = jnp.asarray(matrix, x.dtype)
+    entries = list(matrix.astype(x.dtype).reshape(-1))  # NumPy scalars must not promote
+  else:                                                  # complex64
+    flat = jax.lax.reshape(jnp.asarray(matrix, x.dtype), (d * d,))
+    entries = [jax.lax.squeeze(jax.lax.slice(flat, (i,), (i + 1,)), (0,)) for i in range(d * d)]
   all_bits = list(itertools.product((0, 1), repeat=k))
   xs = [_slice(x, view, axes, bits) for bits in all_bits]
-  blocks = {out: _combine([matrix[r, c] for c in range(2**k)], xs)
-            for r, out in enumerate(all_bits)}
+  blocks = {out: _combine(entries[r * d:(r + 1) * d], xs) for r, out in enumerate(all_bits)}
   return _assemble(blocks, axes)
 
 
