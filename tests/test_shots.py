@@ -156,13 +156,21 @@ def test_shot_budget_beats_uniform_at_equal_total():
   # CRY has frequencies {1/2, 1}: its four-term rules have coefficients of very
   # different sizes, and RX's have others; Neyman allocation exploits that.
   circuit, x = CASES["expval_cry"]
-  total = 13 * 2000
-  summed = {}
-  for strategy in ("uniform", "neyman"):
-    fn = qhess.hessian(circuit, shots=qhess.ShotBudget(total, strategy=strategy))
-    summed[strategy] = float(jnp.sum(jnp.var(_over_keys(fn, x), axis=0, ddof=1)))
+  n_circuits, per_circuit = 13, 1000
+  # A uniform budget gives every circuit total / 13 = 1000 shots ...
+  uniform, _ = qhess.hessian_experiments(
+      circuit, shots=qhess.ShotBudget(n_circuits * per_circuit, strategy="uniform"))(x)
+  assert [e.shots for e in uniform] == [per_circuit] * n_circuits
+  # ... so its Hessians are distributed as those of shots=1000 (the calibration test's
+  # samples over the same 200 keys; one compilation fewer).
+  summed = {"uniform": float(jnp.sum(jnp.var(_sampled("expval_cry")[0], axis=0, ddof=1)))}
+  fn = qhess.hessian(circuit, shots=qhess.ShotBudget(n_circuits * per_circuit))
+  summed["neyman"] = float(jnp.sum(jnp.var(_over_keys(fn, x), axis=0, ddof=1)))
   ratio = summed["neyman"] / summed["uniform"]
   print(f"ShotBudget neyman/uniform summed variance: {ratio:.3f}")
+  # Expected: sum_t(σ_t ‖c_t‖)² / (13 sum_t σ_t² ‖c_t‖²) = 0.745 (notebooks/shots.ipynb);
+  # each summed variance over 200 keys has a relative error of about sqrt(2 / 199) = 10 %
+  # (as before this shared the uniform run; these keys give 0.81).
   assert ratio < 0.85, ratio
 
 
@@ -272,19 +280,17 @@ def test_bad_budget_key_and_options():
     noncommuting.sample(10, KEYS[0])(x)
 
 
-@qhess.circuit(wires=3)
+@qhess.circuit(wires=2)
 def _layers(x):
-  # Four parameters (two gates on wire 0, before and after the others) give shared
-  # prefixes at several depths; two measurement groups (expval, probs) on three wires.
+  # Gates on wire 0 before and after the entangler give shared prefixes at several
+  # depths; two measurement groups for the expval and a third for probs.
   qhess.RY(x[0], wires=0)
   qhess.CRX(x[1], wires=(0, 1))
-  qhess.RX(x[2], wires=2)
-  qhess.CNOT(wires=(1, 2))
-  qhess.RY(x[3], wires=0)
-  return qhess.expval(qhess.Z(0) @ qhess.X(2) + 0.5 * qhess.Y(1)), qhess.probs(wires=(2, 0))
+  qhess.RY(x[2], wires=0)
+  return qhess.expval(qhess.Z(0) @ qhess.X(1) + 0.5 * qhess.Y(1)), qhess.probs(wires=(1, 0))
 
 
-_LAYERS_X = jnp.linspace(0.2, 1.4, 4)
+_LAYERS_X = jnp.array([0.2, 0.7, 1.1])
 
 
 @functools.cache
