@@ -37,14 +37,15 @@ def _run_quick(script: str, out: pathlib.Path, *args: str) -> dict:
 
 def test_bench_run_quick(tmp_path):
   out = tmp_path / "x.json"
-  data = _run_quick("run.py", out, "--cases", "4x1")  # one case of --quick's two
+  # One case, smaller than --quick's two (4x1, 6x1): 2 wires, 4 parameters.
+  data = _run_quick("run.py", out, "--cases", "2x1")
   assert {"meta", "cases"} <= data.keys()
   meta = data["meta"]
   for key in ("device", "jax_version", "dtype", "cpu_count", "loadavg_start", "qhess",
               "methods"):
     assert key in meta, key
   assert meta["dtype"] == "float64"
-  assert [c["n_qubits"] for c in data["cases"]] == [4]
+  assert [c["n_qubits"] for c in data["cases"]] == [2]
   for case in data["cases"]:
     for key in ("n_qubits", "layers", "n_params", "n_gates", "loadavg", "methods"):
       assert key in case, key
@@ -65,8 +66,10 @@ def test_bench_run_quick(tmp_path):
 
 
 def test_bench_kernel_quick(tmp_path):
-  rows = _run_quick("kernel.py", tmp_path / "k.json", "--sizes", "4", "8")["rows"]
-  assert [r["n_qubits"] for r in rows] == [4, 8]
+  # Two sizes (one worker each), the smallest, one layer.
+  rows = _run_quick("kernel.py", tmp_path / "k.json", "--sizes", "2", "3", "--layers", "1")["rows"]
+  assert [r["n_qubits"] for r in rows] == [2, 3]
+  assert all(r["layers"] == 1 for r in rows)
   for r in rows:
     assert r["status"] == "ok", r["status"]
     # The ansatz's passes after fusion: one per wire and layer (see bench/kernel.py).

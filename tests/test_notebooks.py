@@ -3,8 +3,9 @@
 The kernel is this interpreter (a kernelspec written to a temporary folder, so neither a
 missing nor a stale user-level "python3" kernelspec matters), with the repository root on
 its path, the notebook's folder as working directory and matplotlib's Agg backend.
-``QHESS_FAST_NOTEBOOKS=1`` asks the notebooks for their fast mode (fewer shot levels in
-shots.ipynb: each is a compilation), and the kernel inherits conftest.py's
+``QHESS_FAST_NOTEBOOKS=1`` asks the notebooks for their fast mode (one shot level instead
+of four in shots.ipynb: each is a compilation; fewer shots in hardware.ipynb), and the
+kernel inherits conftest.py's
 ``JAX_DISABLE_MOST_OPTIMIZATIONS``.
 """
 

@@ -36,34 +36,32 @@ def pauli_sum(x):
 
 
 @qhess.circuit(wires=2)
-def probs(x):
-  qhess.RY(x[0], wires=0)
-  qhess.CRY(x[1], wires=(0, 1))
-  return qhess.probs(wires=(1, 0))
-
-
-@qhess.circuit(wires=2)
 def rot(x):
   qhess.Rot(x[0], x[1], x[2], wires=0)
   qhess.CNOT(wires=(0, 1))
   qhess.RY(x[1] * x[2], wires=1)  # non-linear pre-processing: the chain rule's grad terms
-  return qhess.expval(qhess.X(0) @ qhess.Z(1))
+  # A Pauli sum in three measurement groups.
+  return qhess.expval(qhess.X(0) @ qhess.Z(1) + 0.5 * qhess.X(0) + qhess.Z(0) @ qhess.Z(1)
+                      - 0.3 * qhess.Y(1))
 
 
 _HERM = np.array([[1.0, 0.5 - 0.2j], [0.5 + 0.2j, -0.4]])
 
 
 @qhess.circuit(wires=2)
-def hermitian(x):
-  qhess.RX(x[0], wires=0)
+def probs_hermitian(x):
+  # Two outputs in one circuit (one compilation): probabilities in reversed wire order
+  # and a Hermitian, measured in its own eigenbasis (a second measurement group).
+  qhess.RY(x[0], wires=0)
   qhess.CRY(x[1], wires=(0, 1))
-  return qhess.expval(qhess.Hermitian(_HERM, wires=1))
+  qhess.RX(0.4, wires=1)  # a complex reduced state: the Hermitian's imaginary part counts
+  return qhess.probs(wires=(1, 0)), qhess.expval(qhess.Hermitian(_HERM, wires=1))
 
 
 CASES = {
     "expval_cry": (zz, jnp.array([0.5, 0.2])),
     "pauli_sum": (pauli_sum, jnp.array([0.4, -0.7])),
-    "probs": (probs, jnp.array([0.9, 1.3])),
+    "probs_hermitian": (probs_hermitian, jnp.array([0.9, 1.3])),
     "rot": (rot, jnp.array([0.3, -0.6, 1.1])),
 }
 
@@ -80,20 +78,20 @@ def _sampled(name):
   return _over_keys(qhess.hessian(circuit, shots=1000, return_stderr=True), x)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# rot's sampled Hessian is checked in test_value_grad_and_hessian_shots_unbiased (the
+# same estimator, `_shots.estimate`, with the same assertions), pauli_sum's with a budget.
+@pytest.mark.parametrize("name", ["expval_cry", "probs_hermitian"])
 def test_hessian_shots_unbiased_and_stderr_calibrated(name):
   circuit, x = CASES[name]
-  _check_unbiased_and_calibrated(circuit, x, *_sampled(name))
-
-
-def test_hessian_shots_hermitian_unbiased_and_stderr_calibrated():
-  x = jnp.array([0.8, 0.4])
-  _check_unbiased_and_calibrated(
-      hermitian, x, *_over_keys(qhess.hessian(hermitian, shots=1000, return_stderr=True), x))
-
-
-def _check_unbiased_and_calibrated(circuit, x, got, err):
+  got, err = _sampled(name)
   expected = qhess.hessian(circuit)(x)
+  leaves = [jax.tree.leaves(t) for t in (expected, got, err)]
+  assert len(set(map(len, leaves))) == 1
+  for e, g, s in zip(*leaves):
+    _check_unbiased_and_calibrated(e, g, s)
+
+
+def _check_unbiased_and_calibrated(expected, got, err):
   spread = jnp.std(got, axis=0, ddof=1)
   # Unbiased: the mean over keys is within 4 standard errors of the mean.
   assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected)
@@ -108,39 +106,37 @@ def _check_unbiased_and_calibrated(circuit, x, got, err):
 
 
 def test_value_grad_and_hessian_shots_unbiased():
-  circuit, x = CASES["pauli_sum"]
-  (v, g, h), (ev, eg, eh) = _over_keys(
-      qhess.value_grad_and_hessian(circuit, shots=1000, return_stderr=True), x)
-  for got, err, expected in zip((v, g, h), (ev, eg, eh),
-                                qhess.value_grad_and_hessian(circuit)(x)):
-    spread = jnp.std(got, axis=0, ddof=1)
-    assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected)
-                   <= 4 * spread / np.sqrt(N_KEYS) + 1e-12)
-    assert jnp.all(jnp.abs(jnp.mean(err, axis=0) / spread - 1) < 0.2)
+  # Value, gradient and Hessian of rot: Rot, non-linear pre-processing, a Pauli sum.
+  circuit, x = CASES["rot"]
+  got, err = _over_keys(qhess.value_grad_and_hessian(circuit, shots=1000, return_stderr=True),
+                        x)
+  expected = qhess.value_grad_and_hessian(circuit)(x)
+  assert len(got) == len(err) == len(expected) == 3
+  for e, g, s in zip(expected, got, err):
+    _check_unbiased_and_calibrated(e, g, s)
 
 
 def test_hessian_shots_same_key_same_numbers_under_jit_and_vmap():
   circuit, x = CASES["expval_cry"]
   fn = qhess.hessian(circuit, shots=1000, return_stderr=True)
   batched = _sampled("expval_cry")  # vmapped over KEYS (the calibration test's)
-  jitted = jax.jit(lambda k: fn(x, key=k))
+  # jit and batch_size in one compilation: batch_size changes the chunking, not the
+  # numbers, and neither does an outer jit.
+  jitted = jax.jit(lambda k: qhess.hessian(circuit, shots=1000, return_stderr=True,
+                                           batch_size=3)(x, key=k))
   # Equal counts; vmap may only reorder floating-point sums.
   for i in range(2):
     row = jax.tree.map(lambda b: b[i], batched)
     chex.assert_trees_all_close(fn(x, key=KEYS[i]), row, rtol=1e-12, atol=1e-14)
     chex.assert_trees_all_close(jitted(KEYS[i]), row, rtol=1e-12, atol=1e-14)
   assert not np.array_equal(np.asarray(batched[0][0]), np.asarray(batched[0][1]))
-  # batch_size changes the chunking, not the numbers.
-  chunked = qhess.hessian(circuit, shots=1000, return_stderr=True, batch_size=3)(
-      x, key=KEYS[0])
-  chex.assert_trees_all_close(chunked, jax.tree.map(lambda b: b[0], batched),
-                              rtol=1e-12, atol=1e-14)
 
 
 def test_hessian_shot_vector_shapes_reproducible_independent():
   # Over all keys at once (one compilation): per partition a (N_KEYS, 2, 2) Hessian.
   circuit, x = CASES["expval_cry"]
-  fn = qhess.hessian(circuit, shots=(100, 1000, 10000), return_stderr=True)
+  # 10**9 shots: multinomial counts by binomial splitting, as cheap as 100.
+  fn = qhess.hessian(circuit, shots=(100, 10_000, 10**9), return_stderr=True)
   hs, errs = _over_keys(fn, x)
   assert isinstance(hs, tuple) and len(hs) == 3 and len(errs) == 3
   assert all(h.shape == (N_KEYS, 2, 2) for h in hs)
@@ -148,7 +144,9 @@ def test_hessian_shot_vector_shapes_reproducible_independent():
   for a, b in zip(hs, again):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Errors shrink like 1/sqrt(N) (first key).
-  np.testing.assert_allclose(errs[0][0] / errs[2][0], 10.0, rtol=0.3)
+  np.testing.assert_allclose(errs[0][0] / errs[1][0], 10.0, rtol=0.3)
+  np.testing.assert_allclose(errs[1][0] / errs[2][0], np.sqrt(1e5), rtol=0.3)
+  np.testing.assert_allclose(hs[2][0], qhess.hessian(circuit)(x), atol=1e-3)
   # Partitions are independent: no correlation over keys.
   for i, j in [(0, 1), (1, 2)]:
     corr = np.corrcoef(np.asarray(hs[i][:, 0, 0]), np.asarray(hs[j][:, 0, 0]))[0, 1]
@@ -159,13 +157,21 @@ def test_shot_budget_beats_uniform_at_equal_total():
   # CRY has frequencies {1/2, 1}: its four-term rules have coefficients of very
   # different sizes, and RX's have others; Neyman allocation exploits that.
   circuit, x = CASES["expval_cry"]
-  total = 13 * 2000
-  summed = {}
-  for strategy in ("uniform", "neyman"):
-    fn = qhess.hessian(circuit, shots=qhess.ShotBudget(total, strategy=strategy))
-    summed[strategy] = float(jnp.sum(jnp.var(_over_keys(fn, x), axis=0, ddof=1)))
+  n_circuits, per_circuit = 13, 1000
+  # A uniform budget gives every circuit total / 13 = 1000 shots ...
+  uniform, _ = qhess.hessian_experiments(
+      circuit, shots=qhess.ShotBudget(n_circuits * per_circuit, strategy="uniform"))(x)
+  assert [e.shots for e in uniform] == [per_circuit] * n_circuits
+  # ... so its Hessians are distributed as those of shots=1000 (the calibration test's
+  # samples over the same 200 keys; one compilation fewer).
+  summed = {"uniform": float(jnp.sum(jnp.var(_sampled("expval_cry")[0], axis=0, ddof=1)))}
+  fn = qhess.hessian(circuit, shots=qhess.ShotBudget(n_circuits * per_circuit))
+  summed["neyman"] = float(jnp.sum(jnp.var(_over_keys(fn, x), axis=0, ddof=1)))
   ratio = summed["neyman"] / summed["uniform"]
   print(f"ShotBudget neyman/uniform summed variance: {ratio:.3f}")
+  # Expected: sum_t(σ_t ‖c_t‖)² / (13 sum_t σ_t² ‖c_t‖²) = 0.745 (notebooks/shots.ipynb);
+  # each summed variance over 200 keys has a relative error of about sqrt(2 / 199) = 10 %
+  # (as before this shared the uniform run; these keys give 0.81).
   assert ratio < 0.85, ratio
 
 
@@ -207,13 +213,6 @@ def test_sample_execute_and_var():
   assert len(out) == 2 and len(out[0]) == 2 and out[0][1][2].shape == (4,)
   again = qhess.execute(tapes, shots=(10, 100), key=KEYS[0])
   np.testing.assert_array_equal(np.asarray(out[1][0][0]), np.asarray(again[1][0][0]))
-
-
-def test_sample_cost_independent_of_shots():
-  # Multinomial counts by binomial splitting: a billion shots is as cheap as ten.
-  circuit, x = CASES["expval_cry"]
-  h = qhess.hessian(circuit, shots=10**9)(x, key=KEYS[0])
-  np.testing.assert_allclose(h, qhess.hessian(circuit)(x), atol=1e-3)
 
 
 def test_shots_default_off_diagonal_rule_is_product():
@@ -282,26 +281,34 @@ def test_bad_budget_key_and_options():
     noncommuting.sample(10, KEYS[0])(x)
 
 
-@qhess.circuit(wires=3)
+@qhess.circuit(wires=2)
 def _layers(x):
-  for k in range(2):
-    qhess.RY(x[3 * k], wires=0)
-    qhess.CRX(x[3 * k + 1], wires=(0, 1))
-    qhess.RX(x[3 * k + 2], wires=2)
-    qhess.CNOT(wires=(1, 2))
-  return qhess.expval(qhess.Z(0) @ qhess.X(2) + 0.5 * qhess.Y(1)), qhess.probs(wires=(2, 0))
+  # Gates on wire 0 before and after the entangler give shared prefixes at several
+  # depths; two measurement groups for the expval and a third for probs.
+  qhess.RY(x[0], wires=0)
+  qhess.CRX(x[1], wires=(0, 1))
+  qhess.RY(x[2], wires=0)
+  return qhess.expval(qhess.Z(0) @ qhess.X(1) + 0.5 * qhess.Y(1)), qhess.probs(wires=(1, 0))
+
+
+_LAYERS_X = jnp.array([0.2, 0.7, 1.1])
+
+
+@functools.cache
+def _layers_exact():
+  return qhess.hessian(_layers)(_LAYERS_X)
 
 
 @pytest.mark.parametrize("shots", [200, qhess.ShotBudget(total=50_000)])
 def test_shared_and_independent_sampling_draw_the_same_counts(shots):
   # Prefix sharing changes how the final states are computed, not which circuit gets
   # which key and shot count: the draws, hence the sampled Hessians, are the same.
-  x = jnp.linspace(0.2, 1.4, 6)
+  x = _LAYERS_X
   key = jax.random.key(3)
   shared = qhess.hessian(_layers, shots=shots, evaluation="shared")(x, key=key)
   indep = qhess.hessian(_layers, shots=shots, evaluation="independent")(x, key=key)
   chex.assert_trees_all_close(shared, indep, rtol=0, atol=1e-12)
-  exact = qhess.hessian(_layers)(x)
+  exact = _layers_exact()
   assert not np.allclose(shared[0], exact[0], atol=1e-6)  # it is sampled
   assert np.max(np.abs(shared[0] - exact[0])) < 1.0
 
