@@ -837,7 +837,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
     >>> print(qhess.hessian(f)(x).round(6))
     [[-0.868836  0.047624]
      [ 0.047624  0.059989]]
-    >>> bool(jnp.allclose(qhess.hessian(f)(x), jax.hessian(f)(x), atol=1e-6))
+    >>> bool(jnp.allclose(qhess.hessian(f)(x), jax.jit(jax.hessian(f))(x), atol=1e-6))
     True
     >>> h, err = qhess.hessian(f, shots=10_000, return_stderr=True)(x, key=jax.random.key(0))
     >>> bool(jnp.all(jnp.abs(h - qhess.hessian(f)(x)) < 5 * err + 1e-9))

@@ -235,10 +235,11 @@ def _ad_scalar(v):
 # The kernel is an ordinary JAX function, so jax.grad/jax.hessian go through it: the oracle
 # the parameter-shift Hessian is checked against elsewhere. Finite differences (one vmapped
 # call over all points) check that oracle here; with h = 1e-4 their error is about 1e-8.
-@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
-def test_circuit_grad_matches_finite_differences(transform):
+# Jitted (one compile; eager it is dozens): an eager jax.grad of a circuit is checked in
+# test_circuit_grad_of_dict_params, and both evaluate the same jaxpr.
+def test_circuit_grad_matches_finite_differences():
   x = ref.flat_params(AD_OPS)
-  got = transform(jax.grad(_ad_scalar))(jnp.asarray(x))
+  got = jax.jit(jax.grad(_ad_scalar))(jnp.asarray(x))
   (e_grad, _), (var_grad, _), (probs_grad, _) = _central_fd(AD_CIRCUIT, x, h=1e-4)
   expected = e_grad + var_grad + _AD_WEIGHTS @ probs_grad
   assert got.shape == x.shape

@@ -25,6 +25,7 @@ from _dense import Case, Dense
 from _dense import jit_hessian as _jax_hessian
 from _dense import make_case as _case
 from _dense import placeholder_op as _op
+from qhess import _hessian as _hessian_module
 from qhess import _statevector
 
 TRANSFORMS = [lambda f: f, jax.jit]
@@ -44,6 +45,23 @@ def _x64(fn):
     finally:
       jax.config.update("jax_enable_x64", previous)
   return wrapped
+
+
+@pytest.fixture(autouse=True)
+def always_share():
+  """Overrides conftest.py's fixture of that name: here the cost model picks the
+  evaluation, which for these tiny circuits is the independent one (it compiles about
+  three times faster). Tests that also check the prefix-shared evaluation request
+  `share`: both evaluations side by side (classical tail, layers), and the shared one
+  under vmap, in float32, with masks and with the value and gradient; every gate,
+  family, off-diagonal rule and batch size under both is in test_evaluation.py."""
+
+
+@pytest.fixture
+def share(monkeypatch):
+  """Shared evaluation whenever it is asked for (conftest.py's `always_share`)."""
+  monkeypatch.setattr(_hessian_module, "_MIN_SHARED_SAVING", -np.inf)
+  monkeypatch.setattr(_hessian_module, "_MIN_SHARED_WORK", -np.inf)
 
 
 def _numpy(tree):
@@ -208,7 +226,7 @@ def test_example_batch_size():
     chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
 
 
-def test_example_vmap_equals_loop(rng):
+def test_example_vmap_equals_loop(rng, share):
   xs = jnp.asarray(rng.uniform(-np.pi, np.pi, size=(4, 2)))
   got = jax.vmap(qhess.hessian(EXAMPLE))(xs)
   expected = jnp.stack([qhess.hessian(EXAMPLE)(x) for x in xs])
@@ -288,9 +306,11 @@ def _random_case(group: int):
   ops = ref.random_circuit(rng, N_WIRES, n_extra=0, gates=GATE_GROUPS[group])
   case = _case(ops, N_WIRES, _random_specs(group, rng))
   x = ref.flat_params(ops)
-  chex.assert_trees_all_close(_numpy(case.oracle(jnp.asarray(x))), case.dense.reference(x),
-                              rtol=0, atol=1e-12)
-  return case, x, _numpy(_jax_hessian(case.oracle)(jnp.asarray(x)))
+  # One compile for the value and the Hessian.
+  value, hess = _numpy(jax.jit(lambda v: (case.oracle(v), jax.hessian(case.oracle)(v)))(
+      jnp.asarray(x)))
+  chex.assert_trees_all_close(value, case.dense.reference(x), rtol=0, atol=1e-12)
+  return case, x, hess
 
 
 def test_gate_groups_cover_every_gate():
@@ -330,7 +350,7 @@ def test_hessian_random_circuit_tapes():
   chex.assert_trees_all_close(jax.jit(post)(qhess.execute(tapes)), expected, **TOL)
 
 
-def test_hessian_random_circuit_float32(float32):
+def test_hessian_random_circuit_float32(float32, share):
   case, x, expected = _random_case(1)
   got = qhess.hessian(case.circuit)(jnp.asarray(x))
   assert all(g.dtype == jnp.float32 for g in got)
@@ -353,7 +373,7 @@ def _classical_tail_case():
 
 
 @pytest.mark.parametrize("evaluation", ["shared", "independent"])
-def test_hessian_with_classical_tail(evaluation):
+def test_hessian_with_classical_tail(evaluation, share):
   # A final run of permutation and diagonal gates is folded into the probabilities
   # (`_statevector.split_tail`) when every output is a function of them.
   case, x, expected = _classical_tail_case()
@@ -382,7 +402,7 @@ def _layered_case():
 
 
 @pytest.mark.parametrize("evaluation", ["shared", "independent"])
-def test_hessian_of_a_layered_circuit(evaluation):
+def test_hessian_of_a_layered_circuit(evaluation, share):
   # Eight identical layers run as a lax.scan (`_statevector.repeated_blocks`); the shared
   # evaluation scans the layers after each point's starting boundary.
   case, x, expected = _layered_case()
@@ -491,22 +511,23 @@ P_NL = 5
 def _nl_expected():
   x = jnp.asarray(np.asarray(X_NL))
   theta = _nl_processing(x)
-  chex.assert_trees_all_close(_numpy(NL.oracle(x)), NL.dense.reference(np.asarray(theta)),
+  expected = _numpy(_nl_derivatives(x, theta))
+  chex.assert_trees_all_close(expected["value"], NL.dense.reference(np.asarray(theta)),
                               rtol=0, atol=1e-12)
-  return _numpy(dict(
-      value=NL.oracle(x), g_jac=jax.jacobian(_nl_processing)(x),
-      g_hess=jax.hessian(_nl_processing)(x), **_nl_derivatives(x, theta)))
+  return expected
 
 
-@jax.jit  # one compile for all four
+@jax.jit  # one compile for all seven (eager, each is dozens)
 def _nl_derivatives(x, theta):
-  return dict(jac=jax.jacobian(NL.oracle)(x), hess=jax.hessian(NL.oracle)(x),
+  return dict(value=NL.oracle(x), g_jac=jax.jacobian(_nl_processing)(x),
+              g_hess=jax.hessian(_nl_processing)(x),
+              jac=jax.jacobian(NL.oracle)(x), hess=jax.hessian(NL.oracle)(x),
               theta_jac=jax.jacobian(NL.dense)(theta), theta_hess=jax.hessian(NL.dense)(theta))
 
 
-@pytest.mark.parametrize("transform", TRANSFORMS, ids=TRANSFORM_IDS)
-def test_hessian_nonlinear_processing_and_var(transform):
-  got = transform(qhess.hessian(NL.circuit))(X_NL)
+def test_hessian_nonlinear_processing_and_var():
+  # Under jax.jit in test_value_grad_and_hessian (the same circuit and Hessian).
+  got = qhess.hessian(NL.circuit)(X_NL)
   chex.assert_trees_all_close(got, _nl_expected()["hess"], **TOL)
 
 
@@ -534,7 +555,7 @@ def test_value_grad_and_hessian(transform):
   chex.assert_trees_all_close(hess, expected["hess"], **TOL)
 
 
-def test_value_grad_and_hessian_gate_level():
+def test_value_grad_and_hessian_gate_level(share):
   expected = _nl_expected()
   value, grad, hess = qhess.value_grad_and_hessian(NL.circuit, hybrid=False)(X_NL)
   chex.assert_trees_all_close(value, expected["value"], rtol=0, atol=1e-12)
@@ -620,7 +641,7 @@ def test_gate_argnum_hybrid(gate_argnum):
 
 
 @pytest.mark.parametrize("gate_argnum", GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
-def test_gate_argnum_gate_level(gate_argnum):
+def test_gate_argnum_gate_level(gate_argnum, share):
   mask = _mask_of(gate_argnum)
   got = qhess.hessian(NL.circuit, hybrid=False, gate_argnum=gate_argnum)(X_NL)
   expected = _nl_expected()["theta_hess"]
