@@ -369,14 +369,16 @@ def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | 
   return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
 
 
-def _check_memory(tape: Tape, plan: ShiftPlan, opts: _Options, schedule: Schedule | None,
-                  what: str) -> None:
-  """`_circuit.check_memory` for the plan's points, chunked as the kernel will run them."""
+def _checked_batch_size(tape: Tape, plan: ShiftPlan, opts: _Options,
+                        schedule: Schedule | None, what: str) -> int:
+  """The kernel's chunk size (``batch_size`` or the default for the tape's width), after
+  `_circuit.check_memory` of the plan's points chunked that way."""
+  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   _circuit.check_memory(
-      tape.n_wires, plan.n_points, tape.params.dtype,
-      batch_size=opts.batch_size or _statevector.default_batch_size(tape.n_wires),
+      tape.n_wires, plan.n_points, tape.params.dtype, batch_size=batch_size,
       devices=opts.devices, extra_states=0 if schedule is None else schedule.n_parents + 1,
       what=what)
+  return batch_size
 
 
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
@@ -387,10 +389,9 @@ def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
   Raises:
     ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
   """
-  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   dtype = np.dtype(tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
-  _check_memory(tape, plan, opts, schedule, what)
+  batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
   if schedule is not None:
     return lambda sampler: _statevector.sample_points_shared(
         _statevector.kernel_key(tape), tape.params, schedule, tape.consts, sampler,
@@ -412,9 +413,8 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
-  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
   schedule = _shared_schedule(tape, plan, opts)
-  _check_memory(tape, plan, opts, schedule, what)
+  batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
   if schedule is not None:
     return _statevector.run_points_shared(
         _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
