@@ -10,10 +10,11 @@ applies it:
 - ``"permutation"``: bit flips with phases (X, Y, SWAP);
 - ``"dense"``: an explicit matrix.
 
-The last three are applied as small matrices whose output blocks are scalar combinations
-of blocks of the state (`gate_matrix`; a constant matrix such as a bit flip becomes
-plain copies): XLA's reverse op, the natural way to flip bits, compiles pathologically
-slowly inside long batched gate chains.
+A Pauli rotation is the state plus its bit-flipped copy times a constant phase pattern,
+two scaled copies whatever its width. The last two are applied as small matrices whose
+output blocks are scalar combinations of blocks of the state (`gate_matrix`; a constant
+matrix such as a bit flip becomes plain copies): XLA's reverse op, the natural way to
+flip bits, compiles pathologically slowly inside long batched gate chains.
 
 Each gate argument also carries its frequency spectrum ``{l * base : l = 1..count}``
 (the differences of the generator's eigenvalues), which `_shift_rules.py` turns into

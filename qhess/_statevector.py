@@ -14,11 +14,18 @@ rank-≤7 expressions fast; a rank-n tensor with one axis per qubit compiles slo
 - diagonal gates multiply by a phase array broadcast over the other axes;
 - controlled gates pass the blocks with some control bit 0 through unchanged and apply
   the base gate to the block where all controls are 1, then concatenate the blocks;
+- Pauli rotations ``exp(-i θ/2 P)`` (RX, IsingXX/YY, PauliRot of any width) are
+  ``cos(θ/2)`` times the state plus ``sin(θ/2)`` times its copy with the X/Y wires'
+  bits flipped and a constant phase pattern applied: two scaled copies per amplitude;
 - every other gate on k ≤ 3 wires (rotations, bit flips, SWAP, dense matrices) builds
   each of its ``2**k`` output blocks as a scalar combination of the input blocks and
   concatenates them; with a constant matrix (a bit flip, SWAP, CNOT's X) zero terms
   vanish and unit ones are plain copies, so such gates are pure data movement. Larger
   gates use tensordot.
+
+Expectation values of Z words are one weighted sum of the probabilities; Pauli words
+with X or Y letters are grouped by the wires they flip, and each group is one sum of
+the state's blocks against their mirror blocks (`_flip_expval`), with no ``P ψ`` built.
 
 A barrier after each pass keeps XLA from fusing chains of gates into one loop (see
 `_barrier`), so each pass reads and writes the state once. `evolve` makes fewer passes
@@ -176,6 +183,62 @@ def _static_matrix(name: str, hyper):
     return np.asarray(gate_matrix(name, (), hyper))
 
 
+# Output bit b of P x on a wire with letter P reads input bit b ^ flip with factor
+# _PAULI_PHASE[P][b]: X|1-b>, Y: -i (b = 0) and +i (b = 1), Z: (-1)**b.
+_PAULI_PHASE = {"X": (1, 1), "Y": (-1j, 1j), "Z": (1, -1)}
+
+
+def _pauli_rotation_on(x, theta, word: str, wires: Sequence[int], view: _View):
+  """``exp(-i θ/2 P) x = cos(θ/2) x - i sin(θ/2) P x`` for the Pauli word ``P`` on ``wires``.
+
+  ``P x`` is ``x`` with the bits of the X and Y wires flipped (block copies) times a
+  constant phase pattern over the Y and Z wires, so the gate costs two scaled copies of
+  the state whatever its width, where its ``2**k × 2**k`` matrix would combine ``2**k``
+  blocks per output block (a dense contraction beyond three wires). The pattern's entries
+  are all real or all imaginary (``i`` to the number of Y letters, times signs), which
+  `_cmul` turns into one real product per part.
+  """
+  letters = [(w, p) for w, p in zip(wires, word) if p != "I"]
+  phased = [(w, p) for w, p in letters if p in "YZ"]
+  if phased:
+    table = np.ones((2,) * len(phased), dtype=complex)
+    for i, (_, p) in enumerate(phased):
+      shape = [1] * len(phased)
+      shape[i] = 2
+      table = table * np.reshape(np.asarray(_PAULI_PHASE[p]), shape)
+    order = np.argsort([view.axis[w] for w, _ in phased])
+    # The -i of -i sin(θ/2) P folded in; broadcast shape over the view's axes.
+    pattern = np.reshape(np.transpose(-1j * table, order).astype(x.dtype),
+                         view.bcast([w for w, _ in phased]))
+  else:
+    pattern = np.full([1] * view.ndim, -1j, dtype=x.dtype)
+  lax = jax.lax
+  real = np.finfo(x.dtype).dtype
+  c = lax.convert_element_type(jnp.cos(theta / 2), real)
+  s = lax.convert_element_type(jnp.sin(theta / 2), real)
+
+  def block(xb, fb, pat):  # c xb + s (pat fb), in real arithmetic
+    pat = pat.reshape(()) if pat.size == 1 else pat
+    moved = _cmul(pat[()] if pat.ndim == 0 else pat, fb)
+    return lax.complex(lax.add(lax.mul(lax.real(xb), c), lax.mul(lax.real(moved), s)),
+                       lax.add(lax.mul(lax.imag(xb), c), lax.mul(lax.imag(moved), s)))
+
+  flip_axes = [view.axis[w] for w, p in letters if p in "XY"]
+  if not flip_axes:
+    return block(x, x, pattern)
+  # Output block ``bits`` (the flipped wires fixed) reads input block ``1 - bits``.
+  blocks = {}
+  for bits in itertools.product((0, 1), repeat=len(flip_axes)):
+    index = [slice(None)] * view.ndim
+    for a, b in zip(flip_axes, bits):
+      if pattern.shape[a] == 2:
+        index[a] = slice(b, b + 1)
+    blocks[bits] = block(_slice(x, view, flip_axes, bits),
+                         _slice(x, view, flip_axes, tuple(1 - b for b in bits)),
+                         pattern[tuple(index)])
+  return _assemble(blocks, flip_axes)
+
+
 def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _View):
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
@@ -189,6 +252,8 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
   if spec.kind == "diagonal":
     diag = spec.diagonal(*params, hyper).astype(x.dtype)
     return _cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
+  if spec.kind == "pauli":
+    return _pauli_rotation_on(x, params[0], spec.pauli(hyper), wires, view)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
   if name == "QubitUnitary":
@@ -466,10 +531,52 @@ def _expval(psi, probs, terms, consts, n, tail=()):
     for m, wires in reversed(_permutations(tail)):  # z ← |P|ᵀ z, last gate first
       z = apply_matrix(z, m.T.astype(z.dtype), wires, n)
     value = jnp.sum(probs * z)
+  words = {}  # the Pauli words with X or Y letters, by the wires they flip
   for c, fs in terms:
-    if not all(f[0] == "Z" for f in fs):
+    if all(f[0] == "Z" for f in fs):
+      continue
+    if all(f[0] in _PAULI_PHASE for f in fs):  # Pauli words (on distinct wires)
+      words.setdefault(tuple(sorted(f[1] for f in fs if f[0] in "XY")), []).append((c, fs))
+    else:
       value = value + c * jnp.real(jnp.vdot(psi, _apply_term(psi, fs, consts, n)))
+  for flips, group in words.items():
+    value = value + _flip_expval(psi, flips, group, n)
   return value
+
+
+def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
+  """``Σ_t c_t <ψ|P_t|ψ>`` for Pauli words ``P_t`` that all flip the bits of ``flips``.
+
+  ``(P ψ)_b = phase(b) ψ_{b ⊕ flips}`` with a constant phase pattern over the Y and Z
+  wires, so the words sharing their flipped wires (XX and YY on one bond) sum into one
+  pattern, and ``<ψ|P|ψ>`` is a sum over the blocks of ``ψ`` (the flipped wires fixed) of
+  each block against its mirror block: one read of the state per group, no ``P ψ``.
+  """
+  wires = sorted({f[1] for _, fs in words for f in fs})
+  view = _View(wires, n)
+  pattern = np.zeros(view.bcast(wires), dtype=complex)
+  for c, fs in words:
+    term = np.full(view.bcast(wires), c, dtype=complex)
+    for p, w in fs:
+      term = term * np.reshape(np.asarray(_PAULI_PHASE[p], dtype=complex), view.bcast([w]))
+    pattern = pattern + term
+  pattern = pattern.astype(psi.dtype)
+  x = jnp.reshape(psi, view.shape)
+  axes = [view.axis[w] for w in flips]
+  lax = jax.lax
+  total = None
+  for bits in itertools.product((0, 1), repeat=len(axes)):
+    index = [slice(None)] * view.ndim
+    for a, b in zip(axes, bits):
+      index[a] = slice(b, b + 1)
+    a_blk = _slice(x, view, axes, bits)
+    moved = _cmul(pattern[tuple(index)], _slice(x, view, axes, tuple(1 - b for b in bits)))
+    # Re(conj(a) · moved)
+    prod = lax.add(lax.mul(lax.real(a_blk), lax.real(moved)),
+                   lax.mul(lax.imag(a_blk), lax.imag(moved)))
+    part = jnp.sum(prod)
+    total = part if total is None else lax.add(total, part)
+  return total
 
 
 def measure(psi, measurement, consts, n: int, tail=()):

@@ -157,6 +157,12 @@ def test_observables_match_reference(rng):
   for kind in ref.OBSERVABLE_KINDS:
     expvals += [ref.random_observable(rng, n, kind) for _ in range(2)]
     variances += [ref.random_observable(rng, n, kind) for _ in range(2)]
+  # Words flipping the same wires are summed into one phase pattern by the kernel: XX,
+  # YY, XY and YX on a bond (real and imaginary patterns mixed), with Z letters riding
+  # along.
+  bond = [("prod", (("P", a, 2), ("P", b, 0))) for a in "XY" for b in "XY"]
+  expvals.append(("sum", tuple((0.3 + 0.2 * i, o) for i, o in enumerate(bond))
+                  + ((-0.7, ("prod", (("P", "Y", 0), ("P", "Z", 3), ("P", "X", 2)))),)))
   probs_wires = [tuple(range(n)), _unsorted_subset(rng, n)]
   _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64=True)
 
