@@ -167,7 +167,7 @@ def _check_order(small: float, large: float, small_name: str, large_name: str,
 # ----------------------------------------------------------------- flat views
 
 
-def _flat_hess(hess, params, sizes: list[int], n: int, name: str) -> jax.Array:
+def _flat_hess(hess, sizes: list[int], n: int, name: str) -> jax.Array:
   """``hess`` (as `jax.hessian` lays it out for ``params``) as a ``(n, n)`` matrix."""
   leaves = jax.tree_util.tree_leaves(hess)
   n_leaves = len(sizes)
@@ -201,7 +201,7 @@ def _flat_inputs(params, value, grad, hess, stderr, dtype, fname: str):
         f"{fname}: `grad` must be laid out as `params` (leaf sizes {sizes}); got leaf "
         f"sizes {[int(np.size(leaf)) for leaf in g_leaves]}.")
   g = ravel_pytree(grad)[0] if g_leaves else jnp.zeros((0,), x.dtype)
-  h = _flat_hess(hess, params, sizes, n, "hess")
+  h = _flat_hess(hess, sizes, n, "hess")
   se_f = jnp.zeros((), dtype)
   se_h = jnp.zeros((), dtype)
   if stderr is not None:
@@ -216,7 +216,7 @@ def _flat_inputs(params, value, grad, hess, stderr, dtype, fname: str):
           f"{fname}: `stderr[0]` (the value's standard error) must be a scalar; got shape "
           f"{np.shape(stderr[0])}.")
     se_f = jnp.asarray(stderr[0], dtype)
-    se_h = jnp.linalg.norm(_flat_hess(stderr[2], params, sizes, n, "stderr[2]")).astype(dtype)
+    se_h = jnp.linalg.norm(_flat_hess(stderr[2], sizes, n, "stderr[2]")).astype(dtype)
   return (x.astype(dtype), jnp.asarray(value, dtype), g.astype(dtype), h.astype(dtype),
           se_f, se_h, unravel)
 
@@ -383,8 +383,8 @@ def _make(fname: str, mode: str, *, damping: float, min_damping: float = 0.0,
 def newton(damping: float = 0.0) -> Optimizer:
   """Plain Newton steps ``δ = -(H + λ I)⁻¹ g`` with a fixed damping ``λ``, no safeguard.
 
-  Every point is accepted. On a quadratic form with ``λ = 0`` one step reaches the
-  stationary point, and near any non-degenerate stationary point (minimum, saddle or
+  Every point is accepted (``stderr``, if given, is not used). On a quadratic form with
+  ``λ = 0`` one step reaches the stationary point, and near any non-degenerate stationary point (minimum, saddle or
   maximum) the iteration converges to it quadratically. Directions with ``H + λ I``
   singular (an eigenvalue within rounding of 0) get no step (a pseudo-inverse).
 
