@@ -384,8 +384,9 @@ def newton(damping: float = 0.0) -> Optimizer:
   """Plain Newton steps ``δ = -(H + λ I)⁻¹ g`` with a fixed damping ``λ``, no safeguard.
 
   Every point is accepted (``stderr``, if given, is not used). On a quadratic form with
-  ``λ = 0`` one step reaches the stationary point, and near any non-degenerate stationary point (minimum, saddle or
-  maximum) the iteration converges to it quadratically. Directions with ``H + λ I``
+  ``λ = 0`` one step reaches the stationary point, and near any non-degenerate
+  stationary point (minimum, saddle or maximum) the iteration converges to it
+  quadratically. Directions with ``H + λ I``
   singular (an eigenvalue within rounding of 0) get no step (a pseudo-inverse).
 
   Args:
@@ -439,14 +440,14 @@ def damped_newton(damping: float = 0.1, *, min_damping: float = 1e-12,
   The step is ``δ = -(H + σ I + λ I)⁻¹ g`` with ``σ = 2 max(0, -λ_min(H))`` (the shift
   that makes ``H`` positive definite, its most negative eigenvalue turned into its
   magnitude, so every step descends the quadratic model ``m(δ) = gᵀδ + ½ δᵀHδ`` and
-  none is huge along negative curvature; near a minimum ``σ = 0``). The next call compares the actual
-  decrease at the candidate with the predicted ``-m(δ)``: the candidate is accepted when
-  ``actual > accept_ratio · predicted`` (a step that increases the objective never is),
-  and the damping follows Nielsen's rule (Madsen, Nielsen & Tingleff 2004, eq. 3.16): on
-  acceptance ``λ ← λ · max(1/3, 1 - (2ρ - 1)³)`` with ``ρ = actual/predicted``, on
-  rejection ``λ ← λ · ν`` with ``ν`` doubling on every consecutive rejection. ``λ``
-  stays within ``[min_damping, max_damping]``, and with ``stderr`` it is at least the
-  Hessian's standard error (see the module docs).
+  none is huge along negative curvature; near a minimum ``σ = 0``). The next call
+  compares the actual decrease at the candidate with the predicted ``-m(δ)``: the
+  candidate is accepted when ``actual > accept_ratio · predicted`` (a step that
+  increases the objective never is), and the damping follows Nielsen's rule (Madsen,
+  Nielsen & Tingleff 2004, eq. 3.16): on acceptance ``λ ← λ · max(1/3, 1 - (2ρ - 1)³)``
+  with ``ρ = actual/predicted``, on rejection ``λ ← λ · ν`` with ``ν`` doubling on every
+  consecutive rejection. ``λ`` stays within ``[min_damping, max_damping]``, and with
+  ``stderr`` it is at least the Hessian's standard error (see the module docs).
 
   Args:
     damping: the initial ``λ > 0``.
