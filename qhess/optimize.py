@@ -598,8 +598,9 @@ def accepted_params(state: NewtonState, params):
     >>> import jax.numpy as jnp, qhess
     >>> opt = qhess.optimize.damped_newton()
     >>> state = opt.init({"a": jnp.zeros(2)})
-    >>> qhess.optimize.accepted_params(state, {"a": jnp.ones(2)})
-    {'a': Array([0., 0.], dtype=float64)}
+    >>> best = qhess.optimize.accepted_params(state, {"a": jnp.ones(2)})
+    >>> {k: v.tolist() for k, v in best.items()}
+    {'a': [0.0, 0.0]}
   """
   x, unravel = ravel_pytree(params)
   if x.shape[-1:] != state.params.shape[-1:] or x.ndim != 1:
