@@ -28,6 +28,7 @@ from qhess._qiskit import from_qiskit as from_qiskit
 from qhess._qiskit import to_qiskit as to_qiskit
 from qhess._shift_rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
 from qhess._shots import ShotBudget as ShotBudget
+from qhess import optimize as optimize
 from qhess._tape import GATES as _GATES
 from qhess._tape import MultiRZ as MultiRZ
 from qhess._tape import PauliRot as PauliRot
@@ -68,6 +69,6 @@ __all__ = [
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
     "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
-    "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "probs", "to_openqasm",
+    "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs", "to_openqasm",
     "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
 ]

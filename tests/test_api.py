@@ -11,7 +11,8 @@ def test_api_all_is_pinned():
       "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
       "Toffoli",
       "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
-      "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "probs", "to_openqasm",
+      "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs",
+      "to_openqasm",
       "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
   ]
 
