@@ -106,27 +106,93 @@ def gate_tangents(psi, op, params, consts, n: int):
 
 def _overlaps(lam, tangents):
   """``2 Re <λ_r|t_a>``: float array ``(n_lam, n_args)``, in real arithmetic."""
-  re = jnp.real(lam) @ jnp.real(tangents).T
-  im = jnp.imag(lam) @ jnp.imag(tangents).T
-  return 2 * (re + im)
+  # Elementwise products and a sum, not a dot: XLA's CPU dot of a (1, N) by (N, 1)
+  # block, batched over the points, is many times slower than the fused reduction.
+  lam, tangents = lam[:, None], tangents[None]
+  prod = (jax.lax.real(lam) * jax.lax.real(tangents)
+          + jax.lax.imag(lam) * jax.lax.imag(tangents))
+  return 2 * jnp.sum(prod, axis=-1)
 
 
-def _backward_op(states, op, params, consts, n: int, grad: bool):
-  """One gate of the backward pass.
+def _blocks(ops) -> list[tuple]:
+  """The backward pass's fusion of a run of gates, in forward order: each block is one
+  multi-qubit gate, or the run of single-qubit gates on one wire between two gates that
+  touch it (as `_statevector._evolve_fused` gathers them: gates on other wires commute)."""
+  blocks, pending = [], {}
+  for op in ops:
+    if len(op.wires) == 1:
+      pending.setdefault(op.wires[0], []).append(op)
+      continue
+    for w in op.wires:
+      if w in pending:
+        blocks.append(tuple(pending.pop(w)))
+    blocks.append((op,))
+  return blocks + [tuple(pending.pop(w)) for w in sorted(pending)]
+
+
+def _op_matrix(op, params, consts):
+  if op.name == "QubitUnitary":
+    return consts[op.hyper]
+  matrix = sv._static_matrix(op.name, op.hyper)
+  return gate_matrix(op.name, params, op.hyper) if matrix is None else jnp.asarray(matrix)
+
+
+def _block_matrix(block, pvec, consts):
+  """The matrix of a run of single-qubit gates (or of one gate) as a function of its
+  arguments ``pvec`` (the block's arguments in order): complex ``(2**k, 2**k)``."""
+  matrix, k = None, 0
+  for op in block:
+    m = len(op.param_index)
+    u = _op_matrix(op, [pvec[k + a] for a in range(m)], consts)
+    k += m
+    matrix = u if matrix is None else u @ matrix
+  return matrix
+
+
+def _block_grad(prev_psi, lam, block, params, consts, n: int):
+  """``2 Re <λ|∂B/∂θ_a|ψ>`` for the block's arguments: float ``(n_lam, n_args)``.
+
+  One tangent state ``∂B/∂θ_a ψ`` per argument, each fused by XLA into the full,
+  contiguous reduction with the λ's (measured: reductions over slices of the state,
+  ``Σ_rest conj(λ[i, rest]) ψ[j, rest]``, are several times slower on CPU).
+  """
+  if len(block) == 1:  # one gate: the tangent of its own fast path
+    return _overlaps(lam, gate_tangents(prev_psi, block[0], params[0], consts, n))
+  pvec = jnp.stack([p for ps in params for p in ps])
+  dm = jax.jacfwd(lambda v: _block_matrix(block, v, consts))(pvec)  # (2, 2, n_args)
+  wires = block[0].wires
+  tangents = jnp.stack([sv.apply_matrix(prev_psi, dm[:, :, a].astype(prev_psi.dtype), wires, n)
+                        for a in range(dm.shape[2])])
+  return _overlaps(lam, tangents)
+
+
+def _backward_block(states, block, params, consts, n: int, grad: bool):
+  """One block of the backward pass.
 
   Args:
-    states: complex array ``(1 + n_lam, 2**n)``: ψ_k then the adjoint states λ_k.
-    grad: whether to accumulate this gate's derivatives.
+    states: complex array ``(1 + n_lam, 2**n)``: ψ then the adjoint states λ after the
+      block.
+    block: a tuple of operations (`_blocks`).
+    params: per operation, the sequence of its argument scalars.
+    grad: whether to compute this block's derivatives.
 
   Returns:
-    ``(states_{k-1}, g)`` with ``g`` float ``(n_lam, n_args)`` (``None`` without grad).
+    ``(states before the block, g)`` with ``g`` float ``(n_lam, n_args)`` (``None``
+    without grad), ``n_args`` the block's arguments in order.
   """
-  psi_prev = sv._barrier(apply_inverse(states[0], op, params, consts, n))
-  g = None
-  if grad:
-    g = _overlaps(states[1:], sv._barrier(gate_tangents(psi_prev, op, params, consts, n)))
-  lam_prev = jax.vmap(lambda s: apply_inverse(s, op, params, consts, n))(states[1:])
-  return sv._barrier(jnp.concatenate([psi_prev[None], lam_prev])), g
+  if len(block) == 1:  # one gate: its own fast path (diagonal, controlled, ...)
+    def inverse(s):
+      return apply_inverse(s, block[0], params[0], consts, n)
+  else:  # a run on one wire: one 2×2 pass
+    pvec = [p for ps in params for p in ps]
+    dagger = _dagger(_block_matrix(block, pvec, consts))
+
+    def inverse(s):
+      return sv.apply_matrix(s, dagger.astype(s.dtype), block[0].wires, n)
+  # ψ and the λ's are un-computed in one pass over the stacked states.
+  prev = sv._barrier(jax.vmap(inverse)(states))
+  g = _block_grad(prev[0], states[1:], block, params, consts, n) if grad else None
+  return prev, g
 
 
 # ------------------------------------------------------------------ one circuit
@@ -154,12 +220,14 @@ def _segments(operations):
 def _backward_run(states, ops, params, consts, n: int, need: frozenset):
   """Backward over a run of gates; ``(states, [(param_index, g (n_lam, k))])``."""
   cols = []
-  for op in reversed(ops):
-    grad = any(k in need for k in op.param_index)
-    states, g = _backward_op(states, op, [params[k] for k in op.param_index], consts, n,
-                             grad)
+  for block in reversed(_blocks(ops)):
+    index = tuple(k for op in block for k in op.param_index)
+    grad = any(k in need for k in index)
+    states, g = _backward_block(
+        states, block, [[params[k] for k in op.param_index] for op in block], consts, n,
+        grad)
     if grad:
-      cols.append((op.param_index, g))
+      cols.append((index, g))
   return states, cols
 
 
@@ -199,7 +267,8 @@ def _adjoint_jacobian(key, theta, consts, need: frozenset):
 
     states, gs = jax.lax.scan(body, states, jnp.asarray(seg_index), reverse=True)
     if wanted:  # gs: (repeats, n_raw, k); its columns are the block's local `order`
-      local_order = [k for op in reversed(seg) for k in op.param_index]
+      local_order = [k for block in reversed(_blocks(seg)) for op in block
+                     for k in op.param_index]
       cols = seg_index[:, local_order]  # (repeats, k), global indices
       index.extend(cols.reshape(-1).tolist())
       values.append(jnp.reshape(jnp.moveaxis(gs, 0, 1), (n_raw, -1)))
