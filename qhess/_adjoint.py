@@ -316,7 +316,10 @@ def jacobian(key, theta, consts, need: Sequence[int] | None = None, *, mode: str
     n_raw = sum(m.raw_size for m in key[1])
     mode = "forward" if use_forward(n_raw, len(need)) else "adjoint"
   fn = _forward_jacobian if mode == "forward" else _adjoint_jacobian
-  return fn(key, theta, tuple(consts), need)
+  value, jac = fn(key, theta, tuple(consts), need)
+  if len(need) < theta.shape[0]:  # a scanned block computes all of its columns
+    jac = jnp.where(np.isin(np.arange(theta.shape[0]), sorted(need)), jac, 0)
+  return value, jac
 
 
 # ------------------------------------------------------------------ the batch of rows
