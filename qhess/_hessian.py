@@ -838,6 +838,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       less than 10% of the gate applications of independent evaluation, or fewer than
       ``2**24`` amplitude updates (saved gate applications × ``2**n_wires``: then a
       call takes milliseconds either way and independent evaluation compiles faster).
+      ``"adjoint"`` (exact mode only) shifts one index and differentiates the other:
+      row i is the first-order shift rule of argument i (2R_i circuits) applied to
+      the gradients of the shifted circuits, each computed by the adjoint method
+      (`qhess._adjoint`; memory independent of the depth), then symmetrised. It
+      rejects ``shots`` and custom shift options (``diagonal_shifts``,
+      ``off_diagonal_shifts``, ``off_diagonal_rule``) with a ``ValueError``.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
       measured that many times), a tuple of ints (a shot vector: the samples are split
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total
