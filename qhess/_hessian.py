@@ -34,6 +34,7 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
+from qhess import _adjoint
 from qhess import _circuit
 from qhess import _statevector
 from qhess._circuit import Circuit
@@ -294,9 +295,21 @@ class _Options:
               f"`devices` must be distinct; got {d} {devices.count(d)} times among "
               f"{len(devices)} devices (the shifted circuits are sharded over them).")
     self.devices = devices
-    if evaluation not in ("shared", "independent"):
+    if evaluation not in ("shared", "independent", "adjoint"):
       raise ValueError(
-          f'`evaluation` must be "shared" or "independent"; got {evaluation!r}.')
+          '`evaluation` must be "shared", "independent" or "adjoint"; got '
+          f"{evaluation!r}.")
+    if evaluation == "adjoint":
+      custom = [(name, value) for name, value in (
+          ("diagonal_shifts", diagonal_shifts), ("off_diagonal_shifts", off_diagonal_shifts),
+          ("off_diagonal_rule", off_diagonal_rule)) if value is not None]
+      if custom:
+        name, value = custom[0]
+        raise ValueError(
+            f'`{name}` chooses shift rules for second derivatives, but evaluation='
+            '"adjoint" shifts each argument once, by its default first-order rule, and '
+            f"differentiates exactly along the other; got {name}={value!r}. Leave it "
+            "None, or use another evaluation.")
     self.evaluation = evaluation
 
   def rule(self, default: str) -> str:
@@ -490,15 +503,13 @@ def _check_circuit(circuit, fname: str) -> Circuit:
   return circuit
 
 
-def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
-                    want: str, args, kwargs, *, sampled: bool,
-                    fname: str) -> tuple[Tape, ShiftPlan, Callable]:
-  """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
-  ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
+def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs, *,
+           fname: str):
+  """``(tape, depends, need_value, need_grad, chain)``: what every evaluation needs.
 
-  Shared by `hessian`, `value_grad_and_hessian` and ``qhess.hessian_experiments``
-  (hardware), so that measured counts go through exactly the simulated path's
-  estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
+  ``depends`` (bool ``(P,)``) marks the gate arguments that depend on the differentiated
+  inputs; ``chain(value, grad, hess)`` maps R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R
+  ``(n_raw, P, P)`` at θ to the outputs through the chain rule (`_local_model`).
   """
   argnums = _normalize_argnums(argnums_spec, len(args))
   _check_float_inputs(args, argnums, fname)
@@ -513,13 +524,8 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
     nonlinear_pre = False
   want_all = want == "all"
   need_grad = want_all or nonlinear_pre or nonlinear_post
-  plan = _plan_for(tape, opts, depends, need_value=want_all or nonlinear_post,
-                   need_grad=need_grad, share=need_grad,
-                   # With shots the product rule: the diagonal rule needs more shots.
-                   rule=opts.rule("product" if sampled else _DEFAULT_RULE))
 
-  def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
-    value, grad, hess = _contract(plan, y)
+  def chain(value, grad, hess):  # R0, ∂R, ∂²R at θ -> the outputs, by the chain rule
     model_theta = _local_model(tape, tape.params, value, grad, hess)
     if hybrid:
       def model(*a):
@@ -535,7 +541,44 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
       return h
     return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
 
+  return tape, depends, want_all or nonlinear_post, need_grad, chain
+
+
+def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                    want: str, args, kwargs, *, sampled: bool,
+                    fname: str) -> tuple[Tape, ShiftPlan, Callable]:
+  """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
+  ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
+
+  Shared by `hessian`, `value_grad_and_hessian` and ``qhess.hessian_experiments``
+  (hardware), so that measured counts go through exactly the simulated path's
+  estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
+  """
+  tape, depends, need_value, need_grad, chain = _setup(
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname)
+  plan = _plan_for(tape, opts, depends, need_value=need_value,
+                   need_grad=need_grad, share=need_grad,
+                   # With shots the product rule: the diagonal rule needs more shots.
+                   rule=opts.rule("product" if sampled else _DEFAULT_RULE))
+
+  def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
+    return chain(*_contract(plan, y))
+
   return tape, plan, post
+
+
+def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                         want: str, args, kwargs, fname: str):
+  """``evaluation="adjoint"``: R0, ∂R, ∂²R from `_adjoint.derivatives`, then the chain
+  rule as for the shift evaluations."""
+  tape, depends, need_value, need_grad, chain = _setup(
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname)
+  mask = _mask(opts.gate_argnum, tape.num_params)
+  mask &= depends[:, None] & depends[None, :]
+  grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
+  return chain(*_adjoint.derivatives(
+      tape, _tape_spectra(tape), mask, grad_args=grad_args, need_value=need_value,
+      batch_size=opts.batch_size, devices=opts.devices, what=fname))
 
 
 def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
@@ -546,6 +589,9 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   PRNG key and the raw point values are sampled (`_shots.estimate`).
   """
   fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  if opts.evaluation == "adjoint":
+    return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
+                                fname)
   tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, args,
                                      kwargs, sampled=sampling is not None, fname=fname)
   if sampling is None or plan.n_points == 0:
@@ -676,6 +722,11 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
   hybrid = bool(hybrid)
   shots = _shots.check_shots(shots)
+  if shots is not None and evaluation == "adjoint":
+    raise ValueError(
+        'evaluation="adjoint" is exact only: it differentiates the simulated state, '
+        "and a gradient is not an observable of sampled circuits; got "
+        f"shots={shots!r}. Use shots=None, or the default evaluation with shots.")
   if not isinstance(return_stderr, bool):
     raise TypeError(f"`return_stderr` must be a bool; got {return_stderr!r}.")
   if return_stderr and shots is None:
@@ -787,6 +838,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       less than 10% of the gate applications of independent evaluation, or fewer than
       ``2**24`` amplitude updates (saved gate applications × ``2**n_wires``: then a
       call takes milliseconds either way and independent evaluation compiles faster).
+      ``"adjoint"`` (exact mode only) shifts one index and differentiates the other:
+      row i is the first-order shift rule of argument i (2R_i circuits) applied to
+      the gradients of the shifted circuits, each computed by the adjoint method
+      (`qhess._adjoint`; memory independent of the depth), then symmetrised. It
+      rejects ``shots`` and custom shift options (``diagonal_shifts``,
+      ``off_diagonal_shifts``, ``off_diagonal_rule``) with a ``ValueError``.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
       measured that many times), a tuple of ints (a shot vector: the samples are split
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total

@@ -41,3 +41,11 @@ compiled = _statevector._run_points.lower(
     tape.consts, 1000, tuple(jax.devices())).compile()
 assert "num_partitions=4" in compiled.as_text(), "kernel was not partitioned"
 print("partitioned OK")
+
+# evaluation="adjoint": the shifted rows sharded over the devices, chunked or not.
+for batch_size in (None, 3):
+  got = qhess.hessian(circuit, evaluation="adjoint", devices=jax.devices(),
+                      batch_size=batch_size)(x)
+  for g, e in zip(got, expected):
+    np.testing.assert_allclose(g, e, rtol=0, atol=1e-10)
+print("adjoint sharded OK")

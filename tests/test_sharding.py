@@ -18,3 +18,4 @@ def test_hessian_sharded_over_four_devices_equals_one_device():
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "sharded OK" in proc.stdout and "partitioned OK" in proc.stdout
+  assert "adjoint sharded OK" in proc.stdout
