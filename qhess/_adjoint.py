@@ -198,25 +198,6 @@ def _backward_block(states, block, params, consts, n: int, grad: bool):
 # ------------------------------------------------------------------ one circuit
 
 
-def _segments(operations):
-  """The forward kernel's split of ``operations``: ``("ops", ops)`` runs and
-  ``("scan", local_block, index)`` repeated blocks (``index`` int ``(repeats, k)``)."""
-  out, done = [], 0
-  for start, block, repeats in sv.repeated_blocks(operations):
-    out.append(("ops", operations[done:start], None))
-    ops = operations[start:start + repeats * block]
-    index = np.array([[k for op in ops[r * block:(r + 1) * block] for k in op.param_index]
-                      for r in range(repeats)], dtype=np.int32).reshape(repeats, -1)
-    local, k = [], 0
-    for op in ops[:block]:
-      local.append(op._replace(param_index=tuple(range(k, k + len(op.param_index)))))
-      k += len(op.param_index)
-    out.append(("scan", tuple(local), index))
-    done = start + repeats * block
-  out.append(("ops", operations[done:], None))
-  return out
-
-
 def _backward_run(states, ops, params, consts, n: int, need: frozenset):
   """Backward over a run of gates; ``(states, [(param_index, g (n_lam, k))])``."""
   cols = []
@@ -249,7 +230,7 @@ def _adjoint_jacobian(key, theta, consts, need: frozenset):
   states = jnp.concatenate([psi[None], jnp.conj(ct) / 2])  # (1 + n_raw, 2**n)
 
   index, values = [], []
-  for kind, seg, seg_index in reversed(_segments(ops)):
+  for kind, seg, seg_index in reversed(sv.segments(ops)):
     if kind == "ops":
       states, cols = _backward_run(states, seg, theta, consts, n, need)
       for idx, g in cols:

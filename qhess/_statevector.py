@@ -400,6 +400,27 @@ def repeated_blocks(operations) -> list[tuple[int, int, int]]:
   return out
 
 
+def segments(operations) -> list[tuple]:
+  """``operations`` split as `evolve` runs them, in order: ``("ops", ops, None)`` for
+  unrolled runs and ``("scan", local_block, index)`` for repeated blocks, where
+  ``local_block``'s gates index their arguments ``0..k-1`` and ``index`` (int,
+  ``(repeats, k)``) maps them to each repetition's arguments."""
+  out, done = [], 0
+  for start, block, repeats in repeated_blocks(operations):
+    out.append(("ops", operations[done:start], None))
+    ops = operations[start:start + repeats * block]
+    index = np.array([[k for op in ops[r * block:(r + 1) * block] for k in op.param_index]
+                      for r in range(repeats)], dtype=np.int32).reshape(repeats, -1)
+    local, k = [], 0
+    for op in ops[:block]:
+      local.append(op._replace(param_index=tuple(range(k, k + len(op.param_index)))))
+      k += len(op.param_index)
+    out.append(("scan", tuple(local), index))
+    done = start + repeats * block
+  out.append(("ops", operations[done:], None))
+  return out
+
+
 def evolve(operations, n: int, params, consts, psi=None):
   """The flat state, shape ``(2**n,)``, after ``operations`` from ``psi`` (``|0...0>``).
 
@@ -410,23 +431,16 @@ def evolve(operations, n: int, params, consts, psi=None):
   """
   if psi is None:
     psi = initial_state(n, params.dtype)
-  done = 0
-  for start, block, repeats in repeated_blocks(operations):
-    psi = _evolve_fused(operations[done:start], n, params, consts, psi)
-    ops = operations[start:start + repeats * block]
-    index = np.array([[k for op in ops[r * block:(r + 1) * block] for k in op.param_index]
-                      for r in range(repeats)], dtype=np.int32).reshape(repeats, -1)
-    local, k = [], 0
-    for op in ops[:block]:
-      local.append(op._replace(param_index=tuple(range(k, k + len(op.param_index)))))
-      k += len(op.param_index)
+  for kind, ops, index in segments(operations):
+    if kind == "ops":
+      psi = _evolve_fused(ops, n, params, consts, psi)
+      continue
 
-    def body(psi, idx, local=tuple(local)):
+    def body(psi, idx, local=ops):
       return _evolve_fused(local, n, params[idx], consts, psi), None
 
     psi, _ = jax.lax.scan(body, psi, jnp.asarray(index))
-    done = start + repeats * block
-  return _evolve_fused(operations[done:], n, params, consts, psi)
+  return psi
 
 
 def count_passes(operations, n: int) -> int:
