@@ -21,6 +21,9 @@ Methods, all measured in the same (fresh) worker process per case:
 - ``qhess_independent``: ``evaluation="independent"`` with the product rule: every
   shifted circuit evaluated from the start in one vmap (the baseline for prefix
   sharing and the diagonal rule; single-wire gate fusion is on in every mode);
+- ``qhess_adjoint``: ``evaluation="adjoint"``: row i is the first-order shift rule of
+  argument i applied to adjoint-method gradients of the shifted circuits (2R_i circuits
+  per row; simulator only, not a hardware method);
 - ``jax_hessian``: ``jax.jit(jax.hessian(f))``, autodiff through qhess's own simulator —
   the baseline, and the reference for the correctness check;
 - ``pl_default.qubit``, ``pl_lightning.qubit`` (when PennyLane is installed):
@@ -131,23 +134,27 @@ from kernel import _device_name, _qhess_version, hea_circuit, progress, source_l
 
 _DEFAULT_CASES = ("4x2", "6x2", "8x2", "10x2", "12x2", "14x1", "16x1", "4x25")
 _QUICK_CASES = ("4x1", "6x1")
-QHESS_METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "qhess_independent")
+QHESS_METHODS = ("qhess_default", "qhess_product", "qhess_diagonal", "qhess_independent",
+                 "qhess_adjoint")
 PL_DEVICES = ("default.qubit", "lightning.qubit")
 # Thread counts of the BLAS / OpenMP pools NumPy and PennyLane use (not XLA's).
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _RULES = {"qhess_default": None, "qhess_product": "product", "qhess_diagonal": "diagonal",
-          "qhess_independent": "product", "qhess_independent_default_rule": None}
+          "qhess_independent": "product", "qhess_independent_default_rule": None,
+          "qhess_adjoint": None}
 # qhess_independent: every shifted circuit from the start in one vmap, product rule —
 # the naive baseline that prefix sharing, fusion and the diagonal rule are measured against.
 # qhess_independent_default_rule (the families' baseline): the default's circuits, each from
 # the start — shared against independent evaluation of the same circuits.
 _EVALUATION = {"qhess_independent": "independent",
-               "qhess_independent_default_rule": "independent"}
+               "qhess_independent_default_rule": "independent", "qhess_adjoint": "adjoint"}
 # The families benchmark (--families): its methods, and the labels of its tables.
-FAMILY_METHODS = ("qhess_default", "qhess_independent_default_rule", "jax_hessian",
+FAMILY_METHODS = ("qhess_default", "qhess_independent_default_rule", "qhess_adjoint",
+                  "jax_hessian",
                   "pl_lightning.qubit")
 _QNODE = "_qnode"  # suffix of a PennyLane method timed through its QNode (--pl-qnode)
 _LABELS = {"qhess_default": "qhess default", "qhess_independent_default_rule": "independent",
+           "qhess_adjoint": "adjoint",
            "jax_hessian": "jax.hessian", "pl_lightning.qubit": "PennyLane lightning",
            "pl_lightning.qubit" + _QNODE: "PennyLane lightning (QNode)",
            "pl_default.qubit": "PennyLane default.qubit"}
@@ -258,7 +265,8 @@ def bench_case(n: int, layers: int, methods: list[str], budget_s: float, repeat_
     try:
       if method in _RULES:
         rule = _RULES[method]
-        counts_of[method] = n_circuits(rule)
+        # The adjoint evaluation runs other circuits (2R_i per row): not counted here.
+        counts_of[method] = None if method == "qhess_adjoint" else n_circuits(rule)
         h = jax.jit(qhess.hessian(f, off_diagonal_rule=rule,
                                   evaluation=_EVALUATION.get(method, "shared")))
         call = (lambda h: lambda: jax.block_until_ready(h(x)))(h)
@@ -443,7 +451,7 @@ def markdown_table(cases: list[dict]) -> str:
 _STYLE = {"qhess_default": ("C0", "o"), "qhess_product": ("C1", "s"),
           "qhess_diagonal": ("C2", "^"), "jax_hessian": ("C3", "D"),
           "pl_default.qubit": ("C4", "v"), "pl_lightning.qubit": ("C5", "P"),
-          "qhess_independent": ("C6", "x")}
+          "qhess_independent": ("C6", "x"), "qhess_adjoint": ("C7", "*")}
 
 
 def plot(cases: list[dict], meta: dict, path: pathlib.Path) -> bool:
@@ -514,6 +522,7 @@ def family_summary(row: dict, hea_a_us: float | None) -> dict:
       "n_circuits": n_circ, "default_ms": None if d is None else 1e3 * d,
       "default_compile_s": base.get("compile_s"),
       "independent_over_default": ratio(t.get("qhess_independent_default_rule"), d),
+      "default_over_adjoint": ratio(d, t.get("qhess_adjoint")),
       "pennylane_over_default": ratio(t.get(pl), d), "pennylane_method": pl,
       "default_over_jax_hessian": ratio(d, t.get("jax_hessian")),
       "default_us_per_circuit": us,
@@ -530,12 +539,13 @@ def _fmt_x(v):
 def families_markdown(rows: list[dict]) -> str:
   """A summary table over the families, then one table per family."""
   head = ("| family | wires × layers | P | inputs | circuits | default ms | independent ms "
-          "| jax.hessian ms | PennyLane ms | t_indep / t_default | t_PL / t_default "
+          "| adjoint ms | jax.hessian ms | PennyLane ms | t_indep / t_default "
+          "| t_default / t_adjoint | t_PL / t_default "
           "| t_default / t_jax | µs / circuit | per circuit / hea_a's | default compile s "
           "| max abs diff vs jax |")
   lines = ["## Summary (median times; ratios above 1 in the three ratio columns mean "
            "qhess's default is faster, except t_default / t_jax, where below 1 does)", "",
-           head, "|:---|---:|" + "---:|" * 14]
+           head, "|:---|---:|" + "---:|" * 16]
   for row in rows:
     s, ms = row["summary"], {}
     for m, r in row["methods"].items():
@@ -546,8 +556,10 @@ def families_markdown(rows: list[dict]) -> str:
         f"| {row['family']} | {row['n_qubits']} × {row['layers']} "
         f"| {row.get('n_params', '')} | {row.get('n_inputs', '')} "
         f"| {s['n_circuits'] or ''} | {ms.get('qhess_default', '')} "
-        f"| {ms.get('qhess_independent_default_rule', '')} | {ms.get('jax_hessian', '')} "
+        f"| {ms.get('qhess_independent_default_rule', '')} | {ms.get('qhess_adjoint', '')} "
+        f"| {ms.get('jax_hessian', '')} "
         f"| {ms.get(pl, '')} | {_fmt_x(s['independent_over_default'])} "
+        f"| {_fmt_x(s.get('default_over_adjoint'))} "
         f"| {_fmt_x(s['pennylane_over_default'])} | {_fmt_x(s['default_over_jax_hessian'])} "
         f"| {_fmt_s(s['default_us_per_circuit'])} | {_fmt_x(s['per_circuit_over_hea_a'])} "
         f"| {_fmt_s(s['default_compile_s'])} "
@@ -579,6 +591,7 @@ def families_markdown(rows: list[dict]) -> str:
 
 
 _FAMILY_STYLE = {"qhess_default": "C0", "qhess_independent_default_rule": "C6",
+                 "qhess_adjoint": "C7",
                  "jax_hessian": "C3", "pl_lightning.qubit": "C5",
                  "pl_lightning.qubit" + _QNODE: "C4"}
 

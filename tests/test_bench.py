@@ -90,11 +90,11 @@ def test_bench_run_families_quick(tmp_path):
   assert rows["qaoa"]["n_params"] == 6 and rows["qaoa"]["n_inputs"] == 2  # tied
   for row in rows.values():
     assert list(row["methods"]) == ["qhess_default", "qhess_independent_default_rule",
-                                    "jax_hessian", "pl_lightning.qubit"]
+                                    "qhess_adjoint", "jax_hessian", "pl_lightning.qubit"]
     for method, r in row["methods"].items():
       assert r["status"] == "ok", (row["family"], method, r["status"])
       assert r["repeat"] == 1 and r["min_s"] <= r["median_s"] <= r["max_s"]
-      if method != "jax_hessian":
+      if method not in ("jax_hessian", "qhess_adjoint"):  # adjoint: other circuits
         assert r["n_circuits"] > 0
         assert r["matches_jax"] and r["max_abs_diff_vs_jax"] < 1e-9, (row["family"], method)
     # Shared and independent evaluation run the same circuits.
