@@ -155,15 +155,15 @@ def AmplitudeDamping(gamma, wires):  # noqa: N802
 
 
 def GeneralizedAmplitudeDamping(gamma, p, wires):  # noqa: N802
-  """Generalized amplitude damping: exchange with a bath at excitation ``1 - p``.
+  """Generalized amplitude damping: exchange with a bath at excitation probability ``p``.
 
-  Kraus operators (PennyLane's): ``sqrt(p) [[1, 0], [0, sqrt(1-γ)]]``,
-  ``sqrt(p) [[0, sqrt(γ)], [0, 0]]``, ``sqrt(1-p) [[sqrt(1-γ), 0], [0, 1]]``,
-  ``sqrt(1-p) [[0, 0], [sqrt(γ), 0]]``.
+  Kraus operators (PennyLane's): ``sqrt(1-p) [[1, 0], [0, sqrt(1-γ)]]``,
+  ``sqrt(1-p) [[0, sqrt(γ)], [0, 0]]``, ``sqrt(p) [[sqrt(1-γ), 0], [0, 1]]``,
+  ``sqrt(p) [[0, 0], [sqrt(γ), 0]]``.
 
   Args:
     gamma: damping probability in [0, 1].
-    p: probability in [0, 1] of the damping towards |0>.
+    p: probability in [0, 1] of the damping towards |1> (the bath's excitation).
     wires: one wire.
   {raises}
   """
@@ -171,7 +171,7 @@ def GeneralizedAmplitudeDamping(gamma, p, wires):  # noqa: N802
   p = _probability(p, "GeneralizedAmplitudeDamping", "p")
   sp, sq, sg, sh = jnp.sqrt(p), jnp.sqrt(1 - p), jnp.sqrt(g), jnp.sqrt(1 - g)
   return _channel("GeneralizedAmplitudeDamping", _stack([
-      sp * (_P0 + sh * _P1), sp * sg * _RAISE, sq * (sh * _P0 + _P1), sq * sg * _LOWER]),
+      sq * (_P0 + sh * _P1), sq * sg * _RAISE, sp * (sh * _P0 + _P1), sp * sg * _LOWER]),
                   wires)
 
 
