@@ -207,8 +207,12 @@ def density_matrix(tape) -> jax.Array:
   Readout error (a property of the measurement) is not part of it.
   """
   ops, _, n2 = kernel_key(tape)
-  d = 2**tape.n_wires
-  if n2 == tape.n_wires:  # no channel: a pure state
-    psi = _statevector.evolve(ops, n2, tape.params, tape.consts)
-    return jnp.outer(psi, jnp.conj(psi))
-  return jnp.reshape(_statevector.evolve(ops, n2, tape.params, tape.consts), (d, d))
+  return _density_matrix(ops, n2, tape.n_wires, tape.params, tuple(tape.consts))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _density_matrix(ops, n2, n, params, consts):
+  v = _statevector.evolve(ops, n2, params, consts)
+  if n2 == n:  # no channel: a pure state
+    return jnp.outer(v, jnp.conj(v))
+  return jnp.reshape(v, (2**n, 2**n))

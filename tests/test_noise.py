@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import _dense
 import _reference as ref
 import qhess
 from qhess import _density
@@ -75,6 +76,64 @@ def ref_density(ops, n: int) -> np.ndarray:
       u = ref.embed(ref.gate_matrix(name, args, wires), wires, n)
       rho = u @ rho @ u.conj().T
   return rho
+
+
+class DenseMixed:
+  """A dense, differentiable jnp density-matrix simulation: θ -> outputs (the oracle).
+
+  Every step is a Kraus sum ``ρ -> Σ_k E_k ρ E_k†``: a gate is ``E_0 = U(θ)`` (from
+  `_dense`'s Fourier tables of `_reference`'s matrices), a channel its constant Kraus
+  operators; steps run as one `jax.lax.scan` over zero-padded tables, so ``jax.hessian``
+  of it compiles in about a second.
+  """
+
+  def __init__(self, ops, n: int, specs):
+    self.n, d = n, 2**n
+    rng = np.random.default_rng(0)
+    steps, k = [], 0
+    for op in ops:
+      if op[0] == "channel":
+        kraus = [ref.embed(np.asarray(m, complex), op[2], n) for m in _kraus(op[1], op[3])]
+        steps.append((np.zeros((1, 1)), np.stack(kraus)[:, None], [], 0))
+        continue
+      freqs, coef = _dense._dense_gate(op, n, rng)
+      r = ref.N_REAL[op[0]]
+      steps.append((freqs, coef[None], list(range(k, k + r)), r))
+      k += r
+    n_params = k
+    r_max = max([s[3] for s in steps] + [1])
+    m_max = max(s[0].shape[0] for s in steps)
+    k_max = max(s[1].shape[0] for s in steps)
+    self.freqs = np.zeros((len(steps), m_max, r_max))
+    self.coef = np.zeros((len(steps), k_max, m_max, d, d), dtype=complex)
+    self.index = np.full((len(steps), r_max), n_params)  # padding reads θ[P] = 0
+    for i, (freqs, coef, index, r) in enumerate(steps):
+      self.freqs[i, :freqs.shape[0], :freqs.shape[1]] = freqs
+      self.coef[i, :coef.shape[0], :coef.shape[1]] = coef
+      self.index[i, :r] = index
+    self.outputs = [(kind, _dense.probs_matrix(arg, n) if kind == "probs"
+                     else ref.observable_matrix(arg, n)) for kind, arg in specs]
+
+  def __call__(self, theta):
+    theta = jnp.concatenate([jnp.ravel(jnp.asarray(theta)), jnp.zeros(1)])
+
+    def step(rho, table):
+      freqs, coef, index = table
+      es = jnp.einsum("t,ktij->kij", jnp.exp(1j * (freqs @ theta[index])), coef)
+      return jnp.einsum("kij,jl,kml->im", es, rho, jnp.conj(es)), None
+
+    rho = jnp.zeros((2**self.n,) * 2, complex).at[0, 0].set(1.0)
+    rho, _ = jax.lax.scan(step, rho, (self.freqs, self.coef, self.index))
+    out = []
+    for kind, m in self.outputs:
+      if kind == "probs":
+        out.append(m @ jnp.real(jnp.diagonal(rho)))
+        continue
+      value = jnp.real(jnp.trace(m @ rho))
+      if kind == "var":
+        value = jnp.real(jnp.trace(m @ m @ rho)) - value**2
+      out.append(value)
+    return tuple(out)
 
 
 def ref_outputs(rho, specs, n):
@@ -161,55 +220,61 @@ def test_channel_kraus_operators_match_pennylane_conventions(name):
   np.testing.assert_allclose(got.kraus, np.stack(expected), rtol=0, atol=1e-12)
 
 
-def test_density_matrix_equals_statevector_without_noise(rng):
-  # The whole gate set on 3 wires, every observable kind: the doubled-wire simulation
-  # of a noiseless circuit (a zero-probability channel forces it) equals the pure one.
-  n = 3
-  ops = ref.random_circuit(rng, n, n_extra=1)
-  specs = _specs(rng, n)
-  pure = noisy_circuit(ops, n, specs)
-  mixed = noisy_circuit(ops + [("channel", "BitFlip", (1,), (0.0,))], n, specs)
-  x = jnp.asarray(ref.flat_params(ops))
-  assert _density.is_mixed(mixed.tape(x).operations)
-  assert not _density.is_mixed(pure.tape(x).operations)
-  chex.assert_trees_all_close(mixed(x), pure(x), rtol=0, atol=1e-12)
-  psi = ref.circuit_state(ops, n)
-  np.testing.assert_allclose(_density.density_matrix(mixed.tape(x)), np.outer(psi, psi.conj()),
-                             rtol=0, atol=1e-12)
+def _identity_channel(op):
+  """``op`` with parameters giving the identity channel: same structure, no noise."""
+  _, name, wires, args = op
+  if name == "QubitChannel":
+    (kraus,) = args
+    return ("channel", name, wires, ([np.eye(len(kraus[0]))] + [0 * k for k in kraus[1:]],))
+  if name == "PauliError":
+    return ("channel", name, wires, (args[0], 0.0))
+  return ("channel", name, wires, (0.0,) + tuple(args[1:]))  # GAD: gamma = 0
 
 
-def test_noisy_outputs_equal_kraus_sum_reference(rng):
+def test_noisy_outputs_equal_kraus_sum_reference_and_statevector_without_noise(rng):
+  # The whole gate set and every channel on 3 wires, every observable kind. With zero
+  # noise (the same kernel, other Kraus operators) it equals the state-vector kernel.
   n = 3
   ops = random_noisy_circuit(rng, n, n_channels=8)
   specs = _specs(rng, n)
   circuit = noisy_circuit(ops, n, specs)
-  x = ref.flat_params([op for op in ops if op[0] != "channel"])
+  gates = [op for op in ops if op[0] != "channel"]
+  x = jnp.asarray(ref.flat_params(gates))
   rho = ref_density(ops, n)
-  got = circuit(jnp.asarray(x))
-  expected = ref_outputs(rho, specs, n)
+  chex.assert_trees_all_close(tuple(circuit(x)), tuple(ref_outputs(rho, specs, n)), rtol=0,
+                              atol=1e-12)
+
+  quiet = noisy_circuit([_identity_channel(op) if op[0] == "channel" else op for op in ops],
+                        n, specs)
+  pure = noisy_circuit(gates, n, specs)
+  assert quiet.tape(x).structure == circuit.tape(x).structure
+  assert _density.is_mixed(quiet.tape(x).operations)
+  assert not _density.is_mixed(pure.tape(x).operations)
+  got, expected = qhess.execute([quiet.tape(x), pure.tape(x)])
   chex.assert_trees_all_close(tuple(got), tuple(expected), rtol=0, atol=1e-12)
-  np.testing.assert_allclose(_density.density_matrix(circuit.tape(jnp.asarray(x))), rho,
-                             rtol=0, atol=1e-12)
-  # The same values through qhess.execute (tapes of one structure share a kernel).
-  chex.assert_trees_all_close(tuple(qhess.execute([circuit.tape(jnp.asarray(x))])[0]),
-                              tuple(expected), rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- Hessians
 
-_HYBRID_OPS = [("RX", (0,), ()), ("CRY", (0, 1), ()), ("channel", "AmplitudeDamping", (1,), (0.2,)),
-               ("Rot", (1,), ()), ("IsingXX", (0, 1), ()), ("CNOT", (0, 1), ()),
-               ("channel", "DepolarizingChannel", (1,), (0.1,)), ("PhaseShift", (0,), ()),
-               ("CRX", (1, 0), ()), ("channel", "GeneralizedAmplitudeDamping", (0,), (0.3, 0.6)),
-               ("U3", (0,), ()), ("channel", "PauliError", (0, 1), ("YX", 0.15))]
+_HYBRID_OPS = [("RX", (0,), (0.0,)), ("CRY", (0, 1), (0.0,)),
+               ("channel", "AmplitudeDamping", (1,), (0.2,)), ("Rot", (1,), (0.0,) * 3),
+               ("CNOT", (0, 1), ()), ("channel", "DepolarizingChannel", (1,), (0.1,)),
+               ("PhaseShift", (0,), (0.0,)), ("CRX", (1, 0), (0.0,)),
+               ("channel", "PauliError", (0, 1), ("YX", 0.15))]
+_HYBRID_SPECS = [
+    ("expval", ("sum", ((1.0, ("prod", (("P", "Z", 0), ("P", "Z", 1)))), (0.5, ("P", "Y", 0))))),
+    ("var", ("P", "X", 1)), ("probs", (1, 0))]
+
+
+def _processing(params):
+  a, b = params["a"], params["b"]
+  return [a[0], jnp.sin(b) * a[1], a[0] * b, 0.3, a[1] ** 2, b, a[0] - a[1]]
 
 
 @qhess.circuit(wires=2)
 def hybrid(params, scale):
-  """A pytree input, non-linear classical processing, var and probs, five channels."""
-  a, b = params["a"], params["b"]
-  theta = [a[0], jnp.sin(b) * a[1], a[0] * b, 0.3, a[1] ** 2, b, a[0] - a[1], 0.7 * b,
-           jnp.cos(a[0]), a[1], 0.2]
+  """A pytree input, non-linear classical processing, var and probs, four channels."""
+  theta = _processing(params)
   k = 0
   for op in _HYBRID_OPS:
     if op[0] == "channel":
@@ -221,32 +286,34 @@ def hybrid(params, scale):
     getattr(qhess, name)(*theta[k:k + r], wires=wires)
     k += r
   qhess.PhaseFlip(scale, wires=1)  # a channel parameter from a non-differentiated input
-  return (qhess.expval(qhess.Z(0) @ qhess.Z(1) + 0.5 * qhess.Y(0)), qhess.var(qhess.X(1)),
-          qhess.probs(wires=(1, 0)))
+  return _measure(_HYBRID_SPECS)
+
+
+@functools.cache
+def _hybrid_oracle_hessian():
+  dense = DenseMixed(_HYBRID_OPS + [("channel", "PhaseFlip", (1,), (0.25,))], 2, _HYBRID_SPECS)
+  return jax.jit(jax.hessian(lambda p: dense(jnp.stack(_processing(p)))))
 
 
 _P1 = {"a": jnp.array([0.4, -1.1]), "b": jnp.array(0.8)}
 _P2 = {"a": jnp.array([-0.9, 0.6]), "b": jnp.array(-0.3)}
 
 
-@functools.cache
-def _jax_hessian():
-  return jax.jit(jax.hessian(hybrid))
-
-
-def test_noisy_hessian_equals_jax_hessian_jit_pytree_hybrid():
-  got = jax.jit(qhess.hessian(hybrid))(_P1, 0.25)
-  expected = _jax_hessian()(_P1, 0.25)
-  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
-
-
-def test_noisy_hessian_vmap_equals_loop():
+def test_noisy_hessian_equals_dense_oracle_jit_vmap_pytree_hybrid():
+  # One compile for jit and vmap together: a batch of two pytrees, each entry against
+  # the oracle at that point. Independent evaluation (it compiles 3x faster); the
+  # prefix-shared path on the doubled gate list is tested with `seed` below.
   batch = jax.tree.map(lambda u, v: jnp.stack([u, v]), _P1, _P2)
-  got = jax.vmap(qhess.hessian(hybrid), in_axes=(0, None))(batch, 0.25)
+  got = jax.jit(jax.vmap(qhess.hessian(hybrid, evaluation="independent"), in_axes=(0, None)))(
+      batch, 0.25)
   for i, p in enumerate((_P1, _P2)):
-    expected = _jax_hessian()(p, 0.25)
-    chex.assert_trees_all_close(jax.tree.map(lambda t: t[i], got), expected, rtol=0,
-                                atol=1e-10)
+    chex.assert_trees_all_close(jax.tree.map(lambda t, i=i: t[i], got),
+                                _hybrid_oracle_hessian()(p), rtol=0, atol=1e-10)
+
+
+_SEED_OPS = [("RX", (0,), (0.0,)), ("channel", "DepolarizingChannel", (0,), (0.1,)),
+             ("CRY", (0, 1), (0.0,)), ("channel", "AmplitudeDamping", (1,), (0.2,))]
+_SEED_SPECS = [("expval", ("prod", (("P", "Z", 0), ("P", "Z", 1))))]
 
 
 @qhess.circuit(wires=2)
@@ -258,20 +325,30 @@ def seed(x, p=0.1):
   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
 
 
+@functools.cache
+def _seed_oracle(p=0.1):
+  ops = list(_SEED_OPS)
+  ops[1] = ("channel", "DepolarizingChannel", (0,), (p,))
+  dense = DenseMixed(ops, 2, _SEED_SPECS)
+  fn = lambda x: dense(x)[0]  # noqa: E731
+  return jax.jit(lambda x: (fn(x), jax.grad(fn)(x), jax.hessian(fn)(x)))
+
+
 _X_SEED = jnp.array([0.5, 0.2])
 
 
 def test_noisy_value_grad_hessian_and_tapes():
-  value, grad, hess = qhess.value_grad_and_hessian(seed)(_X_SEED)
-  expected = jax.jit(jax.hessian(seed))(_X_SEED)
-  chex.assert_trees_all_close(hess, expected, rtol=0, atol=1e-10)
-  chex.assert_trees_all_close((value, grad), (seed(_X_SEED), jax.grad(seed)(_X_SEED)),
-                              rtol=0, atol=1e-10)
+  got = qhess.value_grad_and_hessian(seed)(_X_SEED)
+  expected = _seed_oracle()(_X_SEED)
+  chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
   tapes, post = qhess.hessian_tapes(seed.tape(_X_SEED))
   assert len(tapes) == 13  # as noiseless: channels have no shifted arguments
   assert [op.name for op in tapes[0].operations] == [
       "RX", "DepolarizingChannel", "CRY", "AmplitudeDamping"]
-  chex.assert_trees_all_close(post(qhess.execute(tapes)), expected, rtol=0, atol=1e-10)
+  chex.assert_trees_all_close(post(qhess.execute(tapes)), expected[2], rtol=0, atol=1e-10)
+  rho = ref_density([("RX", (0,), (0.5,)), _SEED_OPS[1], ("CRY", (0, 1), (0.2,)),
+                     _SEED_OPS[3]], 2)
+  np.testing.assert_allclose(_density.density_matrix(tapes[0]), rho, rtol=0, atol=1e-12)
 
 
 def test_channel_parameter_depending_on_differentiated_input_raises():
@@ -285,8 +362,7 @@ def test_channel_parameter_depending_on_differentiated_input_raises():
     qhess.hessian(f)(jnp.array([0.3, 0.5]))
   # Differentiating another argument is fine: the channel parameter is then data.
   got = qhess.hessian(seed)(_X_SEED, jnp.asarray(0.3))
-  chex.assert_trees_all_close(got, jax.jit(jax.hessian(seed))(_X_SEED, 0.3), rtol=0,
-                              atol=1e-10)
+  chex.assert_trees_all_close(got, _seed_oracle(0.3)(_X_SEED)[2], rtol=0, atol=1e-10)
 
 
 # ------------------------------------------------------------------------ noise models
@@ -418,14 +494,19 @@ def test_readout_error_exact_values_closed_form():
   noisy = qhess.with_noise(readout_base, readout=_RO)
   got = noisy(jnp.asarray(x))
   chex.assert_trees_all_close(tuple(got), _readout_expected(x), rtol=0, atol=1e-12)
-  # Readout after channels: the same closed forms on the density matrix; a zero
-  # probability channel changes nothing.
+  # Readout after channels (a density matrix): a zero-probability channel changes nothing.
   both = qhess.with_noise(noisy, {"RX": lambda op: qhess.BitFlip(0.0, wires=op.wires)})
   chex.assert_trees_all_close(tuple(both(jnp.asarray(x))), _readout_expected(x), rtol=0,
                               atol=1e-12)
-  # The Hessian of the readout-noisy values (jax.hessian through the same simulation).
-  chex.assert_trees_all_close(qhess.hessian(noisy)(jnp.asarray(x)),
-                              jax.jit(jax.hessian(noisy))(jnp.asarray(x)), rtol=0, atol=1e-10)
+  # Hessians: readout maps the outputs linearly (parities times Π(1 - 2p), probabilities
+  # through the confusion matrices), so it maps the noiseless Hessians the same way.
+  h_noisy = qhess.hessian(noisy)(jnp.asarray(x))
+  h_clean = qhess.hessian(readout_base)(jnp.asarray(x))
+  d0, d1 = 1 - 2 * _RO[0], 1 - 2 * _RO[1]
+  conf = lambda p: np.array([[1 - p, p], [p, 1 - p]])  # noqa: E731
+  expected = (d0 * d1 * h_clean[0], d1 * h_clean[1],
+              np.einsum("ab,bij->aij", np.kron(conf(_RO[1]), conf(_RO[0])), h_clean[2]))
+  chex.assert_trees_all_close(h_noisy[:3], expected, rtol=0, atol=1e-12)
 
 
 def test_noisy_shots_unbiased_and_stderr_calibrated():
@@ -435,19 +516,12 @@ def test_noisy_shots_unbiased_and_stderr_calibrated():
   keys = jax.random.split(jax.random.key(7), 200)
   fn = qhess.hessian(noisy, shots=1000, return_stderr=True)
   got, err = jax.vmap(lambda k: fn(_X_SEED, key=k))(keys)
-  expected = qhess.hessian(noisy)(_X_SEED)
+  # Exact: the noiseless-readout Hessian damped by (1 - 2p) per measured wire.
+  expected = (1 - 2 * 0.03) * (1 - 2 * 0.08) * _seed_oracle()(_X_SEED)[2]
   spread = jnp.std(got, axis=0, ddof=1)
   assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected) <= 4 * spread / np.sqrt(200))
   ratio = jnp.mean(err, axis=0) / spread
   assert jnp.all(jnp.abs(ratio - 1) < 0.2), ratio
-  # Sampled probabilities of a noisy circuit with readout error: within 5 sigma.
-  x = jnp.array([0.7, -1.2])
-  ro = qhess.with_noise(readout_base, {"CRX": lambda op: qhess.DepolarizingChannel(
-      0.2, wires=op.wires[1])}, readout=_RO)
-  sampled = ro.sample(20_000, jax.random.key(3))(x)[2]
-  exact = ro(x)[2]
-  sigma = np.sqrt(exact * (1 - exact) / 20_000)
-  assert np.all(np.abs(sampled - exact) <= 5 * sigma + 1e-12)
 
 
 # ---------------------------------------------------------------------------- PennyLane
