@@ -2,8 +2,9 @@
 
 References: an independent NumPy density-matrix simulator (explicit Kraus sums, the Kraus
 operators written out below from PennyLane's documentation, gate matrices from
-`_reference`), closed forms for readout error, ``jax.hessian`` through qhess's own
-density-matrix simulation for Hessians, and PennyLane's ``default.mixed`` when installed.
+`_reference`), closed forms for readout error, ``jax.hessian`` of a dense jnp
+density matrix oracle (`DenseMixed`) for Hessians. The cross-checks against PennyLane's
+``default.mixed`` are in test_pennylane.py.
 """
 
 import functools
@@ -215,9 +216,7 @@ def test_channel_kraus_operators_match_pennylane_conventions(name):
   got = getattr(qhess, name)(*args, wires=wires)  # outside a circuit: a description
   assert isinstance(got, qhess.Channel) and got.name == name and got.wires == wires
   np.testing.assert_allclose(got.kraus, np.stack(_kraus(name, args)), rtol=0, atol=1e-15)
-  qml = pytest.importorskip("pennylane")
-  expected = getattr(qml, name)(*args, wires=wires).kraus_matrices()
-  np.testing.assert_allclose(got.kraus, np.stack(expected), rtol=0, atol=1e-12)
+  # PennyLane's own matrices: test_pennylane.py (importing PennyLane takes 8 CPU seconds).
 
 
 def _identity_channel(op):
@@ -244,14 +243,16 @@ def test_noisy_outputs_equal_kraus_sum_reference_and_statevector_without_noise(r
   chex.assert_trees_all_close(tuple(circuit(x)), tuple(ref_outputs(rho, specs, n)), rtol=0,
                               atol=1e-12)
 
+  # The noiseless twin runs through the same compiled kernel (its structure is equal)
+  # and equals the state-vector reference; the pure circuit is not simulated as mixed.
   quiet = noisy_circuit([_identity_channel(op) if op[0] == "channel" else op for op in ops],
                         n, specs)
-  pure = noisy_circuit(gates, n, specs)
   assert quiet.tape(x).structure == circuit.tape(x).structure
-  assert _density.is_mixed(quiet.tape(x).operations)
-  assert not _density.is_mixed(pure.tape(x).operations)
-  got, expected = qhess.execute([quiet.tape(x), pure.tape(x)])
-  chex.assert_trees_all_close(tuple(got), tuple(expected), rtol=0, atol=1e-12)
+  assert not _density.is_mixed(noisy_circuit(gates, n, specs).tape(x).operations)
+  psi = ref.circuit_state(gates, n)
+  (got,) = qhess.execute([quiet.tape(x)])
+  chex.assert_trees_all_close(tuple(got), tuple(ref_outputs(np.outer(psi, psi.conj()), specs, n)),
+                              rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- Hessians
@@ -317,19 +318,17 @@ _SEED_SPECS = [("expval", ("prod", (("P", "Z", 0), ("P", "Z", 1))))]
 
 
 @qhess.circuit(wires=2)
-def seed(x, p=0.1):
+def seed(x):
   qhess.RX(x[0], wires=0)
-  qhess.DepolarizingChannel(p, wires=0)
+  qhess.DepolarizingChannel(0.1, wires=0)
   qhess.CRY(x[1], wires=(0, 1))
   qhess.AmplitudeDamping(0.2, wires=1)
   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
 
 
 @functools.cache
-def _seed_oracle(p=0.1):
-  ops = list(_SEED_OPS)
-  ops[1] = ("channel", "DepolarizingChannel", (0,), (p,))
-  dense = DenseMixed(ops, 2, _SEED_SPECS)
+def _seed_oracle():
+  dense = DenseMixed(_SEED_OPS, 2, _SEED_SPECS)
   fn = lambda x: dense(x)[0]  # noqa: E731
   return jax.jit(lambda x: (fn(x), jax.grad(fn)(x), jax.hessian(fn)(x)))
 
@@ -360,9 +359,7 @@ def test_channel_parameter_depending_on_differentiated_input_raises():
 
   with pytest.raises(ValueError, match="noise channel's parameter does"):
     qhess.hessian(f)(jnp.array([0.3, 0.5]))
-  # Differentiating another argument is fine: the channel parameter is then data.
-  got = qhess.hessian(seed)(_X_SEED, jnp.asarray(0.3))
-  chex.assert_trees_all_close(got, _seed_oracle(0.3)(_X_SEED)[2], rtol=0, atol=1e-10)
+  # A channel parameter from a non-differentiated argument is data: see `hybrid`'s scale.
 
 
 # ------------------------------------------------------------------------ noise models
@@ -522,21 +519,3 @@ def test_noisy_shots_unbiased_and_stderr_calibrated():
   assert jnp.all(jnp.abs(jnp.mean(got, axis=0) - expected) <= 4 * spread / np.sqrt(200))
   ratio = jnp.mean(err, axis=0) / spread
   assert jnp.all(jnp.abs(ratio - 1) < 0.2), ratio
-
-
-# ---------------------------------------------------------------------------- PennyLane
-
-
-def test_noisy_hessian_equals_pennylane_default_mixed():
-  qml = pytest.importorskip("pennylane")
-  x = np.array([0.5, 0.2])
-  ops = [qml.RX(x[0], wires=0), qml.DepolarizingChannel(0.1, wires=0),
-         qml.CRY(x[1], wires=(0, 1)), qml.AmplitudeDamping(0.2, wires=1)]
-  tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0) @ qml.Z(1))])
-  tape.trainable_params = [0, 2]  # the gate arguments; channel parameters are fixed
-  pl_tapes, fn = qml.gradients.param_shift_hessian(tape)
-  expected = np.asarray(fn(qml.execute(pl_tapes, qml.device("default.mixed"),
-                                       diff_method=None)), dtype=float)
-  tapes, post = qhess.hessian_tapes(seed.tape(jnp.asarray(x)))
-  assert len(tapes) == len(pl_tapes) == 13
-  np.testing.assert_allclose(post(qhess.execute(tapes)), expected, rtol=0, atol=1e-8)
