@@ -234,6 +234,10 @@ def _build_catalogue() -> dict[str, GateSpec]:
   for name, (label, n_wires) in _CHANNELS.items():
     catalogue[name] = GateSpec(name, 0, n_wires, "channel", (), label,
                                from_consts=_superoperator)
+  # A channel with concrete Kraus operators, its superoperator (rows of complex) as hyper.
+  catalogue["Superoperator"] = GateSpec(
+      "Superoperator", 0, None, "dense", (), "S",
+      matrix=lambda hyper: np.asarray(hyper, dtype=complex))
   return catalogue
 
 
