@@ -344,3 +344,18 @@ def test_noisy_hessian_equals_default_mixed(with_more):
   assert with_more or len(tapes) == 13  # the count measured for the seed example
   np.testing.assert_allclose(post(qhess.execute(tapes)), expected, rtol=0, atol=1e-8)
 
+
+def test_noisy_tape_to_pennylane_runs_on_default_mixed():
+  x = np.array([0.5, 0.2, -0.7, 1.1, 0.3])
+  circuit, tape = _noisy_pair(x, with_more=True)
+  script = qhess.to_pennylane(circuit.tape(jnp.asarray(x)))
+  assert [o.name for o in script.operations][:2] == ["RX", "QubitChannel"]
+  # The gate arguments only: RX, then CRY after the depolarizing channel's 4 Kraus
+  # matrices, then Rot after the amplitude damping's 2.
+  assert script.trainable_params == [0, 5, 8, 9, 10]
+  dev = qml.device("default.mixed")
+  got, expected = qml.execute([script, tape], dev, diff_method=None)
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+  with pytest.raises(ValueError, match="readout error"):
+    qhess.to_pennylane(qhess.with_noise(circuit, readout=0.1).tape(jnp.asarray(x)))
+
