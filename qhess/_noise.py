@@ -359,10 +359,10 @@ def with_noise(circuit: Circuit, after: Callable | Mapping[str, Callable] | None
     ...     f, {"CNOT": lambda op: qhess.DepolarizingChannel(0.1, wires=op.wires[1])},
     ...     readout=0.02)
     >>> print(noisy.tape(jnp.array([0.5])).draw())
-    0: ──RY─╭●──────────╭RO─┤ ╭<Z@Z>
-    1: ─────╰X──Depol───╰RO─┤ ╰<Z@Z>
-    >>> round(float(noisy(jnp.array([0.5]))), 4)  # (1 - 4/3 0.1) (1 - 2 0.02)**2
-    0.7988
+    0: ──RY─╭●───────╭RO─┤ ╭<Z@Z>
+    1: ─────╰X─Depol─╰RO─┤ ╰<Z@Z>
+    >>> round(float(noisy(jnp.array([0.5]))), 4)  # <ZZ> = 1, times (1 - 4/3 0.1) (1 - 2 0.02)**2
+    0.7987
   """
   if not isinstance(circuit, Circuit):
     raise TypeError(f"`circuit` must be a qhess.Circuit; got {type(circuit).__name__}.")
