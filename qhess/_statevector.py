@@ -523,9 +523,9 @@ def simulate_raw(key, params, consts):
 def kernel_key(tape) -> tuple:
   """What the kernel compiles for: operations, raw measurements, number of wires.
 
-  A tape with noise (channels, readout error) is simulated as a density matrix: its key
-  is that of the vectorized density matrix, a state of ``2 * n_wires`` wires
-  (`_density.kernel_key`).
+  A tape with channels is simulated as a density matrix: its key is that of the
+  vectorized density matrix, a state of ``2 * n_wires`` wires; readout error replaces
+  the measurements by the readout-flipped estimator (`_density.kernel_key`).
   """
   if any(CATALOGUE[op.name].kind in ("channel", "readout") for op in tape.operations):
     from qhess import _density  # pylint: disable=import-outside-toplevel  (imports this)
