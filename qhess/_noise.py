@@ -265,7 +265,7 @@ def QubitChannel(K_list, wires):  # noqa: N802,N803
 
 for _fn in (DepolarizingChannel, AmplitudeDamping, GeneralizedAmplitudeDamping, PhaseDamping,
             BitFlip, PhaseFlip, PauliError):
-  _fn.__doc__ = _fn.__doc__.replace("  {raises}\n", _RAISES_DOC.strip("\n") + "\n")
+  _fn.__doc__ = _fn.__doc__.replace("  {raises}\n", "\n" + _RAISES_DOC.strip("\n") + "\n")
 del _fn
 
 
