@@ -11,6 +11,16 @@ from qhess._hardware import to_openqasm as to_openqasm
 from qhess._hessian import hessian as hessian
 from qhess._hessian import hessian_tapes as hessian_tapes
 from qhess._hessian import value_grad_and_hessian as value_grad_and_hessian
+from qhess._noise import AmplitudeDamping as AmplitudeDamping
+from qhess._noise import BitFlip as BitFlip
+from qhess._noise import Channel as Channel
+from qhess._noise import DepolarizingChannel as DepolarizingChannel
+from qhess._noise import GeneralizedAmplitudeDamping as GeneralizedAmplitudeDamping
+from qhess._noise import PauliError as PauliError
+from qhess._noise import PhaseDamping as PhaseDamping
+from qhess._noise import PhaseFlip as PhaseFlip
+from qhess._noise import QubitChannel as QubitChannel
+from qhess._noise import with_noise as with_noise
 from qhess._observables import Hermitian as Hermitian
 from qhess._observables import I as I  # noqa: E741
 from qhess._observables import Measurement as Measurement
@@ -63,6 +73,9 @@ Toffoli = _GATES["Toffoli"]
 del _GATES
 
 __all__ = [
+    "AmplitudeDamping", "BitFlip", "Channel", "DepolarizingChannel",
+    "GeneralizedAmplitudeDamping", "PauliError", "PhaseDamping", "PhaseFlip",
+    "QubitChannel", "with_noise",
     "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
     "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY",
     "IsingZZ", "Measurement",

@@ -48,7 +48,8 @@ class Circuit:
 
   def __call__(self, *args, **kwargs) -> Any:
     tape = self.tape(*args, **kwargs)
-    check_memory(tape.n_wires, 1, tape.params.dtype, batch_size=None, what="the circuit")
+    check_memory(_statevector.kernel_wires(tape), 1, tape.params.dtype, batch_size=None,
+                 what="the circuit")
     raw = _statevector.run(_statevector.kernel_key(tape), tape.params[None], tape.consts)
     return tape.finalize(raw[0])
 
@@ -177,7 +178,7 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
     groups.setdefault((tape.structure, _consts_id(tape)), []).append(i)
   for indices in groups.values():  # before running anything
     first = tapes[indices[0]]
-    check_memory(first.n_wires, 1 if shots is not None else len(indices),
+    check_memory(_statevector.kernel_wires(first), 1 if shots is not None else len(indices),
                  first.params.dtype, batch_size=batch_size, what="qhess.execute")
   if shots is not None:
     return _shots.sample_tapes(tapes, shots, key, batch_size)

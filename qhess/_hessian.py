@@ -158,9 +158,10 @@ def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarr
   levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
   if any(lvl > CONST for lvl in const_levels):
     raise ValueError(
-        "A QubitUnitary or Hermitian matrix depends on the differentiated arguments; "
-        "parameter-shift rules apply to gate arguments only. Express the dependence "
-        "through parametrized gates, or pass the matrix as a non-differentiated argument.")
+        "A QubitUnitary or Hermitian matrix depends on the differentiated arguments (or "
+        "a noise channel's parameter does); parameter-shift rules apply to gate arguments "
+        "only. Express the dependence through parametrized gates, or pass the matrix or "
+        "noise parameter as a non-differentiated argument.")
   return levels
 
 
@@ -376,9 +377,9 @@ def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | 
   schedule = _schedule_for(tape, plan)
   saved = schedule.independent_applications - schedule.gate_applications
   if (saved < _MIN_SHARED_SAVING * schedule.independent_applications
-      or saved * 2**tape.n_wires < _MIN_SHARED_WORK):
+      or saved * 2**_statevector.kernel_wires(tape) < _MIN_SHARED_WORK):
     return None
-  state_bytes = 2**tape.n_wires * 2 * np.dtype(tape.params.dtype).itemsize
+  state_bytes = 2**_statevector.kernel_wires(tape) * 2 * np.dtype(tape.params.dtype).itemsize
   return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
 
 
@@ -386,9 +387,10 @@ def _checked_batch_size(tape: Tape, plan: ShiftPlan, opts: _Options,
                         schedule: Schedule | None, what: str) -> int:
   """The kernel's chunk size (``batch_size`` or the default for the tape's width), after
   `_circuit.check_memory` of the plan's points chunked that way."""
-  batch_size = opts.batch_size or _statevector.default_batch_size(tape.n_wires)
+  batch_size = opts.batch_size or _statevector.default_batch_size(
+      _statevector.kernel_wires(tape))
   _circuit.check_memory(
-      tape.n_wires, plan.n_points, tape.params.dtype, batch_size=batch_size,
+      _statevector.kernel_wires(tape), plan.n_points, tape.params.dtype, batch_size=batch_size,
       devices=opts.devices, extra_states=0 if schedule is None else schedule.n_parents + 1,
       what=what)
   return batch_size
@@ -464,10 +466,12 @@ _MIN_SHARED_WORK = 2**24
 
 
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
+  # On the kernel's gate list (a noisy tape's doubles each gate: the first of a pair).
+  operations = _statevector.kernel_key(tape)[0]
   positions = np.zeros(tape.num_params, dtype=int)
-  for i, op in enumerate(tape.operations):
+  for i, op in reversed(list(enumerate(operations))):
     positions[list(op.param_index)] = i
-  return build_schedule(positions, len(tape.operations), plan.point_index, plan.point_shift)
+  return build_schedule(positions, len(operations), plan.point_index, plan.point_shift)
 
 
 def _normalize_argnums(argnums, n_args: int) -> tuple[int, ...]:

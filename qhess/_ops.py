@@ -59,6 +59,8 @@ class GateSpec:
       generator) or of a ``"permutation"`` gate other than SWAP (the gate itself).
     controls: for controlled gates, the number of leading control wires.
     base: for controlled gates, the name of the gate applied to the target wires.
+    from_consts: for gates whose matrix is data (``Tape.consts[hyper]``): ``const ->
+      matrix``; QubitUnitary, its conjugate and channels (see `_density.py`).
   """
 
   name: str
@@ -72,6 +74,7 @@ class GateSpec:
   pauli: Callable | None = None
   controls: int = 0
   base: str | None = None
+  from_consts: Callable | None = None
 
 
 def _cs(theta):
@@ -216,7 +219,8 @@ def _build_catalogue() -> dict[str, GateSpec]:
       GateSpec("CY", 0, 2, "controlled", (), "Y", controls=1, base="PauliY"),
       GateSpec("Toffoli", 0, 3, "controlled", (), "X", controls=2, base="PauliX"),
       GateSpec("SWAP", 0, 2, "permutation", (), "SWAP"),
-      GateSpec("QubitUnitary", 0, None, "dense", (), "U", matrix=None),
+      GateSpec("QubitUnitary", 0, None, "dense", (), "U", matrix=None,
+               from_consts=lambda m: m),
   ]
   for name, (label, mat) in _FIXED_DENSE.items():
     specs.append(GateSpec(name, 0, 1, "dense", (), label, matrix=_const(mat)))
@@ -224,10 +228,69 @@ def _build_catalogue() -> dict[str, GateSpec]:
     d = np.asarray(diag, dtype=complex)
     specs.append(GateSpec(name, 0, k, "diagonal", (), label,
                           diagonal=lambda hyper=None, d=d: jnp.asarray(d)))
-  return {s.name: s for s in specs}
+  catalogue = {s.name: s for s in specs}
+  # Mixed-state simulation (`_density.py`) applies conj(U) on the column wires.
+  for name in [n for n in catalogue if n not in _REAL_GATES]:
+    catalogue[name + "*"] = _conjugate(catalogue[name])
+  for name, (label, n_wires) in _CHANNELS.items():
+    catalogue[name] = GateSpec(name, 0, n_wires, "channel", (), label,
+                               from_consts=_superoperator)
+  # A channel with concrete Kraus operators, its superoperator (rows of complex) as hyper.
+  catalogue["Superoperator"] = GateSpec(
+      "Superoperator", 0, None, "dense", (), "S",
+      matrix=lambda hyper: np.asarray(hyper, dtype=complex))
+  return catalogue
+
+
+# Gates with real matrices: their conjugate is the gate itself.
+_REAL_GATES = frozenset({"RY", "CRY", "Hadamard", "PauliX", "PauliZ", "CNOT", "CZ",
+                         "SWAP", "Toffoli"})
+
+# Noise channels (PennyLane's names): label and wire count (None: given by `wires`).
+# Their Kraus operators are data (``Tape.consts[hyper]``, shape ``(r, 2**k, 2**k)``).
+_CHANNELS = {
+    "DepolarizingChannel": ("Depol", 1),
+    "AmplitudeDamping": ("AmpDamp", 1),
+    "GeneralizedAmplitudeDamping": ("GenAmpDamp", 1),
+    "PhaseDamping": ("PhaseDamp", 1),
+    "BitFlip": ("BitFlip", 1),
+    "PhaseFlip": ("PhaseFlip", 1),
+    "PauliError": ("PauliError", None),
+    "QubitChannel": ("Channel", None),
+}
+
+# A readout error on the measured bits (`_noise.py`): the last operation of a tape, its
+# ``hyper`` the flip probability of each wire.
+_READOUT = GateSpec("ReadoutError", 0, None, "readout", (), "RO")
+
+
+def _superoperator(kraus):
+  """``Σ_k K_k ⊗ conj(K_k)`` of a Kraus stack ``(r, d, d)``: shape ``(d², d²)``, acting
+  on a density matrix vectorized row-major (rows' wires first, then the columns')."""
+  d = kraus.shape[-1]
+  return jnp.reshape(jnp.einsum("kab,kcd->acbd", kraus, jnp.conj(kraus)), (d * d, d * d))
+
+
+def _conjugate(spec: GateSpec) -> GateSpec:
+  """The gate whose matrix is the complex conjugate of ``spec``'s (same arguments)."""
+  name = spec.name + "*"
+  if spec.kind == "diagonal":
+    return dataclasses.replace(
+        spec, name=name, diagonal=lambda *a, d=spec.diagonal: jnp.conj(d(*a)))
+  if spec.kind == "controlled":
+    base = spec.base if spec.base in _REAL_GATES else spec.base + "*"
+    return dataclasses.replace(spec, name=name, base=base)
+  if spec.from_consts is not None:
+    return dataclasses.replace(spec, name=name,
+                               from_consts=lambda m, f=spec.from_consts: jnp.conj(f(m)))
+  # pauli, permutation and dense gates: an explicit matrix.
+  return dataclasses.replace(
+      spec, name=name, kind="dense", pauli=None,
+      matrix=lambda *a, g=spec.name: jnp.conj(gate_matrix(g, a[:-1], a[-1])))
 
 
 CATALOGUE: dict[str, GateSpec] = _build_catalogue()
+CATALOGUE["ReadoutError"] = _READOUT
 
 
 def gate_matrix(name: str, params, hyper=None) -> jnp.ndarray:

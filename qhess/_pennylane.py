@@ -23,12 +23,15 @@ import jax
 import numpy as np
 
 from qhess import _observables
+from qhess import _ops
 from qhess import _tape
 from qhess._circuit import Circuit
 from qhess._tape import Tape
 
 # qhess's catalogue: PennyLane's name -> how to record it. Everything else is decomposed.
 _PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary")
+# Noise channels export as qml.QubitChannel of their Kraus operators (Tape.consts).
+_CHANNELS = frozenset(n for n, s in _ops.CATALOGUE.items() if s.kind == "channel")
 _CATALOGUE = frozenset(_tape.GATES) | frozenset(_PARAMETRIC_HYPER)
 _MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
 
@@ -372,6 +375,9 @@ def to_pennylane(tape: Tape, *, shots=None):
   ``qml.expval`` of ``O²``: for Pauli words a sum of Pauli words (``O`` squared in the
   Pauli algebra), otherwise ``qml.Hermitian`` of the squared matrix.
 
+  Noise channels become ``qml.QubitChannel`` of their Kraus operators (run them on
+  ``default.mixed``); a tape with readout error is refused (ValueError).
+
   Wires are ``tape.wire_labels`` (``0 .. n_wires-1`` when ``None``). Only the gate
   arguments are trainable parameters (``script.trainable_params``), so PennyLane's
   gradient transforms differentiate what ``qhess.hessian(..., hybrid=False)`` does.
@@ -390,6 +396,7 @@ def to_pennylane(tape: Tape, *, shots=None):
   Raises:
     ImportError: when PennyLane is not installed.
     TypeError: when ``tape`` is not a `Tape`.
+    ValueError: when ``tape`` has readout error.
 
   Examples:
     >>> import jax.numpy as jnp, pennylane as qml, qhess
@@ -423,10 +430,16 @@ def to_pennylane(tape: Tape, *, shots=None):
         ops.append(qml.PauliRot(args[0], op.hyper, wires=wires))
       elif op.name == "QubitUnitary":
         ops.append(qml.QubitUnitary(consts[op.hyper], wires=wires))
+      elif op.name == "ReadoutError":
+        raise ValueError(
+            "`tape` has readout error (qhess.with_noise(..., readout=...)), which a "
+            "PennyLane tape cannot hold; export the circuit without it.")
+      elif op.name in _CHANNELS:
+        ops.append(qml.QubitChannel(list(consts[op.hyper]), wires=wires))  # Kraus data
       else:
         ops.append(getattr(qml, op.name)(*args, wires=wires))
       start = sum(len(o.data) for o in ops[:-1])
-      if op.name != "QubitUnitary":
+      if op.name != "QubitUnitary" and op.name not in _CHANNELS:
         trainable.extend(range(start, start + len(args)))
     measurements = [_pl_measurement(m, consts, labels, qml) for m in tape.measurements]
     script = qml.tape.QuantumScript(ops, measurements, shots=shots)

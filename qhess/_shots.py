@@ -63,6 +63,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from qhess import _density
 from qhess import _statevector
 
 _SQRT_HALF = float(np.sqrt(0.5))
@@ -473,25 +474,30 @@ class Marginals:
   groups: tuple[Group, ...]
   n_wires: int
   n_outcomes: int
+  readout: tuple[float, ...] | None = None  # per-wire flip probability of measured bits
 
   def __call__(self, psi, consts):
     n, out = self.n_wires, []
+    # A vector of 4**n amplitudes is a density matrix (_density.py): U ρ U†, diagonal.
+    mixed = psi.shape[0] != 2**n
+    rotate = _density.apply_unitary if mixed else _statevector.apply_matrix
     for g in self.groups:
       phi = psi
       for rot in g.rotations:
         if rot[0] == "H":
           _, vecs = jnp.linalg.eigh(consts[rot[2]])
-          phi = _statevector.apply_matrix(phi, jnp.conj(vecs.T).astype(phi.dtype), rot[1], n)
+          phi = rotate(phi, jnp.conj(vecs.T).astype(phi.dtype), rot[1], n)
         else:
-          phi = _statevector.apply_matrix(phi, _ROTATION[rot[0]].astype(phi.dtype),
-                                          (rot[1],), n)
-      probs = jnp.real(phi * jnp.conj(phi))
+          phi = rotate(phi, _ROTATION[rot[0]].astype(phi.dtype), (rot[1],), n)
+      probs = _density.diagonal(phi, n) if mixed else jnp.real(phi * jnp.conj(phi))
       view = _statevector._View(g.wires, n) if g.wires else None
       if view is None:
         marginal = jnp.sum(probs)[None]
       else:  # sum the unmeasured axes of the split view: (2,)*k in sorted wire order
         marginal = jnp.reshape(jnp.sum(jnp.reshape(probs, view.shape),
                                        axis=tuple(range(0, view.ndim, 2))), (-1,))
+        if self.readout is not None:  # the measured bits flip (after the rotation)
+          marginal = _density.flip_bits(marginal, tuple(self.readout[w] for w in g.wires))
       out.append(jnp.pad(marginal, (0, self.n_outcomes - marginal.shape[0])))
     return jnp.stack(out)  # (G, O)
 
@@ -664,7 +670,8 @@ def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, 
   if isinstance(shots, ShotBudget):  # before any tracing of the kernel
     check_budget(shots, b, g)
   a = estimator_matrix(mg, raw_ms, tape.consts, dtype)
-  probs = sample(Marginals(mg.groups, tape.n_wires, mg.n_outcomes))  # (B, G, O)
+  probs = sample(Marginals(mg.groups, tape.n_wires, mg.n_outcomes,
+                           _density.readout_of(tape)))  # (B, G, O)
 
   def once(k, n, max_shots):  # n: float (B, G)
     counts = draw_counts(probs, n, jax.random.split(k, b), max_shots)
@@ -775,7 +782,8 @@ def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:
     a = estimator_matrix(mg, first.raw_measurements, first.consts, params.dtype)
     probs = _statevector.sample_run(
         _statevector.kernel_key(first), params, first.consts,
-        Marginals(mg.groups, first.n_wires, mg.n_outcomes), batch_size)  # (B, G, O)
+        Marginals(mg.groups, first.n_wires, mg.n_outcomes, _density.readout_of(first)),
+        batch_size)  # (B, G, O)
     # Entry j of a shot vector: fold_in(key_i, j) for tape i; all entries in one vmap.
     sub = jnp.stack([jnp.stack([jax.random.fold_in(keys[i], j) for i in indices])
                      for j in range(len(vector))])  # (S, B)

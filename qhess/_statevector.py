@@ -177,7 +177,7 @@ _PAULI = {
 def _static_matrix(name: str, hyper):
   """The matrix of an argument-free gate as a NumPy constant (``None`` otherwise)."""
   spec = CATALOGUE[name]
-  if spec.n_params or name == "QubitUnitary":
+  if spec.n_params or spec.from_consts is not None:
     return None
   with jax.ensure_compile_time_eval():
     return np.asarray(gate_matrix(name, (), hyper))
@@ -256,8 +256,8 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
     return _pauli_rotation_on(x, params[0], spec.pauli(hyper), wires, view)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
-  if name == "QubitUnitary":
-    matrix = consts[hyper]
+  if spec.from_consts is not None:  # QubitUnitary, its conjugate, a channel (_density)
+    matrix = spec.from_consts(consts[hyper])
   else:
     matrix = _static_matrix(name, hyper)
     if matrix is None:
@@ -286,7 +286,10 @@ def initial_state(n: int, dtype) -> jax.Array:
 
 def _op_matrix(op, params, consts):
   values = [params[i] for i in op.param_index]
-  return consts[op.hyper] if op.name == "QubitUnitary" else gate_matrix(op.name, values, op.hyper)
+  from_consts = CATALOGUE[op.name].from_consts
+  if from_consts is not None:
+    return from_consts(consts[op.hyper])
+  return gate_matrix(op.name, values, op.hyper)
 
 
 def _controls_one_qubit(op) -> bool:
@@ -598,6 +601,8 @@ def measure(psi, measurement, consts, n: int, tail=()):
 
   ``tail``: classical gates still to be applied before measuring (see `split_tail`).
   """
+  if callable(measurement):  # computes itself: density matrices, readout (_density.py)
+    return measurement(psi, consts)
   probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
   if measurement.kind == "probs":
     for m, wires in _permutations(tail):
@@ -637,8 +642,21 @@ def simulate_raw(key, params, consts):
 
 
 def kernel_key(tape) -> tuple:
-  """What the kernel compiles for: operations, raw measurements, number of wires."""
+  """What the kernel compiles for: operations, raw measurements, number of wires.
+
+  A tape with channels is simulated as a density matrix: its key is that of the
+  vectorized density matrix, a state of ``2 * n_wires`` wires; readout error replaces
+  the measurements by the readout-flipped estimator (`_density.kernel_key`).
+  """
+  if any(CATALOGUE[op.name].kind in ("channel", "readout") for op in tape.operations):
+    from qhess import _density  # pylint: disable=import-outside-toplevel  (imports this)
+    return _density.kernel_key(tape)
   return (tape.operations, tape.raw_measurements, tape.n_wires)
+
+
+def kernel_wires(tape) -> int:
+  """Wires of the vector the kernel evolves: ``n_wires``, ``2 * n_wires`` with channels."""
+  return kernel_key(tape)[2]
 
 
 # Amplitudes per vmapped chunk when no batch_size is given: about 2**17 was fastest at

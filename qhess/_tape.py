@@ -554,6 +554,9 @@ def record_parts(fn, n_wires: int, args: tuple, kwargs: dict):
   operations = tuple(op for i, op in enumerate(rec.operations) if i not in rec.cancelled)
   tape = Tape(operations, measurements, params, tuple(rec.consts), n_wires,
               returns_tuple)
+  transform = getattr(fn, "_qhess_tape_transform", None)
+  if transform is not None:  # a noise model (qhess.with_noise): Tape -> Tape
+    tape = transform(tape)
   return tape, list(rec.params)
 
 

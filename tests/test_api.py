@@ -5,15 +5,14 @@ import qhess
 
 def test_api_all_is_pinned():
   assert sorted(qhess.__all__) == [
-      "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Circuit", "ControlledPhaseShift",
-      "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
-      "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
-      "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
+      "AmplitudeDamping", "BitFlip", "CNOT", "CRX", "CRY", "CRZ", "CY", "CZ", "Channel", "Circuit", "ControlledPhaseShift",
+      "DepolarizingChannel", "GeneralizedAmplitudeDamping", "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY", "IsingZZ", "Measurement",
+      "MultiRZ", "Observable", "PauliError", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseDamping", "PhaseFlip", "PhaseShift",
+      "QubitChannel", "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
       "Toffoli",
       "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
       "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs",
-      "to_openqasm",
-      "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
+      "to_openqasm", "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var", "with_noise",
   ]
 
 

@@ -282,3 +282,80 @@ def test_same_hessian_executed_by_qhess(name, pennylane_results):
   for g, t, e in zip(got, got_tapes, expected):
     np.testing.assert_allclose(g, e, rtol=0, atol=ATOL)
     np.testing.assert_allclose(t, e, rtol=0, atol=ATOL)
+
+
+# ------------------------------------------------------------------------ noisy circuits
+
+_CHANNEL_ARGS = {"DepolarizingChannel": (0.3,), "AmplitudeDamping": (0.3,),
+                 "GeneralizedAmplitudeDamping": (0.3, 0.8), "PhaseDamping": (0.3,),
+                 "BitFlip": (0.3,), "PhaseFlip": (0.3,), "PauliError": ("XY", 0.2)}
+
+
+@pytest.mark.parametrize("name", sorted(_CHANNEL_ARGS))
+def test_channel_kraus_operators_equal_pennylanes(name):
+  args = _CHANNEL_ARGS[name]
+  wires = (0, 1) if name == "PauliError" else (0,)
+  got = getattr(qhess, name)(*args, wires=wires).kraus  # outside a circuit: a description
+  expected = getattr(qml, name)(*args, wires=wires).kraus_matrices()
+  # PennyLane adds machine epsilon under its square roots: 1e-14 differences.
+  np.testing.assert_allclose(got, np.stack(expected), rtol=0, atol=1e-12)
+
+
+def _noisy_pair(x, with_more: bool):
+  """The same noisy circuit in qhess and as a PennyLane tape (gate arguments from x)."""
+  def ops(lib, x):
+    out = [lib.RX(x[0], wires=0), lib.DepolarizingChannel(0.1, wires=0),
+           lib.CRY(x[1], wires=(0, 1)), lib.AmplitudeDamping(0.2, wires=1)]
+    if with_more:
+      out += [lib.Rot(x[2], x[3], x[4], wires=1), lib.GeneralizedAmplitudeDamping(0.3, 0.6, wires=1),
+              lib.PauliError("YZ", 0.1, wires=(1, 0)), lib.CNOT(wires=(1, 0)),
+              lib.PhaseDamping(0.25, wires=0), lib.BitFlip(0.05, wires=1)]
+    return out
+
+  @qhess.circuit(wires=2)
+  def circuit(x):
+    ops(qhess, x)
+    return qhess.expval(qhess.Z(0) @ qhess.Z(1) + 0.5 * qhess.X(1))
+
+  obs = qml.Z(0) @ qml.Z(1) + 0.5 * qml.X(1)
+  tape = qml.tape.QuantumScript(ops(qml, [float(v) for v in x]), [qml.expval(obs)])
+  # Only the gate arguments are trainable: channel parameters are fixed.
+  gate_params = {"RX": 1, "CRY": 1, "Rot": 3}
+  trainable, k = [], 0
+  for op in tape.operations:
+    n = len(op.data)
+    if op.name in gate_params:
+      trainable += list(range(k, k + n))
+    k += n
+  tape.trainable_params = trainable
+  return circuit, tape
+
+
+@pytest.mark.parametrize("with_more", [False, True], ids=["seed", "more_channels"])
+def test_noisy_hessian_equals_default_mixed(with_more):
+  """param_shift_hessian on default.mixed: the same Hessian (1e-8) from as many tapes."""
+  x = np.array([0.5, 0.2, -0.7, 1.1, 0.3])[:5 if with_more else 2]
+  circuit, tape = _noisy_pair(x, with_more)
+  pl_tapes, fn = qml.gradients.param_shift_hessian(tape)
+  expected = np.asarray(fn(qml.execute(pl_tapes, qml.device("default.mixed"),
+                                       diff_method=None)), dtype=float)
+  tapes, post = qhess.hessian_tapes(circuit.tape(jnp.asarray(x)))
+  assert len(tapes) == len(pl_tapes)
+  assert with_more or len(tapes) == 13  # the count measured for the issue's seed example
+  np.testing.assert_allclose(post(qhess.execute(tapes)), expected, rtol=0, atol=1e-8)
+
+
+def test_noisy_tape_to_pennylane_runs_on_default_mixed():
+  x = np.array([0.5, 0.2, -0.7, 1.1, 0.3])
+  circuit, tape = _noisy_pair(x, with_more=True)
+  script = qhess.to_pennylane(circuit.tape(jnp.asarray(x)))
+  assert [o.name for o in script.operations][:2] == ["RX", "QubitChannel"]
+  # The gate arguments only: RX, then CRY after the depolarizing channel's 4 Kraus
+  # matrices, then Rot after the amplitude damping's 2.
+  assert script.trainable_params == [0, 5, 8, 9, 10]
+  dev = qml.device("default.mixed")
+  got, expected = qml.execute([script, tape], dev, diff_method=None)
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+  with pytest.raises(ValueError, match="readout error"):
+    qhess.to_pennylane(qhess.with_noise(circuit, readout=0.1).tape(jnp.asarray(x)))
+
