@@ -61,6 +61,8 @@ class GateSpec:
     base: for controlled gates, the name of the gate applied to the target wires.
     from_consts: for gates whose matrix is data (``Tape.consts[hyper]``): ``const ->
       matrix``; QubitUnitary, its conjugate and channels (see `_density.py`).
+    conjugate: the complex conjugate of the ``"pauli"`` gate of the same name without
+      the ``*`` (density matrices' column wires, `_density.py`).
   """
 
   name: str
@@ -75,6 +77,7 @@ class GateSpec:
   controls: int = 0
   base: str | None = None
   from_consts: Callable | None = None
+  conjugate: bool = False
 
 
 def _cs(theta):
@@ -283,7 +286,9 @@ def _conjugate(spec: GateSpec) -> GateSpec:
   if spec.from_consts is not None:
     return dataclasses.replace(spec, name=name,
                                from_consts=lambda m, f=spec.from_consts: jnp.conj(f(m)))
-  # pauli, permutation and dense gates: an explicit matrix.
+  if spec.kind == "pauli":  # conj(exp(-i θ/2 P)) is again a rotation about P
+    return dataclasses.replace(spec, name=name, conjugate=True)
+  # permutation and dense gates: an explicit matrix.
   return dataclasses.replace(
       spec, name=name, kind="dense", pauli=None,
       matrix=lambda *a, g=spec.name: jnp.conj(gate_matrix(g, a[:-1], a[-1])))
@@ -321,7 +326,8 @@ def gate_matrix(name: str, params, hyper=None) -> jnp.ndarray:
   if spec.kind == "diagonal":
     return jnp.diag(spec.diagonal(*params, hyper))
   if spec.kind == "pauli":
-    return _pauli_rot_matrix(params[0], spec.pauli(hyper))
+    matrix = _pauli_rot_matrix(params[0], spec.pauli(hyper))
+    return jnp.conj(matrix) if spec.conjugate else matrix
   if spec.kind == "permutation":
     return jnp.asarray(_pauli_matrix(spec.pauli(hyper)))
   return spec.matrix(*params, hyper)

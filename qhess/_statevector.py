@@ -253,7 +253,10 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
     diag = spec.diagonal(*params, hyper).astype(x.dtype)
     return _cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
   if spec.kind == "pauli":
-    return _pauli_rotation_on(x, params[0], spec.pauli(hyper), wires, view)
+    word, theta = spec.pauli(hyper), params[0]
+    if spec.conjugate:  # conj(exp(-i θ/2 P)) = exp(i θ/2 P*), P* = (-1)**(#Y) P
+      theta = theta if word.count("Y") % 2 else -theta
+    return _pauli_rotation_on(x, theta, word, wires, view)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
   if spec.from_consts is not None:  # QubitUnitary, its conjugate, a channel (_density)
