@@ -27,7 +27,7 @@ Families (``n`` wires, ``L`` layers, ``P`` gate arguments):
   energy ``expval(sum_i X_i X_{i+1} + Y_i Y_{i+1} + Z_i Z_{i+1})`` (X and Y terms: the
   Z-diagonal measurement paths do not apply); params ``(P,)``.
 - ``random``: a seeded random circuit over the whole gate catalogue
-  (``qhess._ops.CATALOGUE``): ``3n`` gates per layer taken from consecutive random
+  (``qhess._ops.GATE_NAMES``): ``3n`` gates per layer taken from consecutive random
   permutations of the catalogue (so every gate appears once the circuit has as many
   gates), random wires; Pauli words and ``MultiRZ`` / ``PauliRot`` widths random;
   ``QubitUnitary`` a fixed random unitary; every parametrized gate its own arguments;
@@ -56,7 +56,7 @@ except ImportError:  # a checkout: the repository root is this folder's parent
   sys.path.insert(0, str(_HERE.parent))
   import qhess
 from kernel import hea_circuit  # noqa: E402
-from qhess._ops import CATALOGUE  # noqa: E402
+from qhess._ops import CATALOGUE, GATE_NAMES  # noqa: E402
 
 
 class Family(NamedTuple):
@@ -208,7 +208,7 @@ def random_circuit(n_wires: int, n_layers: int, seed: int, *,
   _check_size("random", n_wires, n_layers, 3)
   n = n_wires
   rng = np.random.default_rng(seed)
-  names = sorted(CATALOGUE)
+  names = sorted(GATE_NAMES)  # unitary gates only (no channels or conjugates)
   gates, order = [], []  # gates: (name, wires, n_args, extra)
   for _ in range(3 * n * n_layers):
     if not order:

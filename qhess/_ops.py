@@ -295,6 +295,12 @@ def _conjugate(spec: GateSpec) -> GateSpec:
 
 
 CATALOGUE: dict[str, GateSpec] = _build_catalogue()
+# The unitary gates a circuit can call (not the conjugates, channels and readout entries
+# that mixed-state simulation adds).
+GATE_NAMES: tuple[str, ...] = tuple(
+    name for name, spec in CATALOGUE.items()
+    if spec.kind not in ("channel", "readout") and not name.endswith("*")
+    and name != "Superoperator")
 CATALOGUE["ReadoutError"] = _READOUT
 
 
