@@ -94,9 +94,10 @@ def test_bench_run_families_quick(tmp_path):
     for method, r in row["methods"].items():
       assert r["status"] == "ok", (row["family"], method, r["status"])
       assert r["repeat"] == 1 and r["min_s"] <= r["median_s"] <= r["max_s"]
+      if method != "jax_hessian":
+        assert r["matches_jax"] and r["max_abs_diff_vs_jax"] < 1e-9, (row["family"], method)
       if method not in ("jax_hessian", "qhess_adjoint"):  # adjoint: other circuits
         assert r["n_circuits"] > 0
-        assert r["matches_jax"] and r["max_abs_diff_vs_jax"] < 1e-9, (row["family"], method)
     # Shared and independent evaluation run the same circuits.
     assert (row["methods"]["qhess_default"]["n_circuits"]
             == row["methods"]["qhess_independent_default_rule"]["n_circuits"])
