@@ -78,15 +78,14 @@ def test_bench_kernel_quick(tmp_path):
 
 
 def test_bench_run_families_quick(tmp_path):
-  # Two families in one worker: hea_b (blocked gate order) and qaoa (tied parameters,
-  # PennyLane's gate-argument Hessian contracted with the parameter map), PennyLane on.
+  # qaoa (tied parameters: PennyLane's gate-argument Hessian contracted with the
+  # parameter map), PennyLane on; the other families only change the circuit.
   out = tmp_path / "f.json"
-  data = _run_quick("run.py", out, "--families", "hea_b", "qaoa", "--wires", "3",
+  data = _run_quick("run.py", out, "--families", "qaoa", "--wires", "3",
                     "--pennylane")
-  assert data["meta"]["families"] == ["hea_b", "qaoa"]
+  assert data["meta"]["families"] == ["qaoa"]
   rows = {r["family"]: r for r in data["families"]}
-  assert rows.keys() == {"hea_b", "qaoa"}
-  assert rows["hea_b"]["n_params"] == rows["hea_b"]["n_inputs"] == 6  # 2 n L
+  assert rows.keys() == {"qaoa"}
   assert rows["qaoa"]["n_params"] == 6 and rows["qaoa"]["n_inputs"] == 2  # tied
   for row in rows.values():
     assert list(row["methods"]) == ["qhess_default", "qhess_independent_default_rule",
@@ -108,7 +107,7 @@ def test_bench_run_families_quick(tmp_path):
       assert s[key] is not None and s[key] > 0, key
     assert s["all_match_jax"]
   md = out.with_suffix(".md").read_text()
-  assert md.count("| qhess default |") == 2 and "| hea_b | 3 × 1 |" in md
+  assert md.count("| qhess default |") == 1 and "| qaoa | 3 × 1 |" in md
 
 
 def _bench_module(name: str):
