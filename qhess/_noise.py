@@ -223,14 +223,7 @@ def PauliError(operators: str, p, wires):  # noqa: N802
     wires: as many distinct wires as letters.
   {raises}
   """
-  if not isinstance(operators, str) or not operators or set(operators) - set("IXYZ"):
-    raise ValueError(
-        f"PauliError: `operators` must be a non-empty string over 'IXYZ'; got {operators!r}.")
-  n = len(_observables._as_wires(wires, "PauliError"))
-  if n != len(operators):
-    raise ValueError(
-        f"PauliError: `operators` {operators!r} has {len(operators)} letter(s) but `wires` "
-        f"has {n}; they must match.")
+  _tape.check_pauli_word(operators, wires, "PauliError", "operators")
   p = _probability(p, "PauliError", "p")
   word = _pauli_matrix(operators)
   return _channel("PauliError",

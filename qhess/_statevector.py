@@ -218,8 +218,7 @@ def _pauli_rotation_on(x, theta, word: str, wires: Sequence[int], view: _View):
   s = lax.convert_element_type(jnp.sin(theta / 2), real)
 
   def block(xb, fb, pat):  # c xb + s (pat fb), in real arithmetic
-    pat = pat.reshape(()) if pat.size == 1 else pat
-    moved = _cmul(pat[()] if pat.ndim == 0 else pat, fb)
+    moved = _cmul(pat.reshape(())[()] if pat.size == 1 else pat, fb)  # NumPy scalar or array
     return lax.complex(lax.add(lax.mul(lax.real(xb), c), lax.mul(lax.real(moved), s)),
                        lax.add(lax.mul(lax.imag(xb), c), lax.mul(lax.imag(moved), s)))
 

@@ -436,15 +436,21 @@ def PauliRot(theta, pauli_word: str, wires) -> None:  # noqa: N802
     ValueError: for a bad Pauli word, a length mismatch with the wires, a wire outside
       the circuit or a non-scalar argument.
   """
-  if not isinstance(pauli_word, str) or not pauli_word or set(pauli_word) - set("IXYZ"):
-    raise ValueError(
-        f"PauliRot: `pauli_word` must be a non-empty string over 'IXYZ'; got {pauli_word!r}.")
-  n = len(_observables._as_wires(wires, "PauliRot"))
-  if n != len(pauli_word):
-    raise ValueError(
-        f"PauliRot: `pauli_word` {pauli_word!r} has {len(pauli_word)} letter(s) but "
-        f"`wires` has {n}; they must match.")
+  check_pauli_word(pauli_word, wires, "PauliRot", "pauli_word")
   _record("PauliRot", (theta,), wires, hyper=pauli_word, argnames=("theta",))
+
+
+def check_pauli_word(word, wires, name: str, argname: str) -> None:
+  """Raises ValueError unless ``word`` is a non-empty string over 'IXYZ' with one letter
+  per wire of ``wires`` (``name``'s argument ``argname``: PauliRot, PauliError)."""
+  if not isinstance(word, str) or not word or set(word) - set("IXYZ"):
+    raise ValueError(
+        f"{name}: `{argname}` must be a non-empty string over 'IXYZ'; got {word!r}.")
+  n = len(_observables._as_wires(wires, name))
+  if n != len(word):
+    raise ValueError(
+        f"{name}: `{argname}` {word!r} has {len(word)} letter(s) but `wires` has {n}; "
+        "they must match.")
 
 
 def QubitUnitary(U, wires) -> None:  # noqa: N802
