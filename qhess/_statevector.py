@@ -317,6 +317,85 @@ def _barrier(psi):
   return jax.lax.optimization_barrier(psi)
 
 
+# Multi-qubit Pauli rotations and diagonal gates on at most this many wires in all are
+# multiplied into one pending operator ``A + B F`` (`_flip_group_key`).
+_MAX_GROUP_WIRES = 4
+
+
+def _flip_group_key(op):
+  """The wires a multi-qubit gate flips when it can join a flip group (`_apply_flip_group`):
+  ``frozenset()`` for a diagonal gate, its X/Y wires for a Pauli rotation; ``None`` for
+  every other gate."""
+  spec = CATALOGUE[op.name]
+  if len(op.wires) < 2 or spec.kind not in ("pauli", "diagonal"):
+    return None
+  if spec.kind == "diagonal":
+    return frozenset()
+  return frozenset(w for w, p in zip(op.wires, spec.pauli(op.hyper)) if p in "XY")
+
+
+def _apply_flip_group(psi, ops, wires: Sequence[int], flips: frozenset, params, n: int):
+  """Several Pauli rotations that flip the same wires ``flips``, and diagonal gates, all on
+  ``wires``, in one pass.
+
+  Each factor is ``D`` or ``c I - i s D_P F`` with ``D``, ``D_P`` diagonal over ``wires``
+  and ``F`` the bit flip of ``flips``; since ``F D = D^F F`` (``D^F(b) = D(b ⊕ flips)``)
+  and ``F F = I``, their product is ``A + B F`` with two diagonal patterns, accumulated
+  on ``2**len(wires)`` entries. The state is then read once: ``A ψ + B (F ψ)``, against
+  two passes or more gate by gate (an IsingXX·IsingYY bond, a run of ZZ phases).
+  """
+  wires = sorted(wires)
+  shape = (2,) * len(wires)
+  real = np.finfo(psi.dtype).dtype
+  flip_axes = tuple(wires.index(w) for w in sorted(flips))
+
+  def on_wires(t, op_wires):  # a (2,)*k array in op_wires order onto `wires`' axes
+    t = jnp.transpose(t, np.argsort([wires.index(w) for w in op_wires]))
+    return jnp.reshape(t, [2 if w in op_wires else 1 for w in wires])
+
+  def flipped(t):
+    return jnp.flip(t, flip_axes) if flip_axes else t
+
+  a = jnp.ones(shape, psi.dtype)
+  b = None
+  for op in ops:
+    spec = CATALOGUE[op.name]
+    values = [params[k] for k in op.param_index]
+    if spec.kind == "diagonal":
+      d = on_wires(jnp.reshape(spec.diagonal(*values, op.hyper).astype(psi.dtype),
+                               (2,) * len(op.wires)), op.wires)
+      a, b = a * d, (None if b is None else b * d)
+      continue
+    word, theta = spec.pauli(op.hyper), values[0]
+    if spec.conjugate:  # conj(exp(-i θ/2 P)) = exp(i θ/2 P*), P* = (-1)**(#Y) P
+      theta = theta if word.count("Y") % 2 else -theta
+    phase = np.full([1] * len(wires), -1j)  # -i s D_P, its constant part
+    for w, letter in zip(op.wires, word):
+      if letter in "YZ":
+        axis = [1] * len(wires)
+        axis[wires.index(w)] = 2
+        phase = phase * np.reshape(np.asarray(_PAULI_PHASE[letter]), axis)
+    c = jax.lax.convert_element_type(jnp.cos(theta / 2), real)
+    s = jax.lax.convert_element_type(jnp.sin(theta / 2), real)
+    sd = s * phase.astype(psi.dtype)
+    new_a = c * a if b is None else c * a + sd * flipped(b)
+    b = sd * flipped(a) if b is None else c * b + sd * flipped(a)
+    a = new_a
+  view = _View(wires, n)
+  x = jnp.reshape(psi, view.shape)
+  a = jnp.reshape(jnp.broadcast_to(a, shape), view.bcast(wires))
+  if b is None:
+    return jnp.reshape(_cmul(a, x), (-1,))
+  b = jnp.reshape(jnp.broadcast_to(b, shape), view.bcast(wires))
+  axes = [view.axis[w] for w in sorted(flips)]
+  blocks = {}
+  for bits in itertools.product((0, 1), repeat=len(axes)):
+    blocks[bits] = jax.lax.add(
+        _cmul(_slice(a, view, axes, bits), _slice(x, view, axes, bits)),
+        _cmul(_slice(b, view, axes, bits), _slice(x, view, axes, tuple(1 - v for v in bits))))
+  return jnp.reshape(_assemble(blocks, axes), (-1,))
+
+
 def _evolve_fused(operations, n: int, params, consts, psi):
   """`evolve` of a run of gates (no repeated blocks): the fusion rules.
 
@@ -327,12 +406,28 @@ def _evolve_fused(operations, n: int, params, consts, psi):
   - a pending matrix ``U`` on the target of a singly controlled one-qubit gate (CNOT,
     CY, CRX, CRY with base ``B``) is fused with it: ``U`` where the control is 0 and
     ``B U`` where it is 1, one pass for both gates.
+  - consecutive multi-qubit Pauli rotations that flip the same wires and diagonal gates,
+    on at most `_MAX_GROUP_WIRES` wires together, are one pass (`_apply_flip_group`).
 
   Gates on disjoint wires commute, so the order of passes may differ from the gate
   order; the result does not (up to rounding).
   """
   dtype = psi.dtype
   pending: dict[int, tuple] = {}  # wire -> (2x2 matrix, the op when it is a single one)
+  group = None  # (wires, flipped wires, ops): the pending flip group
+
+  def apply_one(psi, op):
+    return _barrier(apply_gate(psi, op.name, op.wires, [params[k] for k in op.param_index],
+                               op.hyper, consts, n))
+
+  def flush_group(psi):
+    nonlocal group
+    if group is not None:
+      wires, flips, ops = group
+      psi = (apply_one(psi, ops[0]) if len(ops) == 1 else
+             _barrier(_apply_flip_group(psi, ops, wires, flips, params, n)))
+      group = None
+    return psi
 
   def flush(psi, wires):
     for w in wires:
@@ -349,10 +444,26 @@ def _evolve_fused(operations, n: int, params, consts, psi):
   for op in operations:
     if len(op.wires) == 1:
       w = op.wires[0]
+      if group is not None and w in group[0]:
+        psi = flush_group(psi)
       matrix = _static_matrix(op.name, op.hyper)
       matrix = jnp.asarray(_op_matrix(op, params, consts) if matrix is None else matrix, dtype)
       pending[w] = (matrix @ pending[w][0], None) if w in pending else (matrix, op)
       continue
+    key = _flip_group_key(op)
+    if key is not None:
+      if group is not None:
+        wires = group[0] | set(op.wires)
+        if (len(wires) <= _MAX_GROUP_WIRES
+            and (not key or not group[1] or key == group[1])):
+          psi = flush(psi, op.wires)  # single-qubit gates before it, on its wires
+          group = (wires, group[1] or key, group[2] + [op])
+          continue
+        psi = flush_group(psi)
+      psi = flush(psi, op.wires)
+      group = (set(op.wires), key, [op])
+      continue
+    psi = flush_group(psi)
     if _controls_one_qubit(op) and op.wires[1] in pending:
       control, target = op.wires
       psi = flush(psi, (control,))
@@ -365,9 +476,8 @@ def _evolve_fused(operations, n: int, params, consts, psi):
                                               target, n))
       continue
     psi = flush(psi, op.wires)
-    psi = _barrier(apply_gate(psi, op.name, op.wires, [params[k] for k in op.param_index],
-                              op.hyper, consts, n))
-  return flush(psi, sorted(pending))
+    psi = apply_one(psi, op)
+  return flush(flush_group(psi), sorted(pending))
 
 
 # A block of gates repeated this many times in a row, covering at least this many gates,

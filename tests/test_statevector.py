@@ -300,6 +300,27 @@ def test_fused_controlled_gates_match_reference(rng):
   chex.assert_trees_all_close(got, ref.circuit_state(ops, 3), rtol=0, atol=1e-12)
 
 
+def test_fused_flip_groups_match_reference(rng):
+  # Multi-qubit Pauli rotations flipping the same wires and diagonal gates, on at most
+  # four wires together, are one pass (`_apply_flip_group`); single-qubit gates before,
+  # between and after them, and gates on other wires, keep their order.
+  ops = [("Hadamard", (0,), ()), ("RY", (3,), (0.4,)), ("RX", (1,), (0.2,)),
+         ("IsingXX", (0, 1), (0.3,)), ("IsingYY", (1, 0), (-1.2,)),
+         ("PauliRot", (0, 1, 2), (0.8, "XYZ")), ("RY", (4,), (0.6,)),
+         ("IsingZZ", (2, 3), (1.7,)), ("CRZ", (3, 0), (-0.4,)), ("RX", (0,), (0.9,)),
+         ("MultiRZ", (1, 2, 4), (0.5,)), ("IsingXX", (1, 2), (0.7,)),
+         ("PauliRot", (2, 1), (-0.3, "YX")), ("ControlledPhaseShift", (0, 2), (1.1,)),
+         ("IsingYY", (2, 1), (0.25,)), ("PauliRot", (3, 4), (0.6, "XY")),
+         ("IsingZZ", (0, 4), (0.35,)), ("CNOT", (3, 4), ())]
+  tape = _tape(ops, 5)
+  got = _jit_final_state(tape)
+  chex.assert_trees_all_close(got, ref.circuit_state(ops, 5), rtol=0, atol=1e-12)
+  # XX·YY on a bond, then ZZ phases on it: one pass for all three.
+  bond = _tape([("IsingXX", (0, 1), (0.3,)), ("IsingYY", (0, 1), (0.5,)),
+                ("IsingZZ", (1, 0), (0.7,))], 2)
+  assert _statevector.count_passes(bond.operations, 2) == 1
+
+
 def test_hardware_efficient_layer_is_one_pass_per_wire():
   # Per wire RY then RZ, then CNOT(w, w+1): wire 0's gates are one pass, and each CNOT
   # is fused with its target's pending RZ·RY (one pass for both).
