@@ -714,15 +714,15 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
     const = pat.reshape(-1)[0] if np.all(pat == pat.reshape(-1)[0]) else None
     if const is None:  # a pattern over Z/Y wires inside the block: Re(conj(a) · pat b)
       b_blk, const = _cmul(pat.astype(psi.dtype), b_blk), 1.0
-    # Re(const · Σ conj(a) b) = Re(const) Σ Re(conj(a) b) - Im(const) Σ Im(conj(a) b)
-    ar, ai, br, bi = lax.real(a_blk), lax.imag(a_blk), lax.real(b_blk), lax.imag(b_blk)
+    # Re(const · Σ conj(a) b) = Re(const) Σ Re(conj(a) b) - Im(const) Σ Im(conj(a) b).
+    # Written as a complex product: XLA's CPU reduction of it was 2-3× faster than of the
+    # same product spelled out on real and imaginary parts (strided blocks at 10 wires).
+    prod = lax.mul(lax.conj(a_blk), b_blk)
     part = None
     if np.real(const) != 0:
-      re = jnp.sum(lax.add(lax.mul(ar, br), lax.mul(ai, bi)))
-      part = lax.mul(re, np.asarray(np.real(const), real))
+      part = lax.mul(jnp.sum(lax.real(prod)), np.asarray(np.real(const), real))
     if np.imag(const) != 0:
-      im = jnp.sum(lax.sub(lax.mul(ar, bi), lax.mul(ai, br)))
-      term = lax.mul(im, np.asarray(-np.imag(const), real))
+      term = lax.mul(jnp.sum(lax.imag(prod)), np.asarray(-np.imag(const), real))
       part = term if part is None else lax.add(part, term)
     if hermitian:
       part = lax.mul(part, np.asarray(2, real))
