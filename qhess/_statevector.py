@@ -558,13 +558,15 @@ def evolve(operations, n: int, params, consts, psi=None):
   return psi
 
 
-def count_passes(operations, n: int) -> int:
+def count_passes(operations, n: int, consts=()) -> int:
   """How many passes over the state `evolve` makes for ``operations`` (after fusion).
 
   Read off the traced computation (one barrier per pass), so it counts what runs.
+  ``consts``: the tape's constant matrices (needed when ``operations`` hold a
+  QubitUnitary or a channel; `Tape.consts`).
   """
   n_params = max([k + 1 for op in operations for k in op.param_index], default=0)
-  jaxpr = jax.make_jaxpr(lambda p: evolve(operations, n, p, ()))(
+  jaxpr = jax.make_jaxpr(lambda p: evolve(operations, n, p, tuple(consts)))(
       jax.ShapeDtypeStruct((n_params,), jnp.float32))
 
   def count(jaxpr):
