@@ -30,7 +30,9 @@ the state's blocks against their mirror blocks (`_flip_expval`), with no ``P ψ`
 A barrier after each pass keeps XLA from fusing chains of gates into one loop (see
 `_barrier`), so each pass reads and writes the state once. `evolve` makes fewer passes
 than there are gates: single-qubit gates wait per wire and are multiplied together,
-then fused into the next controlled gate on that wire; a trailing run of permutation
+then fused into the next controlled gate on that wire; consecutive multi-qubit Pauli
+rotations that flip the same wires (an IsingXX·IsingYY bond) and diagonal gates are one
+pass (`_apply_flip_group`); a trailing run of permutation
 and diagonal gates is folded into the measurement (`split_tail`); and a repeated block of
 gates runs as one ``lax.scan`` (`repeated_blocks`). `count_passes` reports the result.
 
