@@ -26,10 +26,13 @@ The shifted circuits are one batch (``vmap``, chunked by ``batch_size`` and shar
 ``devices`` like the shift-rule kernel), and the shift coefficients are contracted
 against their stacked values and Jacobians. The result is symmetrised, ``(H + Hᵀ)/2``.
 
-Gate derivatives are not written by hand: ``∂U/∂θ_a ψ`` is the tangent of the kernel's
-own gate application (`_statevector.apply_gate`) along θ_a (`jax.jvp`), so every gate
-of the catalogue, with its fast path (diagonal, controlled, Pauli rotation, dense),
-differentiates itself.
+Gate derivatives are not written by hand. For a multi-qubit gate, ``∂U/∂θ_a ψ`` is the
+tangent of the kernel's own gate application (`_statevector.apply_gate`) along θ_a
+(`jax.jvp`), so every gate of the catalogue, with its fast path (diagonal, controlled,
+Pauli rotation, dense), differentiates itself. A run of single-qubit gates on one wire
+is one 2×2 matrix ``B(θ)``: its derivatives (`jax.jacfwd` of the matrix) are contracted
+with the cross matrix ``C_ab = Σ_rest conj(λ[a, rest]) ψ[b, rest]``, one read of ψ and
+λ for all of the run's arguments (`_cross`).
 """
 
 from __future__ import annotations
