@@ -171,9 +171,9 @@ def _block_matrix(block, pvec, consts):
 def _block_grad(prev_psi, lam, block, params, consts, n: int):
   """``2 Re <λ|∂B/∂θ_a|ψ>`` for the block's arguments: float ``(n_lam, n_args)``.
 
-  One tangent state ``∂B/∂θ_a ψ`` per argument, each fused by XLA into the full,
-  contiguous reduction with the λ's (measured: reductions over slices of the state,
-  ``Σ_rest conj(λ[i, rest]) ψ[j, rest]``, are several times slower on CPU).
+  A multi-qubit gate takes one tangent state ``∂B/∂θ_a ψ`` per argument, reduced with
+  the λ's; a run of single-qubit gates contracts its matrix derivatives with the 2×2
+  cross matrix of λ and ψ on its wire (`_cross`), one read of both for all arguments.
   """
   if len(block[0].wires) > 1:  # a multi-qubit gate: the tangent of its own fast path
     return _overlaps(lam, gate_tangents(prev_psi, block[0], params[0], consts, n))

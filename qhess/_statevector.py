@@ -190,6 +190,19 @@ def _static_matrix(name: str, hyper):
 _PAULI_PHASE = {"X": (1, 1), "Y": (-1j, 1j), "Z": (1, -1)}
 
 
+def _word_phase(word, word_wires: Sequence[int], wires: Sequence[int]) -> np.ndarray:
+  """The constant phase pattern of the Pauli word ``word`` on ``word_wires`` (letters
+  X, Y, Z, I), over the axes of the sorted ``wires``: a complex NumPy array with axis
+  ``i`` of length 2 where ``wires[i]`` carries a Y or Z letter and 1 elsewhere."""
+  out = np.ones([1] * len(wires), dtype=complex)
+  for w, letter in zip(word_wires, word):
+    if letter in "YZ":
+      axis = [1] * len(wires)
+      axis[list(wires).index(w)] = 2
+      out = out * np.reshape(np.asarray(_PAULI_PHASE[letter], dtype=complex), axis)
+  return out
+
+
 def _pauli_rotation_on(x, theta, word: str, wires: Sequence[int], view: _View):
   """``exp(-i θ/2 P) x = cos(θ/2) x - i sin(θ/2) P x`` for the Pauli word ``P`` on ``wires``.
 
@@ -201,17 +214,11 @@ def _pauli_rotation_on(x, theta, word: str, wires: Sequence[int], view: _View):
   `_cmul` turns into one real product per part.
   """
   letters = [(w, p) for w, p in zip(wires, word) if p != "I"]
-  phased = [(w, p) for w, p in letters if p in "YZ"]
+  phased = sorted(w for w, p in letters if p in "YZ")
   if phased:
-    table = np.ones((2,) * len(phased), dtype=complex)
-    for i, (_, p) in enumerate(phased):
-      shape = [1] * len(phased)
-      shape[i] = 2
-      table = table * np.reshape(np.asarray(_PAULI_PHASE[p]), shape)
-    order = np.argsort([view.axis[w] for w, _ in phased])
     # The -i of -i sin(θ/2) P folded in; broadcast shape over the view's axes.
-    pattern = np.reshape(np.transpose(-1j * table, order).astype(x.dtype),
-                         view.bcast([w for w, _ in phased]))
+    pattern = np.reshape((-1j * _word_phase(word, wires, phased)).astype(x.dtype),
+                         view.bcast(phased))
   else:
     pattern = np.full([1] * view.ndim, -1j, dtype=x.dtype)
   lax = jax.lax
@@ -371,12 +378,7 @@ def _apply_flip_group(psi, ops, wires: Sequence[int], flips: frozenset, params, 
     word, theta = spec.pauli(op.hyper), values[0]
     if spec.conjugate:  # conj(exp(-i θ/2 P)) = exp(i θ/2 P*), P* = (-1)**(#Y) P
       theta = theta if word.count("Y") % 2 else -theta
-    phase = np.full([1] * len(wires), -1j)  # -i s D_P, its constant part
-    for w, letter in zip(op.wires, word):
-      if letter in "YZ":
-        axis = [1] * len(wires)
-        axis[wires.index(w)] = 2
-        phase = phase * np.reshape(np.asarray(_PAULI_PHASE[letter]), axis)
+    phase = -1j * _word_phase(word, op.wires, wires)  # -i s D_P, its constant part
     c = jax.lax.convert_element_type(jnp.cos(theta / 2), real)
     s = jax.lax.convert_element_type(jnp.sin(theta / 2), real)
     sd = s * phase.astype(psi.dtype)
@@ -692,12 +694,10 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
   """
   wires = sorted({f[1] for _, fs in words for f in fs})
   view = _View(wires, n)
-  pattern = np.zeros(view.bcast(wires), dtype=complex)
+  pattern = np.zeros((2,) * len(wires), dtype=complex)
   for c, fs in words:
-    term = np.full(view.bcast(wires), c, dtype=complex)
-    for p, w in fs:
-      term = term * np.reshape(np.asarray(_PAULI_PHASE[p], dtype=complex), view.bcast([w]))
-    pattern = pattern + term
+    pattern = pattern + c * _word_phase([p for p, _ in fs], [w for _, w in fs], wires)
+  pattern = np.reshape(pattern, view.bcast(wires))
   hermitian = all(np.imag(c) == 0 for c, _ in words)
   x = jnp.reshape(psi, view.shape)
   axes = [view.axis[w] for w in flips]
@@ -715,7 +715,8 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
       continue
     a_blk = _slice(x, view, axes, bits)
     b_blk = _slice(x, view, axes, tuple(1 - b for b in bits))
-    const = pat.reshape(-1)[0] if np.all(pat == pat.reshape(-1)[0]) else None
+    first = pat.reshape(-1)[0]
+    const = first if np.all(pat == first) else None
     if const is None:  # a pattern over Z/Y wires inside the block: Re(conj(a) · pat b)
       b_blk, const = _cmul(pat.astype(psi.dtype), b_blk), 1.0
     # Re(const · Σ conj(a) b) = Re(const) Σ Re(conj(a) b) - Im(const) Σ Im(conj(a) b).
