@@ -6,6 +6,7 @@ only place besides `_hessian.py` that knows both.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import os
 from typing import Any, Callable, Sequence
@@ -238,11 +239,22 @@ def available_memory(devices=None) -> int | None:
   return None if any(s is None for s in sizes) else min(sizes)
 
 
-def _size(n_bytes: float) -> str:
+def _size(n_bytes: int) -> str:
+  """A byte count for a message: ``"16 MiB"``, ``"16384 GiB"``, or ``"1.7e302 bytes"``.
+
+  Binary units up to GiB below ``2**50`` bytes (at most seven digits); beyond, a decimal
+  mantissa and exponent, computed exactly from the integer (`decimal`), so the count of
+  a state of any number of wires formats without overflowing a float.
+  """
+  n_bytes = int(n_bytes)
+  if n_bytes >= 2**50:
+    mantissa, exponent = f"{decimal.Decimal(n_bytes):.1e}".split("e")
+    return f"{mantissa}e{int(exponent)} bytes"
   for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
     if n_bytes >= scale:
+      # n_bytes < 2**50: the quotient is an exact-enough float
       return f"{n_bytes / scale:.1f}".rstrip("0").rstrip(".") + f" {unit}"
-  return f"{int(n_bytes)} bytes"
+  return f"{n_bytes} bytes"
 
 
 def check_memory(n_wires: int, n_rows: int, dtype, *, batch_size: int | None,

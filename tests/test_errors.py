@@ -344,3 +344,34 @@ def test_tape_with_params_bad_shape(params, match):
 def test_execute_non_tape(entry, name):
   with pytest.raises(TypeError, match=rf"`tapes\[1\]` must be a qhess\.Tape; got {name}"):
     qhess.execute([_tape(), entry])
+
+
+# --------------------------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize("n_wires, state, total", [
+    (1000, "1.7e302 bytes", "5.1e302 bytes"),  # 2**1004 bytes: was 300 digits of GiB
+    (1025, "5.8e309 bytes", "1.7e310 bytes"),  # beyond float64: was an OverflowError
+    (5000, "2.3e1506 bytes", "6.8e1506 bytes"),
+])
+def test_too_many_wires_for_memory_readable_sizes(n_wires, state, total):
+  # 2**n complex128 amplitudes are 2**(n + 4) bytes, with 3 working copies:
+  # 2**1004 = 1.71e302, 2**1029 = 5.79e309, 2**5004 = 2.27e1506 (log10: n·0.30103).
+  @qhess.circuit(wires=n_wires)
+  def f(x):
+    qhess.RX(x[0], wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  x = jnp.array([0.1])
+  match = (rf"{n_wires} wires needs {state} per state \(complex128\), about {total} for one "
+           r"state with its working copies; only .* of memory is available")
+  for call in (lambda: f(x), lambda: qhess.hessian(f)(x)):
+    with pytest.raises(ValueError, match=match):
+      call()
+
+
+def test_memory_sizes_in_binary_units_below_a_pebibyte():
+  from qhess import _circuit
+  assert [_circuit._size(n) for n in (512, 3 * 2**10, 16 * 2**20, 2**44, 2**50 - 1)] == [
+      "512 bytes", "3 KiB", "16 MiB", "16384 GiB", "1048576 GiB"]
+  assert _circuit._size(2**50) == "1.1e15 bytes"
