@@ -51,6 +51,13 @@ expected spectral norm of the noise, so sampled curvature cannot produce huge st
 and a change of the value within two standard errors of the difference does not count
 as an increase.
 
+Non-finite numbers never reach the parameters of the adaptive methods: a point whose
+value, gradient, Hessian or standard errors hold a NaN or an infinity is rejected (the
+next candidate starts again from the last accepted point, with more damping or a
+smaller trust region), and a step that overflows is not taken (the candidate is the
+accepted point itself, the damping grown or the region shrunk as on a rejection). A
+later finite point is judged as usual. `newton` has no such safeguard.
+
 `count_circuits` says how many circuits (and shots) one call of `qhess.hessian` or
 `qhess.value_grad_and_hessian` runs, classical processing (``hybrid``) and measurement
 groups included: the price of one step of every method here.
@@ -103,7 +110,8 @@ class NewtonState(NamedTuple):
       step (the candidate returned by the last update).
     step_norm: shape ``()``: the pending step's length ``‖δ‖``.
     accepted: bool, shape ``()``: whether the last update accepted the point it got.
-    n_rejected: int32, shape ``()``: rejected points so far.
+    n_rejected: int32, shape ``()``: rejected points so far (those with non-finite
+      inputs included; ``n_rejected == count`` while no point has been accepted).
   """
 
   count: jax.Array  # shape=(), int32
@@ -308,16 +316,22 @@ def _make(fname: str, mode: str, *, damping: float, min_damping: float = 0.0,
           f"{state.params.shape[0]}.")
     lam, nu = state.damping, state.nu
     if adaptive:
-      first = state.count == 0
+      # No point accepted yet: every update so far was a rejection (only non-finite
+      # inputs reject a first point; the next call is then again the first).
+      first = state.count == state.n_rejected
+      # A non-finite value, gradient, Hessian or standard error would turn the step,
+      # and every one after it, into NaN: such a point is rejected like an increase.
+      finite = (jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(h_mat))
+                & jnp.isfinite(se_f) & jnp.isfinite(se_h))
       actual = state.value - f  # decrease achieved by the pending step
       pred = state.predicted
       # Differences at the level of rounding (or, with shots, of the noise) are no
       # evidence either way: they neither reject a point nor change the damping.
       rounding = _ROUNDING * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(state.value), 1.0)
       slack = _NOISE_SIGMAS * jnp.sqrt(state.value_stderr**2 + se_f**2) + rounding
-      accept = first | (jnp.isfinite(f) & (actual + slack > accept_ratio * pred))
+      accept = finite & (first | (actual + slack > accept_ratio * pred))
       stalled = pred <= rounding
-      rho = jnp.where(pred > 0, actual / jnp.where(pred > 0, pred, 1.0), -1.0)
+      rho = jnp.where(finite & (pred > 0), actual / jnp.where(pred > 0, pred, 1.0), -1.0)
       if mode == "trust_region":
         # Nocedal & Wright Alg. 4.1: shrink on a poor model, grow on a good one whose
         # step reached the boundary.
@@ -366,10 +380,24 @@ def _make(fname: str, mode: str, *, damping: float, min_damping: float = 0.0,
         norm = jnp.linalg.norm(s)
         s = s * jnp.minimum(1.0, max_step / jnp.where(norm > 0, norm, 1.0))
     step = vecs @ s  # (n,)
+    predicted = _predicted(ev, s, gt)
+    if adaptive:
+      # A step that overflows (finite but huge inputs) is not taken: the candidate is the
+      # base point itself, and the damping grows (the radius shrinks) as on a rejection.
+      s_ok = jnp.all(jnp.isfinite(bx + step)) & jnp.isfinite(predicted)
+      s = jnp.where(s_ok, s, 0.0)
+      step = jnp.where(s_ok, step, 0.0)
+      predicted = jnp.where(s_ok, predicted, 0.0)
+      if mode == "trust_region":
+        lam_rej, nu_rej = 0.25 * lam, nu
+      else:
+        lam_rej, nu_rej = lam * nu, jnp.minimum(2.0 * nu, _MAX_NU)
+      lam = jnp.where(s_ok, lam, jnp.clip(lam_rej, min_damping, max_damping))
+      nu = jnp.where(s_ok, nu, nu_rej)
     new_state = NewtonState(
         count=state.count + 1, damping=lam.astype(dtype), nu=jnp.asarray(nu, dtype),
         params=bx, value=bf, grad=bg, hess=bh, value_stderr=bse_f, hess_stderr=bse_h,
-        predicted=_predicted(ev, s, gt).astype(dtype),
+        predicted=predicted.astype(dtype),
         step_norm=jnp.linalg.norm(s).astype(dtype), accepted=accept,
         n_rejected=state.n_rejected + (~accept).astype(jnp.int32))
     return unravel(bx + step), new_state
@@ -443,7 +471,8 @@ def damped_newton(damping: float = 0.1, *, min_damping: float = 1e-12,
   none is huge along negative curvature; near a minimum ``σ = 0``). The next call
   compares the actual decrease at the candidate with the predicted ``-m(δ)``: the
   candidate is accepted when ``actual > accept_ratio · predicted`` (a step that
-  increases the objective never is), and the damping follows Nielsen's rule (Madsen,
+  increases the objective never is) and its value, gradient, Hessian and standard
+  errors are finite (a NaN or infinity rejects it), and the damping follows Nielsen's rule (Madsen,
   Nielsen & Tingleff 2004, eq. 3.16): on acceptance ``λ ← λ · max(1/3, 1 - (2ρ - 1)³)``
   with ``ρ = actual/predicted``, on rejection ``λ ← λ · ν`` with ``ν`` doubling on every
   consecutive rejection. ``λ`` stays within ``[min_damping, max_damping]``, and with
@@ -534,8 +563,8 @@ def trust_region(radius: float = 0.5, *, max_radius: float = 2 * math.pi,
   2006, Sec. 4.3: ``δ = -(H + μ I)⁻¹ g`` with ``μ >= max(0, -λ_min(H))``, found by
   bisection on the eigendecomposition; the "hard case" moves along the lowest
   eigenvector), so negative curvature is followed to the boundary. The candidate is
-  accepted when ``actual > accept_ratio · predicted``; ``Δ`` is quartered when
-  ``ρ < 1/4`` and doubled (up to ``max_radius``) when ``ρ > 3/4`` and the step reached
+  accepted when ``actual > accept_ratio · predicted`` and its inputs are finite (a NaN
+  or infinity rejects it); ``Δ`` is quartered when ``ρ < 1/4`` or on such a rejection and doubled (up to ``max_radius``) when ``ρ > 3/4`` and the step reached
   the boundary (Alg. 4.1). With ``stderr``, ``μ`` is at least the Hessian's standard
   error.
 

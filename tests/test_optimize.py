@@ -197,6 +197,81 @@ def test_optimizer_stderr_tolerates_noise_in_the_value():
   assert not bool(s2.accepted)
 
 
+# ----------------------------------------------------------------- non-finite inputs
+
+_BAD_INPUTS = {  # (value, grad, hess) at the candidate -> one of them not finite
+    "nan_hessian": lambda f, g, h: (f, g, h.at[0, 1].set(jnp.nan)),
+    "inf_gradient": lambda f, g, h: (f, g.at[2].set(jnp.inf), h),
+    "nan_value": lambda f, g, h: (jnp.nan, g, h),
+    "inf_hessian": lambda f, g, h: (f, g, h.at[1, 1].set(-jnp.inf)),
+}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimize.damped_newton(0.5, max_step=math.inf),
+    lambda: optimize.saddle_free_newton(0.5, max_step=math.inf),
+    lambda: optimize.trust_region(0.5),
+], ids=["damped_newton", "saddle_free_newton", "trust_region"])
+def test_optimizer_non_finite_inputs_are_rejections(make):
+  opt = make()
+  update = jax.jit(opt.update)  # one compile per method; every call below reuses it
+  x0 = jnp.array([3.0, 1.0, -2.0])
+  f0, g0, h0 = _vgh(_quadratic)(x0)
+  x1, s1 = update(opt.init(x0), x0, f0, g0, h0)
+  # The reference: the candidate rejected for an increase (checked against NumPy in
+  # the rejection tests above: λ·ν = 1 and the step -(A + I)⁻¹ g, or Δ/4 = 0.125).
+  x_inc, s_inc = update(s1, x1, f0 + 1.0, g0, h0)
+  for name, bad in _BAD_INPUTS.items():
+    x2, s2 = update(s1, x1, *bad(*_vgh(_quadratic)(x1)))
+    assert not bool(s2.accepted) and int(s2.n_rejected) == 1, name
+    assert bool(jnp.all(jnp.isfinite(x2))), name
+    chex.assert_trees_all_close(s2.params, x0, atol=0.0, rtol=0.0)  # the last good point
+    chex.assert_trees_all_close((x2, s2), (x_inc, s_inc), atol=1e-12, rtol=0.0)
+  # A later finite point is judged as usual, and the run converges.
+  x, state = x2, s2
+  for _ in range(8):
+    x, state = update(state, x, *_vgh(_quadratic)(x))
+  assert int(state.n_rejected) == 1
+  chex.assert_trees_all_close(x, jnp.asarray(_X_STAR), atol=1e-10, rtol=0.0)
+  # Non-finite at the very first point: nothing to step from, the parameters stay and
+  # the next (finite) call is a first call again.
+  x_first, s_first = update(opt.init(x0), x0, f0, g0, h0.at[2, 0].set(jnp.nan))
+  assert not bool(s_first.accepted) and int(s_first.n_rejected) == 1
+  chex.assert_trees_all_close(x_first, x0, atol=0.0, rtol=0.0)
+  chex.assert_trees_all_close(s_first.damping, s1.damping, atol=0.0, rtol=0.0)
+  x_again, s_again = update(s_first, x0, f0, g0, h0)
+  assert bool(s_again.accepted)
+  chex.assert_trees_all_close(x_again, x1, atol=1e-12, rtol=0.0)
+  chex.assert_trees_all_close(s_again.params, s1.params, atol=0.0, rtol=0.0)
+
+
+def test_optimizer_step_that_overflows_is_not_taken():
+  opt = optimize.damped_newton(0.5, max_step=math.inf)
+  update = jax.jit(opt.update)
+  x0 = jnp.array([3.0, 1.0, -2.0])
+  # Finite inputs whose step -g/λ overflows: the candidate is x0 itself, λ·ν.
+  huge = jnp.full(3, 1e308)
+  x1, s1 = update(opt.init(x0), x0, jnp.asarray(1.0), huge, jnp.zeros((3, 3)))
+  chex.assert_trees_all_close(x1, x0, atol=0.0, rtol=0.0)
+  assert float(s1.damping) == 1.0 and float(s1.nu) == 4.0 and float(s1.predicted) == 0.0
+
+
+def test_optimizer_non_finite_inputs_vmapped_per_start():
+  # Under vmap the rejection is per start: the other start steps as it does alone.
+  opt = optimize.damped_newton(0.5, max_step=math.inf)
+  step = jax.jit(jax.vmap(opt.update))
+  xs = jnp.array([[3.0, 1.0, -2.0], [1.0, 0.0, 0.5]])
+  vgh = jax.vmap(_vgh(_quadratic))
+  x1, s1 = step(jax.vmap(opt.init)(xs), xs, *vgh(xs))
+  f1, g1, h1 = vgh(x1)
+  x2, s2 = step(s1, x1, f1, g1.at[0, 1].set(jnp.nan), h1)
+  assert s2.accepted.tolist() == [False, True]
+  chex.assert_trees_all_close(s2.params[0], xs[0], atol=0.0, rtol=0.0)
+  assert bool(jnp.all(jnp.isfinite(x2)))
+  x, state = _run(opt, _vgh(_quadratic), xs[1], 2)
+  chex.assert_trees_all_close(x2[1], x, atol=1e-12, rtol=0.0)
+
+
 # ----------------------------------------------------------------- circuits
 
 
