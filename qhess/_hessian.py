@@ -136,6 +136,23 @@ def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarr
   Decided from the traced computation params -> θ. Raises when a QubitUnitary or
   Hermitian matrix depends on the differentiated inputs (no shift rule applies).
   """
+  closed, dynamic, positions, _ = _processing_jaxpr(circuit, args, kwargs, argnums, tape)
+  in_levels = [AFFINE if i in positions else CONST for i in dynamic]
+  out = _jaxpr_levels(closed.jaxpr, in_levels)
+  levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
+  if any(lvl > CONST for lvl in const_levels):
+    raise ValueError(
+        "A QubitUnitary or Hermitian matrix depends on the differentiated arguments (or "
+        "a noise channel's parameter does); parameter-shift rules apply to gate arguments "
+        "only. Express the dependence through parametrized gates, or pass the matrix or "
+        "noise parameter as a non-differentiated argument.")
+  return levels
+
+
+def _processing_jaxpr(circuit: Circuit, args, kwargs, argnums, tape: Tape):
+  """``(closed, dynamic, positions, leaves)``: the jaxpr of the classical processing
+  ``traced leaves -> (θ, tape consts)``, the indices of the traced leaves among all
+  leaves of ``(args, kwargs)``, those of the differentiated ones, and all leaves."""
   structure = tape.structure
   leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
   positions = {i for a in argnums for i in _leaf_range(args, a)}
@@ -152,17 +169,86 @@ def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarr
 
   avals = [jax.ShapeDtypeStruct(jnp.shape(leaves[i]), jnp.result_type(leaves[i]))
            for i in dynamic]
-  closed = jax.make_jaxpr(flat_fn)(*avals)
-  in_levels = [AFFINE if i in positions else CONST for i in dynamic]
-  out = _jaxpr_levels(closed.jaxpr, in_levels)
-  levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
-  if any(lvl > CONST for lvl in const_levels):
-    raise ValueError(
-        "A QubitUnitary or Hermitian matrix depends on the differentiated arguments (or "
-        "a noise channel's parameter does); parameter-shift rules apply to gate arguments "
-        "only. Express the dependence through parametrized gates, or pass the matrix or "
-        "noise parameter as a non-differentiated argument.")
-  return levels
+  return jax.make_jaxpr(flat_fn)(*avals), dynamic, positions, leaves
+
+
+def _feeds(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarray | None:
+  """Bool ``(P, N)``: which gate arguments each of the ``N`` differentiated input
+  elements feeds, or ``None`` when it cannot be told at trace time.
+
+  Read from the Jacobian of the classical processing at a random point (a structural
+  zero is zero everywhere; a zero of a non-zero derivative at a random point has
+  probability zero), evaluated eagerly on the recorded jaxpr.
+  """
+  closed, dynamic, positions, leaves = _processing_jaxpr(circuit, args, kwargs, argnums,
+                                                         tape)
+  rng = np.random.default_rng(0)
+  point = []
+  for i in dynamic:
+    aval = jax.ShapeDtypeStruct(jnp.shape(leaves[i]), jnp.result_type(leaves[i]))
+    point.append(rng.uniform(0.3, 1.1, aval.shape).astype(aval.dtype)
+                 if jnp.issubdtype(aval.dtype, jnp.inexact) else np.zeros(aval.shape,
+                                                                          aval.dtype))
+  wrt = [k for k, i in enumerate(dynamic) if i in positions]
+
+  def theta_of(*diff):
+    flat = list(point)
+    for k, value in zip(wrt, diff):
+      flat[k] = value
+    outs = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *flat)
+    outs = outs[:len(outs) - len(tape.consts)]  # θ, without the tape's constants
+    return jnp.concatenate([jnp.ravel(o) for o in outs]) if outs else jnp.zeros(0)
+
+  try:
+    with jax.ensure_compile_time_eval():
+      jac = jax.jacfwd(theta_of, argnums=tuple(range(len(wrt))))(*[point[k] for k in wrt])
+      blocks = [np.asarray(j).reshape(tape.num_params, -1) for j in jac]
+  except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+    return None  # the processing closes over traced values: nothing to read here
+  if not blocks:
+    return np.zeros((tape.num_params, 0), dtype=bool)
+  jac = np.concatenate(blocks, axis=1)
+  return ~np.isfinite(jac) | (jac != 0)
+
+
+def _check_selection(circuit: Circuit, args, kwargs, argnums, tape: Tape,
+                     gate_argnum) -> None:
+  """Refuses a hybrid ``gate_argnum`` that splits the gate arguments of one input.
+
+  ``gate_argnum`` selects entries of the Hessian of the tape's gate arguments; the hybrid
+  result maps it to the inputs by the chain rule. An input that feeds several gate
+  arguments (a parameter used twice, an imported gate decomposed into several rotations)
+  has a meaningful Hessian only when all of its gate arguments are selected, or none.
+  """
+  feeds = _feeds(circuit, args, kwargs, argnums, tape)
+  if feeds is None:
+    return
+  mask = _mask(gate_argnum, tape.num_params)
+  active = mask.any(axis=1)
+  sets = [np.nonzero(col)[0] for col in feeds.T]
+  for i, si in enumerate(sets):
+    if 0 < active[si].sum() < len(si):
+      raise ValueError(_split_message(tape, i, si, active))
+    for j in range(i, len(sets)):
+      block = mask[np.ix_(si, sets[j])]
+      if block.any() and not block.all():
+        raise ValueError(_split_message(tape, i, si, active, sets[j]))
+
+
+def _split_message(tape: Tape, i: int, si, active, sj=None) -> str:
+  names = {k: op.name for op in tape.operations for k in op.param_index}
+  args = ", ".join(f"{k} ({names.get(k, '?')})" for k in si)
+  what = (f"selects {[int(k) for k in si if active[k]]} of them" if sj is None else
+          f"selects some but not all of their entries with gate arguments {list(map(int, sj))}")
+  return (
+      "`gate_argnum` indexes the tape's gate arguments (`circuit.tape(*args).params`: the "
+      "arguments of the recorded gates, after any decomposition), not the circuit's "
+      f"inputs. Differentiated input element {i} (in the order of the flattened "
+      f"`argnums` arguments) feeds gate arguments {args}, and `gate_argnum` {what}: that "
+      "is not a Hessian of the inputs. Select all gate arguments an input feeds, or "
+      "compute the full Hessian and index it (or pass the inputs you do not want as "
+      "non-differentiated arguments); `hybrid=False` gives the Hessian of the gate "
+      "arguments themselves.")
 
 
 def _leaf_range(args, argnum) -> range:
@@ -396,6 +482,12 @@ def _checked_batch_size(tape: Tape, plan: ShiftPlan, opts: _Options,
   return batch_size
 
 
+def _reduced_params(tape: Tape) -> jax.Array:
+  """The tape's gate arguments reduced modulo their periods (`_shift_rules.reduce_angles`),
+  so that shifting a large angle keeps the shift's precision."""
+  return _shift_rules.reduce_angles(tape.params, _tape_spectra(tape))
+
+
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
                    what: str = "qhess.hessian") -> Callable:
   """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_shots.estimate`),
@@ -407,12 +499,13 @@ def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
   dtype = np.dtype(tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
+  theta = _reduced_params(tape)
   if schedule is not None:
     return lambda sampler: _statevector.sample_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, sampler,
+        _statevector.kernel_key(tape), theta, schedule, tape.consts, sampler,
         batch_size, opts.devices)
   rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
-  params = jnp.broadcast_to(tape.params, (plan.n_points, tape.num_params)).at[
+  params = jnp.broadcast_to(theta, (plan.n_points, tape.num_params)).at[
       rows, plan.point_index].add(plan.point_shift.astype(dtype))
   return lambda sampler: _statevector.sample_run(
       _statevector.kernel_key(tape), params, tape.consts, sampler, batch_size)
@@ -430,12 +523,13 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
     return jnp.zeros((0, n_raw), tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
+  theta = _reduced_params(tape)
   if schedule is not None:
     return _statevector.run_points_shared(
-        _statevector.kernel_key(tape), tape.params, schedule, tape.consts, batch_size,
+        _statevector.kernel_key(tape), theta, schedule, tape.consts, batch_size,
         opts.devices)
   return _statevector.run_points(
-      _statevector.kernel_key(tape), tape.params, plan.point_index,
+      _statevector.kernel_key(tape), theta, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
       opts.devices)
 
@@ -508,7 +602,7 @@ def _check_circuit(circuit, fname: str) -> Circuit:
 
 
 def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs, *,
-           fname: str):
+           fname: str, gate_argnum=None):
   """``(tape, depends, need_value, need_grad, chain)``: what every evaluation needs.
 
   ``depends`` (bool ``(P,)``) marks the gate arguments that depend on the differentiated
@@ -522,6 +616,8 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
   if hybrid:
     levels = _dependence(circuit, args, kwargs, argnums, tape)
     depends = levels > CONST
+    if gate_argnum is not None:
+      _check_selection(circuit, args, kwargs, argnums, tape, gate_argnum)
     nonlinear_pre = bool(np.any(levels == NONLINEAR))
   else:
     depends = np.ones(tape.num_params, dtype=bool)
@@ -559,7 +655,8 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
   estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
   """
   tape, depends, need_value, need_grad, chain = _setup(
-      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname)
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+      gate_argnum=opts.gate_argnum)
   plan = _plan_for(tape, opts, depends, need_value=need_value,
                    need_grad=need_grad, share=need_grad,
                    # With shots the product rule: the diagonal rule needs more shots.
@@ -576,7 +673,8 @@ def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid:
   """``evaluation="adjoint"``: R0, ∂R, ∂²R from `_adjoint.derivatives`, then the chain
   rule as for the shift evaluations."""
   tape, depends, need_value, need_grad, chain = _setup(
-      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname)
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+      gate_argnum=opts.gate_argnum)
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
@@ -693,13 +791,49 @@ def _tape_signature(circuit: Circuit, treedef, static: tuple, dynamic) -> tuple:
     tapes.append(circuit.tape(*args, **kwargs))
     return ()
 
-  jax.make_jaxpr(record_fn)(*dynamic)
+  closed = jax.make_jaxpr(record_fn)(*dynamic)
   (tape,) = tapes
   consts = tuple(
       None if isinstance(c, jax.core.Tracer) else
       (c.shape, str(c.dtype), hashlib.blake2b(np.asarray(c).tobytes(), digest_size=16).digest())
       for c in tape.consts)
-  return tape.structure, consts, tape.n_wires
+  return tape.structure, consts, tape.n_wires, _jaxpr_digest(closed)
+
+
+def _jaxpr_digest(closed) -> bytes:
+  """A digest of a recorded computation: its text and the exact bytes of every literal
+  and constant in it (also in sub-jaxprs), as `jax.jit` would retrace on them.
+
+  The tape's structure does not show the classical processing that computes the gate
+  arguments: ``RX(x[0] * A)`` records the same tape for every value of a global ``A``,
+  but the jaxpr holds ``A`` as a literal or a constant.
+  """
+  digest = hashlib.blake2b(str(closed.jaxpr).encode(), digest_size=16)
+
+  def add(value) -> None:
+    arr = np.asarray(value)
+    digest.update(f"{arr.shape}{arr.dtype}".encode())
+    digest.update(arr.tobytes())
+
+  def walk(value) -> None:
+    if isinstance(value, jex.ClosedJaxpr):
+      for c in value.consts:
+        if not isinstance(c, jax.core.Tracer):
+          add(c)
+      walk(value.jaxpr)
+    elif isinstance(value, jex.Jaxpr):
+      for eqn in value.eqns:
+        for v in eqn.invars:
+          if isinstance(v, jex.Literal):
+            add(v.val)
+        for param in eqn.params.values():
+          walk(param)
+    elif isinstance(value, (tuple, list)):
+      for v in value:
+        walk(v)
+
+  walk(closed)
+  return digest.digest()
 
 
 def _cached_jit(key: tuple, circuit: Circuit, build: Callable[[], Callable]) -> Callable:
@@ -1048,7 +1182,7 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
   if f0 is not None:
     f0_raw = _f0_to_raw(tape, f0, nonlinear_post)
   skip = 1 if (f0_raw is not None and plan.has_unshifted) else 0
-  theta = np.asarray(tape.params, dtype=np.float64)
+  theta = np.asarray(_reduced_params(tape), dtype=np.float64)
   points = np.tile(theta, (plan.n_points, 1))
   rows = np.arange(plan.n_points)[:, None]
   np.add.at(points, (np.broadcast_to(rows, plan.point_index.shape), plan.point_index),

@@ -30,6 +30,7 @@ rejects rules whose rounding error alone, κ²ε, exceeds `REJECT_ERROR`, and wa
 
 from __future__ import annotations
 
+import fractions
 import warnings
 from typing import NamedTuple, Sequence
 
@@ -61,6 +62,89 @@ WARN_AMPLIFICATION = 1e4
 def period(spectrum: Spectrum) -> float:
   """The period ``2π / base`` of a function with this spectrum."""
   return 2 * np.pi / spectrum.base
+
+
+# π to 64 digits: periods are split from it exactly (`period_parts`).
+_PI = fractions.Fraction("3.141592653589793238462643383279502884197169399375105820974944592")
+
+
+def period_parts(spectrum: Spectrum, dtype) -> tuple[float, float, float]:
+  """``2π / base`` as three ``dtype`` numbers whose exact sum is the period to about three
+  times ``dtype``'s precision (each part is the rounding error of the ones before)."""
+  rest = 2 * _PI / fractions.Fraction(spectrum.base)
+  parts = []
+  for _ in range(3):
+    part = np.dtype(dtype).type(float(rest))
+    parts.append(float(part))
+    rest -= fractions.Fraction(float(part))
+  return tuple(parts)
+
+
+def reduce_angles(theta, spectra: Sequence[Spectrum | None]):
+  """Gate arguments reduced modulo their periods, exactly: ``θ - k·(2π/base)`` with ``k``
+  the nearest integer, so that a shifted argument ``θ + s`` keeps the precision of ``s``.
+
+  Shifting a large argument directly rounds the shift to the argument's precision: at
+  ``|θ| = 1e9`` in float32 (a spacing of 64) ``θ + π/2`` is meaningless, and in float64
+  the error reaches 1e-3 at ``|θ| = 1e15``. The period is held as three parts
+  (`period_parts`), each product ``k·part`` is split exactly (Dekker's two-product) and
+  the terms are summed in double-word arithmetic (Knuth's two-sum), twice, so the
+  residual is the exact remainder of the stored angle to about the dtype's precision.
+  Three passes (each removes what the previous, rounded ``k`` left over) make it exact for
+  ``|θ| ≲ 4e14`` in float32 and ``≲ 1e31`` in float64, where the three parts of the period
+  run out of digits. Arguments within half a period are returned unchanged (``k = 0``);
+  arguments without a spectrum (``None``) too.
+
+  Args:
+    theta: ``(..., P)`` real array of gate arguments (traced or concrete).
+    spectra: ``P`` spectra, one per argument (`_ops.Spectrum`), or ``None``.
+
+  Returns:
+    The reduced arguments, same shape and dtype; derivatives pass through unchanged
+    (``k`` is locally constant).
+  """
+  import jax
+  import jax.numpy as jnp
+
+  theta = jnp.asarray(theta)
+  dtype = np.dtype(theta.dtype)
+  periodic = np.array([s is not None for s in spectra], dtype=bool)
+  if not periodic.any():
+    return theta
+  parts = np.array([period_parts(s, dtype) if s is not None else (1.0, 0.0, 0.0)
+                    for s in spectra], dtype=dtype).T  # (3, P)
+  split = dtype.type(2.0 ** ((np.finfo(dtype).nmant + 2) // 2) + 1)
+
+  def halves(a):  # Veltkamp: a = hi + lo, each with half the mantissa
+    c = split * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+  def two_prod(a, b, b_hi, b_lo):  # a·b = p + e exactly (b split in NumPy)
+    p = a * b
+    a_hi, a_lo = halves(a)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+  def two_sum(a, b):  # a + b = s + e exactly
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+  c = split * parts
+  p_hi = c - (c - parts)
+  p_lo = parts - p_hi
+  hi, lo = theta, jnp.zeros_like(theta)
+  for _ in range(3):
+    k = jax.lax.stop_gradient(jnp.round(hi / parts[0]))
+    k = jnp.where(periodic & jnp.isfinite(k), k, 0)
+    p0, e0 = two_prod(k, parts[0], p_hi[0], p_lo[0])
+    p1, e1 = two_prod(k, parts[1], p_hi[1], p_lo[1])
+    s, err = hi - p0, lo  # exact (Sterbenz): p0 is within a rounding of hi
+    for term in (-e0, -p1, -e1, -k * parts[2]):
+      s, e = two_sum(s, term)
+      err = err + e
+    hi, lo = two_sum(s, err)
+  return hi + lo
 
 
 def first_order(spectrum: Spectrum) -> Recipe:

@@ -630,14 +630,35 @@ def test_masked_chain_rule_without_mask_is_the_hessian():
                                 e["hess"][out], **TOL)
 
 
-@pytest.mark.parametrize("gate_argnum", GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
+# Hybrid selections must take all or none of the gate arguments each input feeds
+# (θ = [sin x0, x0·x1, x1, x1, 2·x2 - 0.3]: x0 feeds {0, 1}, x1 {1, 2, 3}, x2 {4}).
+_BLOCK_MASK = np.zeros((P_NL, P_NL), bool)
+_BLOCK_MASK[:4, :4] = _BLOCK_MASK[4, 4] = True
+HYBRID_GATE_ARGNUMS = [4, [0, 1, 2, 3], _BLOCK_MASK]
+
+
+@pytest.mark.parametrize("gate_argnum", HYBRID_GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
 def test_gate_argnum_hybrid(gate_argnum):
   # expval and probs outputs; the variance goes through its own chain rule.
   e = _nl_expected()
+  mask = _mask_of(gate_argnum)
   got = qhess.hessian(NL.circuit, gate_argnum=gate_argnum)(X_NL)
   for out in (0, 2):
-    chex.assert_trees_all_close(got[out], _masked_chain_rule(e, _mask_of(gate_argnum), out),
-                                **TOL)
+    expected = _masked_chain_rule(e, mask, out)
+    chex.assert_trees_all_close(got[out], expected, **TOL)
+    # entries (i, j) whose gate-argument blocks are selected whole: the Hessian's own
+    feeds = ([0, 1], [1, 2, 3], [4])
+    whole = np.array([[mask[np.ix_(a, b)].all() for b in feeds] for a in feeds])
+    assert whole.any()
+    chex.assert_trees_all_close(np.asarray(got[out]) * whole, e["hess"][out] * whole, **TOL)
+
+
+@pytest.mark.parametrize("gate_argnum", [2, [0, 3, 4], _BOOL_MASK], ids=GATE_ARGNUM_IDS)
+def test_gate_argnum_hybrid_refuses_split_inputs(gate_argnum):
+  # Each selection takes some but not all gate arguments of x0 or x1: no Hessian of x.
+  with pytest.raises(ValueError, match=r"`gate_argnum` indexes the tape's gate arguments.*"
+                     r"input element [01] .*feeds gate arguments .*hybrid=False"):
+    qhess.hessian(NL.circuit, gate_argnum=gate_argnum)(X_NL)
 
 
 @pytest.mark.parametrize("gate_argnum", GATE_ARGNUMS, ids=GATE_ARGNUM_IDS)
