@@ -1101,7 +1101,10 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
 
   Every gate argument of the tape is differentiated (``hybrid=False`` semantics). The
   tapes measure raw quantities: a ``var(O)`` becomes ``expval(O)`` and ``<O²>``.
-  ``post(qhess.execute(tapes))`` equals ``qhess.hessian(circuit, hybrid=False)(x)``.
+  ``post(qhess.execute(tapes))`` equals ``qhess.hessian(circuit, hybrid=False)(x)``, and
+  ``len(tapes)`` is ``qhess.optimize.count_circuits(qhess.hessian, circuit,
+  hybrid=False, off_diagonal_rule="product")(x).points`` (one fewer with ``f0``). The
+  default, hybrid `hessian` may run a different number: see `qhess.optimize.CircuitCount`.
 
   Args:
     tape: a `Tape`, e.g. ``circuit.tape(x)``, or a `Circuit`.

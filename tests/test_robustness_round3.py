@@ -155,3 +155,35 @@ def test_gate_argnum_refuses_decomposition_pieces():
                               jax.hessian(circuit)(x), **TOL)
   # at gate level the pieces are what is asked for
   assert qhess.hessian(circuit, hybrid=False, gate_argnum=[0, 1])(x).shape == (n, n)
+
+
+# ----------------------------------------------------------- counts against what runs
+
+@qhess.circuit(wires=2)
+def HYBRID(x):
+  qhess.RX(jnp.sin(x[0]) * x[1], wires=0)
+  qhess.CRY(x[1] ** 2, wires=(0, 1))
+  qhess.RZ(x[0], wires=1)
+  return qhess.expval(qhess.X(1) + qhess.Z(0))
+
+
+def test_count_circuits_matches_the_tapes_and_the_plan():
+  from qhess import _hessian
+
+  x = jnp.array([0.3, 0.8])
+  tapes, post = qhess.hessian_tapes(HYBRID, off_diagonal_rule="product")(x)
+  count = qhess.optimize.count_circuits(qhess.hessian, HYBRID, hybrid=False,
+                                        off_diagonal_rule="product")
+  assert count(x).points == len(tapes) == 26
+  chex.assert_trees_all_close(post(qhess.execute(tapes)),
+                              qhess.hessian(HYBRID, hybrid=False)(x), **TOL)
+  # hybrid: the chain rule through sin(x0)·x1 and x1² needs the first-order points too;
+  # the count is the plan `qhess.hessian` evaluates
+  hybrid = qhess.optimize.count_circuits(qhess.hessian, HYBRID,
+                                         off_diagonal_rule="product")(x)
+  opts = _hessian._Options(off_diagonal_rule="product")
+  _, plan, _ = _hessian.derivative_plan(HYBRID, opts, 0, True, "hessian", (x,), {},
+                                        sampled=False, fname="test")
+  assert hybrid.points == plan.n_points == 29
+  chex.assert_trees_all_close(qhess.hessian(HYBRID, off_diagonal_rule="product")(x),
+                              jax.hessian(HYBRID)(x), **TOL)
