@@ -378,8 +378,18 @@ def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
     ``(value, grad, hess)``: float arrays ``(n_raw,)``, ``(n_raw, P)``, ``(n_raw, P, P)``.
 
   Raises:
-    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
+    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`),
+      or for a tape with noise channels or readout error.
   """
+  noisy = sorted({op.name for op in tape.operations
+                  if CATALOGUE[op.name].kind == "channel" or op.name == "ReadoutError"})
+  if noisy:
+    raise ValueError(
+        f'{what}: evaluation="adjoint" differentiates a pure state by un-computing its '
+        f"gates, and this circuit has noise ({', '.join(noisy)}): its state is a density "
+        "matrix, and a channel or a readout error cannot be un-computed. Use "
+        'evaluation="shared" or "independent": the shift rules are exact for noisy '
+        "circuits too.")
   key = sv.kernel_key(tape)
   n, p, dtype = tape.n_wires, tape.num_params, tape.params.dtype
   n_raw = sum(m.raw_size for m in tape.raw_measurements)

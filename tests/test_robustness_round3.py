@@ -187,3 +187,23 @@ def test_count_circuits_matches_the_tapes_and_the_plan():
   assert hybrid.points == plan.n_points == 29
   chex.assert_trees_all_close(qhess.hessian(HYBRID, off_diagonal_rule="product")(x),
                               jax.hessian(HYBRID)(x), **TOL)
+
+
+# ------------------------------------------------------------- adjoint on noisy circuits
+
+def test_adjoint_refuses_noise_clearly():
+  @qhess.circuit(wires=1)
+  def noisy(x):
+    qhess.RX(x[0], wires=0)
+    qhess.DepolarizingChannel(0.1, wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  x = jnp.array([0.4])
+  readout = qhess.with_noise(EXAMPLE, readout=0.05)
+  for circuit, name in ((noisy, "DepolarizingChannel"), (readout, "ReadoutError")):
+    with pytest.raises(ValueError, match=r'evaluation="adjoint" differentiates a pure '
+                       rf"state.*\({name}\).*Use evaluation=\"shared\""):
+      qhess.hessian(circuit, evaluation="adjoint")(jnp.array([0.4, 0.2])[:circuit.n_wires])
+  # the shift rules are exact there: (1 - 4p/3) · (-cos x) for the depolarized RX
+  chex.assert_trees_all_close(qhess.hessian(noisy)(x),
+                              -(1 - 4 * 0.1 / 3) * np.cos(x)[None], **TOL)
