@@ -945,10 +945,14 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
     hybrid: differentiate with respect to the inputs (True) or the gate arguments.
     gate_argnum: which Hessian entries (of the gate arguments) to compute: None (all),
       an int ``i`` (only entry ``(i, i)``), a sequence (every pair among its indices;
-      empty: no entries), or a symmetric boolean mask of shape ``(P, P)``. Other
-      entries are zero and cost
-      no circuits; the gradient terms of the chain rule are restricted to the selected
-      arguments. With ``hybrid=True`` the result is ``Jᵀ (H_θ ∘ M) J`` plus those terms.
+      empty: no entries), or a symmetric boolean mask of shape ``(P, P)``, over the
+      tape's gate arguments (``circuit.tape(x).params``, after any decomposition of
+      imported gates). Other entries are zero and cost no circuits; the gradient terms
+      of the chain rule are restricted to the selected arguments. With ``hybrid=True``
+      the result is ``Jᵀ (H_θ ∘ M) J`` plus those terms, and the selection must take
+      all or none of the gate arguments each input feeds (for each pair of inputs, all
+      or none of their block of ``M``): a ValueError otherwise, since a part of an
+      input's gate arguments gives no Hessian of the inputs.
     diagonal_shifts: one tuple of positive shifts per gate argument, as many as it has
       frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
       Shifts whose rule amplifies rounding errors into a meaningless Hessian (shifts
