@@ -316,11 +316,24 @@ def _outcome_permutation(k: int, bit_order: str) -> np.ndarray:
   return (bits << (k - 1 - np.arange(k))[None, :]).sum(axis=1)
 
 
-def _counts_row(counts, e: int, k: int, bit_order: str) -> np.ndarray:
-  """Experiment ``e``'s counts as floats over qhess's outcomes ``(2**k,)``; validated.
+# Array dtypes that are not counts, named for the message.
+_NOT_COUNTS = {"b": "bool", "c": "complex", "U": "str", "S": "bytes", "O": "object",
+               "M": "datetime", "m": "timedelta", "V": "void"}
+
+
+def _counts_row(counts, e: int, k: int, bit_order: str) -> tuple[np.ndarray, float]:
+  """Experiment ``e``'s outcome frequencies over qhess's outcomes ``(2**k,)`` and its
+  total count, validated.
+
+  The frequencies are the counts divided by their total, computed in float64 after
+  scaling by the largest count (a row in ``[0, 1]`` whose sum is in ``[1, 2**k]``), so
+  counts of any finite scale, near the float64 maximum or denormal, give the same
+  frequencies. The total (``inf`` when it overflows float64) is the number of shots,
+  used only for the standard errors.
 
   Raises:
-    TypeError: for counts of the wrong kind (neither a mapping nor an array).
+    TypeError: for counts of the wrong kind: neither a mapping nor an array, a value
+      that is not a real number, or an array of bool, complex, string or object dtype.
     ValueError: for bitstrings of the wrong length or alphabet, negative or non-finite
       counts, an array of the wrong shape, or no counts at all.
   """
@@ -339,28 +352,50 @@ def _counts_row(counts, e: int, k: int, bit_order: str) -> np.ndarray:
       if (isinstance(value, bool) or not isinstance(value, (numbers.Real, np.number))
           or isinstance(value, np.complexfloating)):
         raise TypeError(
-            f"`counts[{e}][{key!r}]` must be a real number; got {value!r}.")
-      row[int(key, 2) if k else 0] += float(value)
+            f"`counts[{e}][{key!r}]` must be a real number; got {value!r} "
+            f"({type(value).__name__}).")
+      try:
+        row[int(key, 2) if k else 0] += float(value)
+      except OverflowError as err:  # a Python int beyond float64
+        raise ValueError(
+            f"`counts[{e}][{key!r}]` must be a finite count (at most about 1.8e308); got "
+            f"an int of {int(value).bit_length()} bits.") from err
   else:
+    kind = f"a mapping of bitstrings to counts or an array of counts over the {d} outcomes"
     try:
-      row = np.asarray(counts, dtype=np.float64)
+      arr = np.asarray(counts)
     except (TypeError, ValueError) as err:
+      raise TypeError(f"`counts[{e}]` must be {kind}; got {type(counts).__name__}.") from err
+    if arr.dtype.kind not in "iuf":
+      if arr.ndim == 0:  # not an array at all
+        raise TypeError(f"`counts[{e}]` must be {kind}; got {type(counts).__name__}.")
       raise TypeError(
-          f"`counts[{e}]` must be a mapping of bitstrings to counts or an array of counts "
-          f"over the {d} outcomes; got {type(counts).__name__}.") from err
-    if row.shape != (d,):
+          f"`counts[{e}]` as an array must hold real numbers (an integer or float "
+          f"dtype); got dtype {arr.dtype} ({_NOT_COUNTS.get(arr.dtype.kind, 'not real')}) "
+          f"of shape {arr.shape}.")
+    if arr.shape != (d,):
       raise ValueError(
           f"`counts[{e}]` as an array must have shape ({d},) (experiment {e} measures {k} "
-          f"wire(s)); got shape {row.shape}.")
+          f"wire(s)); got shape {arr.shape}.")
+    with np.errstate(over="ignore"):  # (long doubles beyond float64: refused below)
+      row = arr.astype(np.float64)
   if not np.all(np.isfinite(row)):
-    raise ValueError(f"`counts[{e}]` must be finite; got {row}.")
+    bad = np.flatnonzero(~np.isfinite(row))
+    raise ValueError(
+        f"`counts[{e}]` must be finite counts (in float64); got {row[bad[0]]} at outcome "
+        f"{int(bad[0])}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + ".")
   if np.any(row < 0):
-    raise ValueError(f"`counts[{e}]` must be non-negative; got {row.min()}.")
-  if row.sum() <= 0:
+    raise ValueError(
+        f"`counts[{e}]` must be non-negative; got {row.min()} at outcome "
+        f"{int(np.argmin(row))}.")
+  top = row.max()
+  if top <= 0:
     raise ValueError(f"`counts[{e}]` holds no shots (its counts sum to {row.sum()}).")
+  scaled = row / top  # in [0, 1], the largest exactly 1: no overflow, no underflow
+  norm = scaled.sum()  # in [1, d]
   out = np.zeros(d)
-  out[_outcome_permutation(k, bit_order)] = row
-  return out
+  out[_outcome_permutation(k, bit_order)] = scaled / norm
+  return out, float(top) * float(norm)  # (a Python float: inf on overflow, no warning)
 
 
 def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, shots,
@@ -392,8 +427,12 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   an array of shape ``(2**k,)``. Bits are read as ``bit_order`` says: ``"qiskit"``
   (little-endian: the last character is ``c[0]``, wire ``experiment.wires[0]``) or
   ``"big"`` (the first character is ``c[0]``); an array's index is the bitstring read
-  as a binary number. Counts are non-negative reals (integers from a device; exact
-  probabilities times shots give the exact Hessian).
+  as a binary number. Counts are finite non-negative reals (integers from a device;
+  exact probabilities times shots give the exact Hessian): ints or floats, never
+  bools, complex numbers or strings. Each table is divided by its total in float64
+  after scaling by its largest count, so its scale does not matter to the estimate
+  (probabilities near the float64 maximum, or denormal, give the same Hessian); the
+  total is the number of shots for the standard errors.
 
   A Hermitian factor of the observable is measured by rotating into its eigenbasis: on
   one wire that exports anywhere (ZYZ angles), on several wires it is a multi-wire
@@ -420,7 +459,8 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
       smaller than the number of experiments, or a bad ``bit_order``. ``post`` raises
       ValueError for the wrong number of tables, bitstrings of the wrong length,
       negative, non-finite or all-zero counts, or an array of the wrong shape, and
-      TypeError for tables or keys of the wrong kind.
+      TypeError for tables or keys of the wrong kind, count values that are not real
+      numbers, or arrays of bool, complex, string or object dtype.
 
   Examples:
     >>> import jax.numpy as jnp, numpy as np, qhess
@@ -506,8 +546,8 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     n_out = mg.n_outcomes
 
     @jax.jit
-    def estimate(counts, n_):  # (B, G, O), (B, G)
-      return _shots.from_counts(post_y, a, counts, n_, return_stderr=return_stderr)
+    def estimate(freq, n_):  # (B, G, O), (B, G)
+      return _shots.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
 
     def post(counts: Sequence[Any]):
       if isinstance(counts, (str, bytes, Mapping)) or not hasattr(counts, "__len__"):
@@ -518,16 +558,23 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
         raise ValueError(
             f"`counts` has {len(counts)} table(s); there are {len(experiments)} "
             "experiments (one table each, in the order of the experiments).")
-      table = np.zeros((n.shape[0], b, g, n_out))
+      # Frequencies and the shots each circuit really had (its counts' total), both
+      # float64 until every table has been validated.
+      freq = np.zeros((n.shape[0], b, g, n_out))
+      totals = np.zeros((n.shape[0], b, g))
       for grp in range(g):  # unmeasured groups: the single outcome, every shot
         if not mg.groups[grp].wires:
-          table[:, :, grp, 0] = n[:, :, grp]
+          freq[:, :, grp, 0] = 1.0
+          totals[:, :, grp] = n[:, :, grp]
       for e, (exp, c) in enumerate(zip(experiments, counts)):
         k = len(exp.wires)
-        table[exp.entry, exp.point, exp.group, :2**k] = _counts_row(c, e, k, bit_order)
-      table = jnp.asarray(table, dtype)
-      totals = jnp.sum(table, axis=-1)  # (S, B, G): the shots each circuit really had
-      results = [estimate(table[s], totals[s]) for s in range(n.shape[0])]
+        row, total = _counts_row(c, e, k, bit_order)
+        freq[exp.entry, exp.point, exp.group, :2**k] = row
+        totals[exp.entry, exp.point, exp.group] = total
+      # (a total beyond the dtype's range is as good as infinitely many shots)
+      totals = np.minimum(totals, np.finfo(dtype).max)
+      freq, totals = jnp.asarray(freq, dtype), jnp.asarray(totals, dtype)
+      results = [estimate(freq[s], totals[s]) for s in range(n.shape[0])]
       if isinstance(shots, tuple):
         if return_stderr:
           return tuple(r[0] for r in results), tuple(r[1] for r in results)

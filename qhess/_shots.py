@@ -545,7 +545,7 @@ def _flat_jacobian(post: Callable, y):
   return jax.jacobian(flat)(y)  # (K, B, n_raw)
 
 
-def _post_and_stderr(post: Callable, y, counts, shots, a):
+def _post_and_stderr(post: Callable, y, p, shots, a):
   """``(post(y), standard errors)``, the errors first order in ``post``'s layout (see
   the module doc).
 
@@ -564,7 +564,7 @@ def _post_and_stderr(post: Callable, y, counts, shots, a):
   flat_out, vjp = jax.vjp(flat_post, y)
   jac = jax.vmap(lambda e: vjp(e)[0])(jnp.eye(flat_out.shape[0], dtype=flat_out.dtype))
   n = shots.astype(y.dtype)  # (B, G)
-  p = counts / n[..., None]  # (B, G, O)
+  p = p.astype(y.dtype)  # (B, G, O): the outcome frequencies
   n_raw, n_out = a.shape[0], a.shape[2]
   if n_raw <= n_out:
     m1 = jnp.einsum("bgo,rgo->bgr", p, a)
@@ -745,8 +745,8 @@ def budget_shots(shots: ShotBudget, post: Callable, a, mg: MeasurementGroups, b:
 def from_counts(post: Callable, a, counts, shots, *, return_stderr: bool):
   """``post`` of the raw values estimated from outcome counts (and standard errors).
 
-  The one estimator of sampled results, for simulated draws (`estimate`) and for counts
-  measured elsewhere (``qhess.hessian_experiments``).
+  The one estimator of sampled results, for simulated draws (`estimate`); counts
+  measured elsewhere go through `from_frequencies`.
 
   Args:
     post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
@@ -755,8 +755,27 @@ def from_counts(post: Callable, a, counts, shots, *, return_stderr: bool):
     shots: float array ``(B, G)``: shots per circuit.
     return_stderr: also return first-order standard errors in the outputs' layout.
   """
-  y = raw_from_counts(a, counts, shots)
-  return _post_and_stderr(post, y, counts, shots, a) if return_stderr else post(y)
+  freq = counts / shots[..., None].astype(counts.dtype)
+  return from_frequencies(post, a, freq, shots, return_stderr=return_stderr)
+
+
+def from_frequencies(post: Callable, a, freq, shots, *, return_stderr: bool):
+  """``post`` of the raw values estimated from outcome frequencies (and standard errors).
+
+  `from_counts` with the division by the shots already done: for counts measured
+  elsewhere (``qhess.hessian_experiments``), whose rows are normalised in float64 by
+  the caller, so that counts of any finite scale (``1e306`` or denormal) give the same
+  frequencies.
+
+  Args:
+    post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
+    a: the estimator matrix ``(n_raw, G, O)`` (`estimator_matrix`).
+    freq: float array ``(B, G, O)``, each row summing to 1.
+    shots: float array ``(B, G)``: shots per circuit (only the standard errors use them).
+    return_stderr: also return first-order standard errors in the outputs' layout.
+  """
+  y = jnp.einsum("rgo,bgo->br", a, freq)
+  return _post_and_stderr(post, y, freq, shots, a) if return_stderr else post(y)
 
 
 def sample_tapes(tapes: Sequence, shots, key, batch_size=None) -> list:

@@ -322,6 +322,63 @@ def test_post_rejects_bad_counts_before_computing(small):
     post([object()] + good[1:])
 
 
+@pytest.mark.parametrize("table, what", [
+    (np.array([1.0, 2.0, 0.0, 1.0]) + 1e-3j, r"dtype complex128 \(complex\)"),
+    (np.array([True, False, False, True]), r"dtype bool \(bool\)"),
+    (np.array(["10", "3", "0", "1"]), r"dtype <U2 \(str\)"),
+    (np.array([10, 3, None, 1], dtype=object), r"dtype object \(object\)"),
+    ([1, 2, 0, False + 1j], r"dtype complex128"),
+])
+def test_post_refuses_arrays_that_are_not_counts(small, table, what):
+  # (before: the imaginary part was dropped, bools and numeric strings were read as
+  # numbers)
+  experiments, post, _, _ = small
+  good = [np.ones(2 ** len(e.wires)) for e in experiments]
+  with pytest.raises(TypeError, match=rf"`counts\[0\]` as an array must hold real numbers "
+                     rf"\(an integer or float dtype\); got {what}"):
+    post([table] + good[1:])
+
+
+def test_post_refuses_non_finite_and_non_real_count_values(small):
+  experiments, post, _, _ = small
+  good = [np.ones(2 ** len(e.wires)) for e in experiments]
+  with pytest.raises(ValueError, match=r"`counts\[0\]` must be finite counts \(in float64\); "
+                     r"got inf at outcome 2"):
+    post([np.array([1.0, 0.0, np.inf, 1.0])] + good[1:])
+  with pytest.raises(ValueError, match=r"`counts\[1\]` must be finite counts.*got nan at "
+                     r"outcome 0 and 1 more"):
+    post(good[:1] + [np.full(2, np.nan)] + good[2:])
+  with pytest.raises(ValueError, match=r"`counts\[0\]\['11'\]` must be a finite count.*got "
+                     r"an int of 1329 bits"):
+    post([{"00": 1, "11": 10**400}] + good[1:])
+  with pytest.raises(TypeError, match=r"`counts\[0\]\['11'\]` must be a real number; got "
+                     r"\(1\+1j\) \(complex\)"):
+    post([{"00": 1, "11": 1 + 1j}] + good[1:])
+  with pytest.raises(TypeError, match=r"`counts\[0\]\['11'\]` must be a real number; got "
+                     r"True \(bool\)"):
+    post([{"00": 1, "11": True}] + good[1:])
+  with pytest.raises(ValueError, match=r"`counts\[0\]` must be non-negative; got -2.0 at "
+                     r"outcome 3"):
+    post([np.array([1, 0, 5, -2])] + good[1:])
+
+
+def test_post_normalises_counts_of_any_finite_scale(small):
+  # Exact probabilities at scales where the counts' sum overflows float64 (the largest
+  # count 1.5e308) or the counts are denormal (1e-310 = 2**-1029.8: 44 bits left): the
+  # exact Hessian. (Before: H = 0 from counts / inf, and NaN from flushed denormals.)
+  experiments, post, probs, exact = small
+  top = [p / p.max() * 1.5e308 for p in probs]
+  with np.errstate(over="ignore"):
+    assert sum(not np.isfinite(np.sum(t)) for t in top) > len(top) / 2  # (sums overflow)
+  np.testing.assert_allclose(post(top), exact, atol=ATOL, rtol=0)
+  np.testing.assert_allclose(post([1e-310 * p for p in probs]), exact, atol=1e-10, rtol=0)
+  # Integer counts scaled by powers of two, down to denormals: exactly the same numbers.
+  counts = [np.round(1000 * p) for p in probs]
+  expected = np.asarray(post(counts))
+  for scale in (2.0**-1064, 2.0**1000):
+    np.testing.assert_array_equal(post([scale * c for c in counts]), expected)
+
+
 def test_hessian_experiments_rejects_bad_options():
   with pytest.raises(ValueError, match="`shots` is required"):
     qhess.hessian_experiments(_small, shots=None)
