@@ -532,7 +532,7 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
       n = np.asarray(jax.jit(lambda: _shots.budget_shots(shots, post_y, a, mg, b, dtype))())
       n = n[None]
     n = n.astype(np.int64)
-    theta = np.asarray(tape.params, dtype=np.float64)
+    theta = np.asarray(_hessian._reduced_params(tape), dtype=np.float64)
     points = np.tile(theta, (b, 1))  # (B, P)
     rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
     np.add.at(points, (rows, plan.point_index), plan.point_shift)

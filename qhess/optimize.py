@@ -646,7 +646,12 @@ class CircuitCount(NamedTuple):
 
   Attributes:
     points: distinct shifted argument vectors: the states a simulator prepares (the
-      circuit counts in `qhess.hessian`'s docstring and ``len(qhess.hessian_tapes(...))``).
+      circuit counts in `qhess.hessian`'s docstring). With ``hybrid=False`` this is
+      ``len(qhess.hessian_tapes(circuit, **options)(*args)[0])`` for the same options
+      (one fewer with ``f0``). With ``hybrid=True`` it may differ either way: gate
+      arguments that do not depend on the differentiated inputs get no circuits, and
+      non-linear classical processing or a variance adds the first-order points that the
+      chain rule needs (the tapes give the gate-argument Hessian only).
     groups: measurement settings per point (qubit-wise commuting groups of the
       measured Pauli words; those measuring no wire, an identity, need no circuit).
     circuits: ``points × groups``: the circuits a device runs (for one shot-vector
