@@ -3,47 +3,47 @@
 Everything public is re-exported here; the ``_``-prefixed modules are private.
 """
 
-from qhess._circuit import Circuit as Circuit
-from qhess._circuit import circuit as circuit
-from qhess._circuit import execute as execute
-from qhess._hardware import hessian_experiments as hessian_experiments
-from qhess._hardware import to_openqasm as to_openqasm
-from qhess._hessian import hessian as hessian
-from qhess._hessian import hessian_tapes as hessian_tapes
-from qhess._hessian import value_grad_and_hessian as value_grad_and_hessian
-from qhess._noise import AmplitudeDamping as AmplitudeDamping
-from qhess._noise import BitFlip as BitFlip
-from qhess._noise import Channel as Channel
-from qhess._noise import DepolarizingChannel as DepolarizingChannel
-from qhess._noise import GeneralizedAmplitudeDamping as GeneralizedAmplitudeDamping
-from qhess._noise import PauliError as PauliError
-from qhess._noise import PhaseDamping as PhaseDamping
-from qhess._noise import PhaseFlip as PhaseFlip
-from qhess._noise import QubitChannel as QubitChannel
-from qhess._noise import with_noise as with_noise
-from qhess._observables import Hermitian as Hermitian
-from qhess._observables import I as I  # noqa: E741
-from qhess._observables import Measurement as Measurement
-from qhess._observables import Observable as Observable
-from qhess._observables import X as X
-from qhess._observables import Y as Y
-from qhess._observables import Z as Z
-from qhess._observables import expval as expval
-from qhess._observables import probs as probs
-from qhess._observables import var as var
-from qhess._pennylane import from_pennylane as from_pennylane
-from qhess._pennylane import to_pennylane as to_pennylane
-from qhess._qiskit import from_openqasm as from_openqasm
-from qhess._qiskit import from_qiskit as from_qiskit
-from qhess._qiskit import to_qiskit as to_qiskit
-from qhess._shift_rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
-from qhess._shots import ShotBudget as ShotBudget
+from qhess.simulate.circuit import Circuit as Circuit
+from qhess.simulate.circuit import circuit as circuit
+from qhess.simulate.circuit import execute as execute
+from qhess.interop.experiments import hessian_experiments as hessian_experiments
+from qhess.interop.experiments import to_openqasm as to_openqasm
+from qhess.derivatives.hessian import hessian as hessian
+from qhess.derivatives.hessian import hessian_tapes as hessian_tapes
+from qhess.derivatives.hessian import value_grad_and_hessian as value_grad_and_hessian
+from qhess.circuits.channels import AmplitudeDamping as AmplitudeDamping
+from qhess.circuits.channels import BitFlip as BitFlip
+from qhess.circuits.channels import Channel as Channel
+from qhess.circuits.channels import DepolarizingChannel as DepolarizingChannel
+from qhess.circuits.channels import GeneralizedAmplitudeDamping as GeneralizedAmplitudeDamping
+from qhess.circuits.channels import PauliError as PauliError
+from qhess.circuits.channels import PhaseDamping as PhaseDamping
+from qhess.circuits.channels import PhaseFlip as PhaseFlip
+from qhess.circuits.channels import QubitChannel as QubitChannel
+from qhess.circuits.channels import with_noise as with_noise
+from qhess.circuits.observables import Hermitian as Hermitian
+from qhess.circuits.observables import I as I  # noqa: E741
+from qhess.circuits.observables import Measurement as Measurement
+from qhess.circuits.observables import Observable as Observable
+from qhess.circuits.observables import X as X
+from qhess.circuits.observables import Y as Y
+from qhess.circuits.observables import Z as Z
+from qhess.circuits.observables import expval as expval
+from qhess.circuits.observables import probs as probs
+from qhess.circuits.observables import var as var
+from qhess.interop.pennylane import from_pennylane as from_pennylane
+from qhess.interop.pennylane import to_pennylane as to_pennylane
+from qhess.interop.qiskit import from_openqasm as from_openqasm
+from qhess.interop.qiskit import from_qiskit as from_qiskit
+from qhess.interop.qiskit import to_qiskit as to_qiskit
+from qhess.shift.rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
+from qhess.simulate.sampling import ShotBudget as ShotBudget
 from qhess import optimize as optimize
-from qhess._tape import GATES as _GATES
-from qhess._tape import MultiRZ as MultiRZ
-from qhess._tape import PauliRot as PauliRot
-from qhess._tape import QubitUnitary as QubitUnitary
-from qhess._tape import Tape as Tape
+from qhess.circuits.tape import GATES as _GATES
+from qhess.circuits.tape import MultiRZ as MultiRZ
+from qhess.circuits.tape import PauliRot as PauliRot
+from qhess.circuits.tape import QubitUnitary as QubitUnitary
+from qhess.circuits.tape import Tape as Tape
 
 RX = _GATES["RX"]
 RY = _GATES["RY"]

@@ -73,9 +73,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from qhess import _hessian
-from qhess import _shots
-from qhess._circuit import Circuit
+from qhess.derivatives import hessian as _hessian
+from qhess.simulate import sampling as _shots
+from qhess.simulate.circuit import Circuit
+from qhess.simulate import groups as _groups
 
 __all__ = ["CircuitCount", "NewtonState", "Optimizer", "accepted_params", "count_circuits",
            "damped_newton", "newton", "saddle_free_newton", "trust_region"]
@@ -736,7 +737,7 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     tape, plan, _ = _hessian.derivative_plan(
         circuit, opts, argnums, bool(hybrid), want, args, kwargs,
         sampled=shots is not None, fname=fname)
-    mg = _shots.measurement_groups(tape.raw_measurements)
+    mg = _groups.measurement_groups(tape.raw_measurements)
     groups = sum(1 for grp in mg.groups if grp.wires)
     circuits = plan.n_points * groups
     if shots is None:

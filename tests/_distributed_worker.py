@@ -54,12 +54,12 @@ for evaluation in ("shared", "independent"):
       np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=0, atol=1e-12)
 
 # The points really are partitioned over all processes' devices.
-from qhess import _statevector  # noqa: E402
+from qhess.simulate import kernel as _kernel
 
 tape = circuit.tape(x)
 index, shift = np.zeros((10, 2), np.int32), np.zeros((10, 2))
-compiled = _statevector._run_points.lower(
-    _statevector.kernel_key(tape), tape.params, jnp.asarray(index), jnp.asarray(shift),
+compiled = _kernel._run_points.lower(
+    _kernel.kernel_key(tape), tape.params, jnp.asarray(index), jnp.asarray(shift),
     tape.consts, 1000, tuple(jax.devices())).compile()
 assert f"num_partitions={len(jax.devices())}" in compiled.as_text(), "not partitioned"
 print(f"process {process_id}: distributed OK over {len(jax.devices())} devices", flush=True)

@@ -31,13 +31,13 @@ np.testing.assert_allclose(h[0], expected[0], rtol=0, atol=1e-12)
 print("sharded OK")
 
 # The points really are partitioned: the compiled kernel runs on 4 devices.
-from qhess import _statevector  # noqa: E402
+from qhess.simulate import kernel as _kernel
 
 tape = circuit.tape(x)
 index = np.zeros((10, 2), np.int32)
 shift = np.zeros((10, 2))
-compiled = _statevector._run_points.lower(
-    _statevector.kernel_key(tape), tape.params, jnp.asarray(index), jnp.asarray(shift),
+compiled = _kernel._run_points.lower(
+    _kernel.kernel_key(tape), tape.params, jnp.asarray(index), jnp.asarray(shift),
     tape.consts, 1000, tuple(jax.devices())).compile()
 assert "num_partitions=4" in compiled.as_text(), "kernel was not partitioned"
 print("partitioned OK")

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import _reference  # noqa: E402
-from qhess import _hessian  # noqa: E402
+from qhess.derivatives import hessian as _hessian  # noqa: E402
 
 collect_ignore = [  # run in subprocesses by test_sharding.py and test_distributed.py
     "_sharded_check.py", "_distributed_worker.py"]

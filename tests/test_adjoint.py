@@ -15,9 +15,10 @@ import pytest
 import _reference as ref
 import qhess
 from _dense import jit_hessian, make_case
-from qhess import _adjoint
-from qhess import _hessian
-from qhess import _statevector
+from qhess.derivatives import adjoint as _adjoint
+from qhess.derivatives import hessian as _hessian
+from qhess.simulate import evolve as _evolve
+from qhess.simulate import kernel as _kernel
 
 ATOL = 1e-10
 
@@ -49,21 +50,21 @@ def _layered(x):
 def layered():
   x = jnp.asarray(np.random.default_rng(3).uniform(-3, 3, 12))
   tape = _layered.tape(x)
-  key = _statevector.kernel_key(tape)
-  expected = jax.jit(jax.jacobian(lambda t: _statevector.simulate_raw(key, t, tape.consts)))
+  key = _kernel.kernel_key(tape)
+  expected = jax.jit(jax.jacobian(lambda t: _kernel.simulate_raw(key, t, tape.consts)))
   return tape, key, expected(tape.params)
 
 
 @pytest.mark.parametrize("mode", ["adjoint", "forward"])
 def test_jacobian_equals_autodiff_through_the_kernel(layered, mode):
   tape, key, expected = layered
-  assert _statevector.repeated_blocks(tape.operations)  # the scan path is exercised
+  assert _evolve.repeated_blocks(tape.operations)  # the scan path is exercised
   need = (0, 4, 5, 11)  # some columns only: the others are zero
   value, jac = jax.jit(lambda t: _adjoint.jacobian(key, t, tape.consts, need, mode=mode))(
       tape.params)
   expected = jnp.where(np.isin(np.arange(tape.num_params), need), expected, 0)
   chex.assert_trees_all_close(jac, expected, rtol=0, atol=1e-12)
-  chex.assert_trees_all_close(value, _statevector.simulate_raw(key, tape.params, tape.consts),
+  chex.assert_trees_all_close(value, _kernel.simulate_raw(key, tape.params, tape.consts),
                               rtol=0, atol=1e-12)
 
 

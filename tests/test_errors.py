@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import qhess
+from qhess.simulate import memory as _memory
 
 
 def _run(body):
@@ -371,7 +372,6 @@ def test_too_many_wires_for_memory_readable_sizes(n_wires, state, total):
 
 
 def test_memory_sizes_in_binary_units_below_a_pebibyte():
-  from qhess import _circuit
-  assert [_circuit._size(n) for n in (512, 3 * 2**10, 16 * 2**20, 2**44, 2**50 - 1)] == [
+  assert [_memory._size(n) for n in (512, 3 * 2**10, 16 * 2**20, 2**44, 2**50 - 1)] == [
       "512 bytes", "3 KiB", "16 MiB", "16384 GiB", "1048576 GiB"]
-  assert _circuit._size(2**50) == "1.1e15 bytes"
+  assert _memory._size(2**50) == "1.1e15 bytes"

@@ -22,8 +22,8 @@ import _reference as ref
 import qhess
 from _dense import jit_hessian, make_case
 from _dense import placeholder_op as _op
-from qhess import _hessian as _hessian_module
-from qhess import _schedule
+from qhess.derivatives import hessian as _hessian_module
+from qhess.shift import schedule as _schedule
 
 MODES = list(itertools.product(("independent", "shared", "shared-fallback"),
                                ("product", "diagonal"), (None, 3)))
@@ -136,7 +136,7 @@ def test_schedule_shares_most_of_a_uniform_plan():
         qhess.CNOT(wires=(w, w + 1))
     return qhess.expval(qhess.Z(0) @ qhess.Z(1))
 
-  from qhess import _hessian
+  from qhess.derivatives import hessian as _hessian
   x = jnp.linspace(0.1, 1.0, 2 * n * layers)
   tape = hea.tape(x)
   plan = _hessian._plan_for(tape, _hessian._Options(), np.ones(tape.num_params, bool),

@@ -1,4 +1,4 @@
-"""Hardware round trip (qhess._hardware, qhess._qiskit), checked against Qiskit and Aer.
+"""Hardware round trip (qhess.interop.experiments, qhess.interop.qiskit), checked against Qiskit and Aer.
 
 Runs when the qiskit extra is installed (``pip install -e .[qiskit]``; CI installs it).
 Exports are checked by simulating them in Aer (statevectors to 1e-10 up to a global

@@ -4,7 +4,7 @@ The oracle is `jax.hessian` of a dense, differentiable simulation of the same ci
 (`_dense.Dense`, built from `_reference`'s matrices, independent of qhess's kernel), and
 Hessians worked out by hand for small circuits; one test also checks `jax.hessian` of the
 qhess circuit itself. Circuit counts are read off the kernel's batch size by wrapping
-`qhess._statevector.run_points`, which `_hessian` calls once per trace.
+`qhess.simulate.evolve.run_points`, which `_hessian` calls once per trace.
 
 Every new circuit structure and option set compiles, so the circuits below are built
 once and shared by several tests.
@@ -25,8 +25,10 @@ from _dense import Case, Dense
 from _dense import jit_hessian as _jax_hessian
 from _dense import make_case as _case
 from _dense import placeholder_op as _op
-from qhess import _hessian as _hessian_module
-from qhess import _statevector
+from qhess.derivatives import hessian as _hessian_module
+from qhess.simulate import evolve as _evolve
+from qhess.simulate import kernel as _kernel
+from qhess.simulate import measure as _measure
 
 TRANSFORMS = [lambda f: f, jax.jit]
 TRANSFORM_IDS = ["eager", "jit"]
@@ -71,7 +73,7 @@ def _numpy(tree):
 def _recorders(counts: list) -> dict:
   """Wrappers of both kernel entry points (independent and prefix-shared evaluation)
   that append the number of shifted circuits of every batch traced to ``counts``."""
-  independent, shared = _statevector.run_points, _statevector.run_points_shared
+  independent, shared = _kernel.run_points, _kernel.run_points_shared
 
   def run_points(key, theta, index, *args, **kwargs):
     counts.append(int(np.shape(index)[0]))
@@ -89,7 +91,7 @@ def circuit_counts(monkeypatch):
   """A list that receives the number of shifted circuits of every kernel batch traced."""
   counts = []
   for name, fn in _recorders(counts).items():
-    monkeypatch.setattr(_statevector, name, fn)
+    monkeypatch.setattr(_kernel, name, fn)
   return counts
 
 
@@ -375,10 +377,10 @@ def _classical_tail_case():
 @pytest.mark.parametrize("evaluation", ["shared", "independent"])
 def test_hessian_with_classical_tail(evaluation, share):
   # A final run of permutation and diagonal gates is folded into the probabilities
-  # (`_statevector.split_tail`) when every output is a function of them.
+  # (`_measure.split_tail`) when every output is a function of them.
   case, x, expected = _classical_tail_case()
   tape = case.circuit.tape(x)
-  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(
+  assert _measure.split_tail(tape.operations, tape.raw_measurements) == len(
       case.dense.ops) - 5
   chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
                               expected, **TOL)
@@ -403,11 +405,11 @@ def _layered_case():
 
 @pytest.mark.parametrize("evaluation", ["shared", "independent"])
 def test_hessian_of_a_layered_circuit(evaluation, share):
-  # Eight identical layers run as a lax.scan (`_statevector.repeated_blocks`); the shared
+  # Eight identical layers run as a lax.scan (`_evolve.repeated_blocks`); the shared
   # evaluation scans the layers after each point's starting boundary.
   case, x, expected = _layered_case()
   tape = case.circuit.tape(x)
-  assert _statevector.repeated_blocks(tape.operations) == [(0, 4, 8)]
+  assert _evolve.repeated_blocks(tape.operations) == [(0, 4, 8)]
   chex.assert_trees_all_close(qhess.hessian(case.circuit, evaluation=evaluation)(x),
                               expected, **TOL)
 
@@ -808,13 +810,13 @@ def test_count_var_affine():
 
 def test_jit_of_hessian_traces_once(circuit_counts, monkeypatch):
   simulations = []
-  original = _statevector.simulate_raw
+  original = _kernel.simulate_raw
 
   def counting(*args, **kwargs):
     simulations.append(1)
     return original(*args, **kwargs)
 
-  monkeypatch.setattr(_statevector, "simulate_raw", counting)
+  monkeypatch.setattr(_kernel, "simulate_raw", counting)
   circuit = _example_circuit()
   fn = jax.jit(qhess.hessian(circuit))
   for x in ([0.5, 0.2], [1.0, -2.0], [3.0, 0.1]):

@@ -5,7 +5,6 @@ except where a valid call is needed for contrast. Messages name the argument, wh
 expected and what was received (STYLE.md, section 4).
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Noisy circuits (qhess._noise, qhess._density): channels, density matrices, readout error.
+"""Noisy circuits (qhess.circuits.channels, qhess.simulate.density): channels, density matrices, readout error.
 
 References: an independent NumPy density-matrix simulator (explicit Kraus sums, the Kraus
 operators written out below from PennyLane's documentation, gate matrices from
@@ -18,7 +18,8 @@ import pytest
 import _dense
 import _reference as ref
 import qhess
-from qhess import _density
+from qhess.simulate import density as _density
+from qhess.simulate import noisy as _noisy
 
 # ------------------------------------------------------------- independent reference
 
@@ -347,7 +348,7 @@ def test_noisy_value_grad_hessian_and_tapes():
   chex.assert_trees_all_close(post(qhess.execute(tapes)), expected[2], rtol=0, atol=1e-10)
   rho = ref_density([("RX", (0,), (0.5,)), _SEED_OPS[1], ("CRY", (0, 1), (0.2,)),
                      _SEED_OPS[3]], 2)
-  np.testing.assert_allclose(_density.density_matrix(tapes[0]), rho, rtol=0, atol=1e-12)
+  np.testing.assert_allclose(_noisy.density_matrix(tapes[0]), rho, rtol=0, atol=1e-12)
 
 
 def test_channel_parameter_depending_on_differentiated_input_raises():

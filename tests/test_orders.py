@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess import _hessian, _statevector
+from qhess.derivatives import hessian as _hessian
+from qhess.simulate import evolve as _evolve
 
 
 def _hea(n: int, layers: int, order: str) -> qhess.Circuit:
@@ -48,7 +49,7 @@ def _schedule(circuit, x, rule="diagonal"):
 def test_both_hea_orders_make_one_pass_per_wire_and_layer(order):
   n, layers = 5, 2
   tape = _hea(n, layers, order).tape(jnp.zeros((layers, n, 2)))
-  assert _statevector.count_passes(tape.operations, n) == n * layers
+  assert _evolve.count_passes(tape.operations, n) == n * layers
 
 
 def test_both_hea_orders_share_the_same_gate_applications():

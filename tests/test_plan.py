@@ -1,4 +1,4 @@
-"""Tests for `qhess._plan`: circuit counts, merging, exactness and O(T) storage.
+"""Tests for `qhess.shift.plan`: circuit counts, merging, exactness and O(T) storage.
 
 A plan is checked by *executing* it on a random multivariate trigonometric polynomial
 with the plan's spectra (each argument's frequencies ``l * w_k``, ``|l| <= R_k``):
@@ -11,10 +11,10 @@ import itertools
 import numpy as np
 import pytest
 
-from qhess import _hessian
-from qhess import _shift_rules as rules
-from qhess._ops import Spectrum
-from qhess._plan import build_plan
+from qhess.derivatives import hessian as _hessian
+from qhess.shift import rules as rules
+from qhess.circuits.catalogue import Spectrum
+from qhess.shift.plan import build_plan
 
 ONE = Spectrum(1.0, 1)  # RX, RY, IsingXX, ...
 CONTROLLED = Spectrum(0.5, 2)  # CRX, CRY, CRZ

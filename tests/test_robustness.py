@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess import _circuit
-from qhess import _hessian
+from qhess.simulate import circuit as _circuit
+from qhess.derivatives import hessian as _hessian
 
 TOL = dict(rtol=0, atol=1e-10)
 

@@ -108,8 +108,8 @@ def test_large_angles_keep_the_hessian(dtype, magnitudes, atol):
 
 
 def test_reduce_angles_is_exact_and_differentiable():
-  from qhess._ops import Spectrum
-  from qhess._shift_rules import reduce_angles
+  from qhess.circuits.catalogue import Spectrum
+  from qhess.shift.rules import reduce_angles
 
   spectra = [Spectrum(1.0, 1), Spectrum(0.5, 2), None, Spectrum(1.0, 1)]
   theta = jnp.array([1e15, -1e12, 1e15, 3.0])
@@ -168,7 +168,7 @@ def HYBRID(x):
 
 
 def test_count_circuits_matches_the_tapes_and_the_plan():
-  from qhess import _hessian
+  from qhess.derivatives import hessian as _hessian
 
   x = jnp.array([0.3, 0.8])
   tapes, post = qhess.hessian_tapes(HYBRID, off_diagonal_rule="product")(x)

@@ -1,4 +1,4 @@
-"""Tests for `qhess._shift_rules`: every recipe is exact on trigonometric polynomials.
+"""Tests for `qhess.shift.rules`: every recipe is exact on trigonometric polynomials.
 
 A gate argument with spectrum ``(base w, count R)`` makes expectation values of the form
 ``a0 + sum_l a_l cos(l w θ) + b_l sin(l w θ)`` (l = 1..R). A recipe
@@ -10,8 +10,8 @@ coefficients and compares with the derivative written in closed form.
 import numpy as np
 import pytest
 
-from qhess import _shift_rules as rules
-from qhess._ops import Spectrum
+from qhess.shift import rules as rules
+from qhess.circuits.catalogue import Spectrum
 
 SPECTRA = [Spectrum(w, r) for w in (1.0, 0.5, 1.3) for r in (1, 2, 3)]
 SPECTRUM_IDS = [f"w{s.base}-R{s.count}" for s in SPECTRA]

@@ -1,4 +1,4 @@
-"""Finite-shot Hessians (qhess._shots): statistics under fixed keys, shot vectors, budgets.
+"""Finite-shot Hessians (qhess.simulate.sampling): statistics under fixed keys, shot vectors, budgets.
 
 Statistical checks use 200 keys run with jax.vmap: the mean of the sampled Hessians must
 lie within 4 standard errors (of the mean) of the exact Hessian, and the reported
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess import _shots
+from qhess.simulate import sampling as _shots
+from qhess.derivatives import budget as _budget
 
 N_KEYS = 200
 KEYS = jax.random.split(jax.random.key(1234), N_KEYS)
@@ -79,7 +80,7 @@ def _sampled(name):
 
 
 # rot's sampled Hessian is checked in test_value_grad_and_hessian_shots_unbiased (the
-# same estimator, `_shots.estimate`, with the same assertions), pauli_sum's with a budget.
+# same estimator, `_estimators.estimate`, with the same assertions), pauli_sum's with a budget.
 @pytest.mark.parametrize("name", ["expval_cry", "probs_hermitian"])
 def test_hessian_shots_unbiased_and_stderr_calibrated(name):
   circuit, x = CASES[name]
@@ -187,7 +188,7 @@ def test_shot_budget_with_pilot_is_unbiased():
 @pytest.mark.parametrize("total", [40, 1000, 123_457])
 def test_allocate_exact_total_and_at_least_one(total):
   weights = jnp.array([0.0, 1.0, 3.0, 0.25, 10.0, 0.0, 2.0, 1e-3])
-  n = _shots.allocate(total, weights)
+  n = _budget.allocate(total, weights)
   assert int(jnp.sum(n)) == total
   assert int(jnp.min(n)) >= 1
   assert int(n[4]) >= int(n[2]) >= int(n[1])

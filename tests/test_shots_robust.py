@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess import _shots
+from qhess.simulate import sampling as _shots
+from qhess.derivatives import budget as _budget
+from qhess.derivatives import estimators as _estimators
 
 X = jnp.array([0.5])
 EXACT = -np.cos(0.5)
@@ -63,7 +65,7 @@ def test_shots_beyond_float32_integers_rejected_without_x64(float32):
 @pytest.mark.parametrize("total", [10**8 + 7, 2**31 - 1])
 def test_allocate_sums_exactly_in_float32(float32, total):
   weights = jnp.array([0.0, 1.0, 3.0, 0.25, 10.0, 0.0, 2.0, 1e-3], jnp.float32)
-  n = np.asarray(_shots.allocate(total, weights)).astype(np.int64)
+  n = np.asarray(_budget.allocate(total, weights)).astype(np.int64)
   assert n.sum() == total and n.min() >= 1
   # Proportional up to rounding (float32 shares of ~2**31 are off by ~2**31 / 2**24).
   quota = 1 + (total - 8) * np.asarray(weights, np.float64) / float(np.sum(weights))
@@ -73,7 +75,7 @@ def test_allocate_sums_exactly_in_float32(float32, total):
 def test_allocate_sums_exactly_beyond_int32():
   weights = jnp.array([1.0, 3.0, 0.5, 1e-9, 7.0])
   total = 10**15 + 7
-  n = np.asarray(_shots.allocate(total, weights)).astype(np.int64)
+  n = np.asarray(_budget.allocate(total, weights)).astype(np.int64)
   assert n.sum() == total and n.min() >= 1
   quota = 1 + (total - 5) * np.asarray(weights) / float(np.sum(weights))
   assert np.all(np.abs(n - quota) <= 2.0)
@@ -138,7 +140,7 @@ def test_sampling_graph_small_and_traced_once_over_keys(monkeypatch):
   assert sites[1, "Z"] <= 8, sites
   # Only the key changes, or a vmap over keys: no new trace (hence no compilation).
   calls = []
-  estimate = _shots.estimate
+  estimate = _estimators.estimate
   monkeypatch.setattr(_shots, "estimate", lambda *a, **k: calls.append(1) or estimate(*a, **k))
   h = qhess.hessian(_layers(1, qhess.Z(0)), shots=100, return_stderr=True)
   keys = jax.random.split(key, 4)

@@ -10,7 +10,9 @@ import pytest
 
 import _reference as ref
 import qhess
-from qhess import _statevector
+from qhess.simulate import evolve as _evolve
+from qhess.simulate import kernel as _kernel
+from qhess.simulate import measure as _measure
 
 ATOL = {True: 1e-10, False: 1e-5}  # by x64
 
@@ -30,7 +32,7 @@ def _tape(ops, n, measurements=None):
 def _jit_final_state(tape):
   # One compile per structure costs about half of running `final_state` op by op (each
   # new op shape is a compile of its own); the eager path is checked gate by gate below.
-  return jax.jit(lambda p, c: _statevector.final_state(
+  return jax.jit(lambda p, c: _kernel.final_state(
       dataclasses.replace(tape, params=p, consts=c)))(tape.params, tape.consts)
 
 
@@ -38,7 +40,7 @@ def test_random_circuits_cover_every_gate():
   covered = {name for seed in range(5) for name, _, _ in _circuit_case(seed)[2]}
   assert covered == set(ref.GATE_NAMES)
   # The catalogue's other entries: conjugated gates and channels (mixed states).
-  assert covered == set(qhess._ops.GATE_NAMES)
+  assert covered == set(qhess.circuits.catalogue.GATE_NAMES)
 
 
 @pytest.mark.parametrize("seed", range(15))
@@ -75,7 +77,7 @@ def test_gate_alone_matches_reference_on_decreasing_wires(name, rng):
   op = ref.random_op(rng, name, n)
   op = (op[0], tuple(sorted(op[1], reverse=True)), op[2])
   ops = _prep_ops(n) + [op]
-  got = _statevector.final_state(_tape(ops, n))
+  got = _kernel.final_state(_tape(ops, n))
   chex.assert_trees_all_close(got, ref.circuit_state(ops, n), rtol=0, atol=1e-12)
 
 
@@ -88,7 +90,7 @@ def test_wide_gates_match_reference(rng):
       ("PauliRot", (1, 3, 0, 2, 4), (-1.3, "XYZIY")),
       ("QubitUnitary", (2, 4, 1), (ref.random_unitary(rng, 8),)),
   ]
-  got = _statevector.final_state(_tape(ops, n))
+  got = _kernel.final_state(_tape(ops, n))
   chex.assert_trees_all_close(got, ref.circuit_state(ops, n), rtol=0, atol=1e-12)
 
 
@@ -100,7 +102,7 @@ def _check_measurements(ops, n, expvals, variances, probs_wires, rng, x64):
                   + tuple(qhess.probs(wires=w) for w in probs_wires))
   tape = _tape(ops, n, measurements)
   params = ref.flat_params(ops) + rng.uniform(-np.pi, np.pi, size=(4, tape.num_params))
-  raw = _statevector.run(_statevector.kernel_key(tape),
+  raw = _kernel.run(_kernel.kernel_key(tape),
                          jnp.asarray(params, dtype=tape.params.dtype), tape.consts)
   got = tape.finalize(raw)  # a tuple; each output has a leading batch axis of 4
   float_dtype = jnp.float64 if x64 else jnp.float32
@@ -196,10 +198,10 @@ def _small_tape():
 @pytest.mark.parametrize("batch_size", [1, 3, 10])
 def test_run_chunked_equals_unchunked(batch_size, rng):
   tape = _small_tape()
-  key = _statevector.kernel_key(tape)
+  key = _kernel.kernel_key(tape)
   params = jnp.asarray(rng.uniform(-np.pi, np.pi, size=(7, tape.num_params)))
-  got = _statevector.run(key, params, tape.consts, batch_size=batch_size)
-  expected = _statevector.run(key, params, tape.consts)
+  got = _kernel.run(key, params, tape.consts, batch_size=batch_size)
+  expected = _kernel.run(key, params, tape.consts)
   assert got.shape == expected.shape == (7, 2 + 4)
   chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-12)
 
@@ -208,13 +210,13 @@ def test_run_chunked_equals_unchunked(batch_size, rng):
 def count_traces(monkeypatch):
   """Replaces `simulate_raw` by a wrapper counting how often the kernel is traced."""
   calls = []
-  original = _statevector.simulate_raw
+  original = _kernel.simulate_raw
 
   def counting(key, params, consts):
     calls.append(key)
     return original(key, params, consts)
 
-  monkeypatch.setattr(_statevector, "simulate_raw", counting)
+  monkeypatch.setattr(_kernel, "simulate_raw", counting)
   return calls
 
 
@@ -247,9 +249,9 @@ def test_kernel_traced_once_per_structure(count_traces, rng):
 
 def test_run_traced_once_for_new_parameter_batches(count_traces, rng):
   tape = _trace_circuit(0.577216).tape(jnp.zeros(5))
-  key = _statevector.kernel_key(tape)
+  key = _kernel.kernel_key(tape)
   for _ in range(3):
-    _statevector.run(key, jnp.asarray(rng.uniform(size=(4, 5))), tape.consts)
+    _kernel.run(key, jnp.asarray(rng.uniform(size=(4, 5))), tape.consts)
   assert len(count_traces) == 1
 
 
@@ -273,7 +275,7 @@ def test_classical_tail_folded_into_probabilities(rng, x64):
   z_sum = ("sum", ((0.7, ("prod", (("P", "Z", 0), ("P", "Z", 2)))), (-0.4, ("P", "Z", 3)),
                    (0.25, ("P", "I", 1))))
   tape = _tape(ops, n, (qhess.expval(ref.qhess_observable(z_sum)),))
-  assert _statevector.split_tail(tape.operations, tape.raw_measurements) == 3 * n
+  assert _measure.split_tail(tape.operations, tape.raw_measurements) == 3 * n
   _check_measurements(ops, n, [z_sum, ("P", "Z", 1)], [], [_unsorted_subset(rng, n), (2,)],
                       rng, x64)
 
@@ -283,7 +285,7 @@ def test_classical_tail_kept_for_other_measurements(rng):
   ops = _entangling_ops(rng, n) + _classical_tail(rng, n, length=4)
   for m in [qhess.expval(qhess.X(0)), qhess.var(qhess.Z(0))]:
     tape = _tape(ops, n, (qhess.expval(qhess.Z(1)), m))
-    assert _statevector.split_tail(tape.operations, tape.raw_measurements) == len(ops)
+    assert _measure.split_tail(tape.operations, tape.raw_measurements) == len(ops)
   _check_measurements(ops, n, [("P", "X", 0), ("P", "Z", 1)], [("P", "Z", 2)], [(1, 0)],
                       rng, x64=True)
 
@@ -318,7 +320,7 @@ def test_fused_flip_groups_match_reference(rng):
   # XX·YY on a bond, then ZZ phases on it: one pass for all three.
   bond = _tape([("IsingXX", (0, 1), (0.3,)), ("IsingYY", (0, 1), (0.5,)),
                 ("IsingZZ", (1, 0), (0.7,))], 2)
-  assert _statevector.count_passes(bond.operations, 2) == 1
+  assert _evolve.count_passes(bond.operations, 2) == 1
 
 
 def test_hardware_efficient_layer_is_one_pass_per_wire():
@@ -336,8 +338,8 @@ def test_hardware_efficient_layer_is_one_pass_per_wire():
     return qhess.probs()
 
   tape = layer.tape(jnp.zeros(2 * n))
-  assert _statevector.count_passes(tape.operations, n) == n
-  assert _statevector.count_passes(tape.operations[:2 * n], n) == n  # no CNOTs: n passes
+  assert _evolve.count_passes(tape.operations, n) == n
+  assert _evolve.count_passes(tape.operations[:2 * n], n) == n  # no CNOTs: n passes
 
 
 def _layered_ops(rng, n_layers):
@@ -351,11 +353,11 @@ def _layered_ops(rng, n_layers):
 
 def test_repeated_blocks_found():
   ops = _tape(_layered_ops(np.random.default_rng(0), 6), 3).operations
-  assert _statevector.repeated_blocks(ops) == [(0, 5, 6)]
-  assert _statevector.repeated_blocks(ops[3:]) == [(0, 5, 5)]  # from mid-layer on
-  assert _statevector.repeated_blocks(ops[:15]) == []  # too few gates to be worth a scan
+  assert _evolve.repeated_blocks(ops) == [(0, 5, 6)]
+  assert _evolve.repeated_blocks(ops[3:]) == [(0, 5, 5)]  # from mid-layer on
+  assert _evolve.repeated_blocks(ops[:15]) == []  # too few gates to be worth a scan
   hea = [("RY", (w,), (0.1,)) for w in range(4)] * 10  # one layer of 4 gates, 10 times
-  assert _statevector.repeated_blocks(_tape(hea, 4).operations) == [(0, 4, 10)]
+  assert _evolve.repeated_blocks(_tape(hea, 4).operations) == [(0, 4, 10)]
 
 
 @pytest.mark.parametrize("x64", [True, False], indirect=True)
@@ -364,7 +366,7 @@ def test_repeated_blocks_scan_matches_reference(rng, x64):
   ops = ([("Hadamard", (1,), ()), ("RZ", (2,), (0.3,))] + _layered_ops(rng, 7)
          + [("IsingXX", (0, 2), (0.8,))])
   tape = _tape(ops, 3)
-  assert [r[1:] for r in _statevector.repeated_blocks(tape.operations)] == [(5, 7)]
-  jaxpr = jax.make_jaxpr(lambda p: _statevector.evolve(tape.operations, 3, p, ()))(tape.params)
+  assert [r[1:] for r in _evolve.repeated_blocks(tape.operations)] == [(5, 7)]
+  jaxpr = jax.make_jaxpr(lambda p: _evolve.evolve(tape.operations, 3, p, ()))(tape.params)
   assert any(e.primitive.name == "scan" for e in jaxpr.eqns)
   _check_measurements(ops, 3, [("P", "Z", 1), ("P", "X", 2)], [], [(2, 0)], rng, x64)

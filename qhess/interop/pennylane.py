@@ -22,11 +22,11 @@ from typing import Callable, Hashable
 import jax
 import numpy as np
 
-from qhess import _observables
-from qhess import _ops
-from qhess import _tape
-from qhess._circuit import Circuit
-from qhess._tape import Tape
+from qhess.circuits import observables as _observables
+from qhess.circuits import catalogue as _ops
+from qhess.circuits import tape as _tape
+from qhess.simulate.circuit import Circuit
+from qhess.circuits.tape import Tape
 
 # qhess's catalogue: PennyLane's name -> how to record it. Everything else is decomposed.
 _PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from qhess._ops import CATALOGUE
+from qhess.circuits.catalogue import CATALOGUE
 
 
 def _values(tape, op, decimals):

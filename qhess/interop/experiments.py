@@ -2,11 +2,11 @@
 
 `hessian_experiments` turns a Hessian into the circuits a device runs: one *experiment*
 per shifted point and qubit-wise-commuting measurement group (the groups of
-``qhess._shots``), each a `Tape` that ends with its group's basis rotations (H for X,
+``qhess.simulate.sampling``), each a `Tape` that ends with its group's basis rotations (H for X,
 S†·H for Y, V† for a Hermitian's eigenbasis V) and measures the group's wires in the
 computational basis, with its shot count. The returned ``post`` maps one counts table
 per experiment to the Hessian through the same estimators, standard errors and chain
-rule as simulated shots (`_shots.from_counts`): the only difference between
+rule as simulated shots (`_estimators.from_counts`): the only difference between
 ``qhess.hessian(circuit, shots=...)`` and a device is who draws the counts.
 
 **Bit order.** The measured wires ``w_0 < w_1 < ... < w_{k-1}`` of an experiment
@@ -33,10 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _hessian
-from qhess import _shots
-from qhess._circuit import Circuit
-from qhess._tape import MeasurementSpec, Operation, Tape
+from qhess.derivatives import hessian as _hessian
+from qhess.simulate import sampling as _shots
+from qhess.simulate.circuit import Circuit
+from qhess.circuits.tape import MeasurementSpec, Operation, Tape
+from qhess.derivatives import estimators as _estimators
+from qhess.simulate import groups as _groups
+from qhess.derivatives import budget as _budget
 
 # ------------------------------------------------------------------- lowering to stdgates
 
@@ -282,7 +285,7 @@ class Experiment(NamedTuple):
   entry: int
 
 
-def _group_tape(tape: Tape, params: np.ndarray, group: _shots.Group) -> Tape:
+def _group_tape(tape: Tape, params: np.ndarray, group: _groups.Group) -> Tape:
   """``tape`` at ``params``, then ``group``'s basis rotations, measuring its wires."""
   ops = list(tape.operations)
   consts = list(tape.consts)
@@ -518,18 +521,18 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
         fname=fname)
     dtype = tape.params.dtype
     _shots.check_counts_fit(shots, dtype)
-    mg = _shots.measurement_groups(tape.raw_measurements)
+    mg = _groups.measurement_groups(tape.raw_measurements)
     b, g = plan.n_points, len(mg.groups)
     if isinstance(shots, _shots.ShotBudget):
-      _shots.check_budget(shots, b, g)
-    a = _shots.estimator_matrix(mg, tape.raw_measurements, tape.consts, dtype)
+      _budget.check_budget(shots, b, g)
+    a = _groups.estimator_matrix(mg, tape.raw_measurements, tape.consts, dtype)
     if isinstance(shots, tuple):
       n = np.broadcast_to(np.asarray(shots)[:, None, None], (len(shots), b, g))
     elif isinstance(shots, int):
       n = np.full((1, b, g), shots)
     else:
       # jitted: the allocation differentiates `post_y`, which is slow op by op
-      n = np.asarray(jax.jit(lambda: _shots.budget_shots(shots, post_y, a, mg, b, dtype))())
+      n = np.asarray(jax.jit(lambda: _budget.budget_shots(shots, post_y, a, mg, b, dtype))())
       n = n[None]
     n = n.astype(np.int64)
     theta = np.asarray(_hessian._reduced_params(tape), dtype=np.float64)
@@ -547,7 +550,7 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
 
     @jax.jit
     def estimate(freq, n_):  # (B, G, O), (B, G)
-      return _shots.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
+      return _estimators.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
 
     def post(counts: Sequence[Any]):
       if isinstance(counts, (str, bytes, Mapping)) or not hasattr(counts, "__len__"):

@@ -26,11 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _observables
-from qhess import _tape
-from qhess._circuit import Circuit
-from qhess._density import combine_flips
-from qhess._ops import CATALOGUE, _pauli_matrix
+from qhess.circuits import observables as _observables
+from qhess.circuits import tape as _tape
+from qhess.simulate.circuit import Circuit
+from qhess.simulate.density import combine_flips
+from qhess.circuits.catalogue import CATALOGUE, _pauli_matrix
 
 _KRAUS_ATOL = 1e-6  # tolerance of the completeness check Σ K†K = I (as QubitUnitary's)
 

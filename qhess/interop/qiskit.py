@@ -26,11 +26,11 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _circuit
-from qhess import _hardware
-from qhess import _observables
-from qhess import _tape
-from qhess._tape import Tape
+from qhess.simulate import circuit as _circuit
+from qhess.interop import experiments as _hardware
+from qhess.circuits import observables as _observables
+from qhess.circuits import tape as _tape
+from qhess.circuits.tape import Tape
 
 _EXTRA = 'pip install "qhess[qiskit]"'
 

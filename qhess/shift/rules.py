@@ -36,7 +36,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from qhess._ops import Spectrum
+from qhess.circuits.catalogue import Spectrum
 
 
 class Recipe(NamedTuple):

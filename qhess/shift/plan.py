@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from qhess import _shift_rules as rules
-from qhess._ops import Spectrum
+from qhess.shift import rules as rules
+from qhess.circuits.catalogue import Spectrum
 
 _QUANTUM = 1e-9  # shifts closer than this (after reduction modulo the period) coincide
 

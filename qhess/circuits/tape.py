@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _observables
-from qhess._ops import CATALOGUE
+from qhess.circuits import observables as _observables
+from qhess.circuits.catalogue import CATALOGUE
 
 
 class Operation(NamedTuple):
@@ -197,7 +197,7 @@ class Tape:
     Returns:
       a multi-line string.
     """
-    from qhess._draw import draw_tape  # _draw knows tapes only by their attributes
+    from qhess.circuits.draw import draw_tape  # _draw knows tapes only by their attributes
     return draw_tape(self, decimals)
 
   def __repr__(self) -> str:

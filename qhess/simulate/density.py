@@ -35,15 +35,15 @@ exact and sampled results agree on what is measured.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _statevector
-from qhess._ops import CATALOGUE, _REAL_GATES
+from qhess.circuits.catalogue import CATALOGUE, _REAL_GATES
+from qhess.simulate import gates as _gates
+from qhess.simulate import measure as _measure
 
 
 def conjugate_name(name: str) -> str:
@@ -60,8 +60,8 @@ def diagonal(v, n: int) -> jax.Array:
 def apply_unitary(v, matrix, wires, n: int) -> jax.Array:
   """``U ρ U†`` for a ``(2**k, 2**k)`` matrix on ``wires`` of a vectorized ``ρ``."""
   conj = np.conj(matrix) if isinstance(matrix, np.ndarray) else jnp.conj(matrix)
-  v = _statevector.apply_matrix(v, matrix, tuple(wires), 2 * n)
-  return _statevector.apply_matrix(v, conj, tuple(w + n for w in wires), 2 * n)
+  v = _gates.apply_matrix(v, matrix, tuple(wires), 2 * n)
+  return _gates.apply_matrix(v, conj, tuple(w + n for w in wires), 2 * n)
 
 
 def flip_bits(p, flip: tuple) -> jax.Array:
@@ -83,7 +83,7 @@ class MixedMeasurement(NamedTuple):
   """One raw measurement of a vectorized density matrix (hashable: part of a kernel key).
 
   Called as ``m(v, consts)`` with ``v`` of shape ``(4**n,)``; returns a float array of
-  shape ``(raw_size,)`` like `_statevector.measure`.
+  shape ``(raw_size,)`` like `_measure.measure`.
   """
 
   spec: object  # a raw `_tape.MeasurementSpec`
@@ -101,7 +101,7 @@ class MixedMeasurement(NamedTuple):
       return jnp.sum(diagonal(w, n))
 
     if spec.kind == "probs":
-      view = _statevector._View(spec.wires, n)
+      view = _gates._View(spec.wires, n)
       p = jnp.sum(jnp.reshape(probs, view.shape), axis=tuple(range(0, view.ndim, 2)))
       p = jnp.transpose(p, np.argsort(np.argsort(spec.wires))) if len(spec.wires) > 1 else p
       return jnp.reshape(p, (-1,))
@@ -110,43 +110,17 @@ class MixedMeasurement(NamedTuple):
       z_terms = [(c, fs) for c, fs in spec.terms if all(f[0] == "Z" for f in fs)]
       value = jnp.zeros((), probs.dtype)
       if z_terms:
-        value = jnp.sum(probs * _statevector._z_diagonal(z_terms, n, probs.dtype))
+        value = jnp.sum(probs * _measure._z_diagonal(z_terms, n, probs.dtype))
       for c, fs in spec.terms:
         if not all(f[0] == "Z" for f in fs):
-          value = value + c * trace(_statevector._apply_term(v, fs, consts, 2 * n))
+          value = value + c * trace(_measure._apply_term(v, fs, consts, 2 * n))
     elif spec.kind == "expval_sq":  # Tr(O O ρ), O applied to the rows twice
       def apply_o(w):
-        return sum(c * _statevector._apply_term(w, fs, consts, 2 * n) for c, fs in spec.terms)
+        return sum(c * _measure._apply_term(w, fs, consts, 2 * n) for c, fs in spec.terms)
       value = trace(apply_o(apply_o(v)))
     else:
       raise ValueError(f"The kernel computes raw measurements only; got {spec.kind!r}.")
     return jnp.reshape(jnp.asarray(value, probs.dtype), (1,))
-
-
-class ReadoutMeasurement(NamedTuple):
-  """All raw measurements of a tape under readout error, exactly (hashable).
-
-  ``Y = Σ_{g,o} A[r, g, o] q_{g,o}``: the sampled estimator (`_shots.estimator_matrix`)
-  applied to the outcome probabilities ``q`` of each measurement group with the readout
-  flips applied (`_shots.Marginals`), i.e. the infinite-shot limit of what ``shots``
-  estimate. Works on pure states ``(2**n,)`` and vectorized density matrices ``(4**n,)``.
-  """
-
-  raw_measurements: tuple
-  n: int
-  readout: tuple[float, ...]
-
-  @property
-  def kind(self) -> str:
-    return "readout"
-
-  def __call__(self, psi, consts):
-    from qhess import _shots  # pylint: disable=import-outside-toplevel  (imports this)
-    mg = _shots.measurement_groups(self.raw_measurements)
-    dtype = jnp.real(psi[:1]).dtype
-    a = _shots.estimator_matrix(mg, self.raw_measurements, consts, dtype)  # (R, G, O)
-    q = _shots.Marginals(mg.groups, self.n, mg.n_outcomes, self.readout)(psi, consts)
-    return jnp.einsum("rgo,go->r", a, q)
 
 
 def combine_flips(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
@@ -168,75 +142,3 @@ def is_mixed(operations) -> bool:
   return any(CATALOGUE[op.name].kind == "channel" for op in operations)
 
 
-def _static_superoperator(kraus):
-  """A concrete channel's superoperator as a hashable tuple of rows (``None`` if traced)."""
-  if isinstance(kraus, jax.core.Tracer):
-    return None
-  k = np.asarray(kraus)
-  d = k.shape[-1]
-  s = np.einsum("kab,kcd->acbd", k, k.conj()).reshape(d * d, d * d)
-  return tuple(tuple(complex(v) for v in row) for row in s)
-
-
-def kernel_key(tape) -> tuple:
-  """The kernel key of a noisy tape (channels and/or readout error); see the module doc.
-
-  A channel whose Kraus operators are concrete (a fixed noise model, the common case)
-  becomes a ``"Superoperator"`` gate with its matrix in the key: a NumPy constant, so the
-  kernel skips its zero entries (a depolarizing channel's 16 become 6) and never reads
-  them from memory. A channel with traced parameters reads ``Tape.consts``.
-
-  Returns:
-    ``(operations, raw_measurements, n_vector_wires)``: with channels, the doubled gates
-    on ``2 * n_wires`` wires and `MixedMeasurement` s; with readout error one
-    `ReadoutMeasurement`.
-  """
-  static = tuple(_static_superoperator(tape.consts[op.hyper])
-                 if CATALOGUE[op.name].kind == "channel" else None for op in tape.operations)
-  return _kernel_key(tape.operations, tape.raw_measurements, tape.n_wires, readout_of(tape),
-                     static)
-
-
-@functools.lru_cache(maxsize=256)
-def _kernel_key(operations, raw_measurements, n, readout, static):
-  mixed = is_mixed(operations)
-  if mixed:
-    doubled = []
-    for op, superop in zip(operations, static):
-      shifted = tuple(w + n for w in op.wires)
-      if op.name == "ReadoutError":
-        continue
-      if superop is not None:
-        doubled.append(op._replace(name="Superoperator", wires=op.wires + shifted,
-                                   hyper=superop))
-      elif CATALOGUE[op.name].kind == "channel":
-        doubled.append(op._replace(wires=op.wires + shifted))
-      else:
-        doubled += [op, op._replace(name=conjugate_name(op.name), wires=shifted)]
-    ops = doubled
-  else:
-    ops = [op for op in operations if op.name != "ReadoutError"]
-  if readout is not None:
-    measurements = (ReadoutMeasurement(tuple(raw_measurements), n, tuple(readout)),)
-  elif mixed:
-    measurements = tuple(MixedMeasurement(m, n) for m in raw_measurements)
-  else:
-    measurements = tuple(raw_measurements)
-  return (tuple(ops), measurements, 2 * n if mixed else n)
-
-
-def density_matrix(tape) -> jax.Array:
-  """The final density matrix of a tape, complex array ``(2**n_wires, 2**n_wires)``.
-
-  Readout error (a property of the measurement) is not part of it.
-  """
-  ops, _, n2 = kernel_key(tape)
-  return _density_matrix(ops, n2, tape.n_wires, tape.params, tuple(tape.consts))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _density_matrix(ops, n2, n, params, consts):
-  v = _statevector.evolve(ops, n2, params, consts)
-  if n2 == n:  # no channel: a pure state
-    return jnp.outer(v, jnp.conj(v))
-  return jnp.reshape(v, (2**n, 2**n))

@@ -45,10 +45,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _circuit
-from qhess import _shift_rules
-from qhess import _statevector as sv
-from qhess._ops import CATALOGUE, Spectrum, gate_matrix
+from qhess.shift import rules as _shift_rules
+from qhess.simulate import evolve as sv
+from qhess.circuits.catalogue import CATALOGUE, Spectrum, gate_matrix
+from qhess.simulate import memory as _memory
+from qhess.simulate import gates as _gates
+from qhess.simulate import measure as _measure
+from qhess.simulate import kernel as _kernel
 
 
 # ------------------------------------------------------------------ one gate, backwards
@@ -66,27 +69,27 @@ def _inverse_on(x, name: str, wires: Sequence[int], params, hyper, consts, view)
   if spec.kind == "controlled":
     c = spec.controls
     axes = [view.axis[w] for w in wires[:c]]
-    blocks = {bits: sv._slice(x, view, axes, bits)
+    blocks = {bits: _gates._slice(x, view, axes, bits)
               for bits in itertools.product((0, 1), repeat=c)}
     ones = (1,) * c
     blocks[ones] = _inverse_on(blocks[ones], spec.base, wires[c:], params, hyper, consts,
                                view)
-    return sv._assemble(blocks, axes)
+    return _gates._assemble(blocks, axes)
   if spec.kind == "diagonal":
     diag = jnp.conj(spec.diagonal(*params, hyper)).astype(x.dtype)
-    return sv._cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
+    return _gates._cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
   if name == "QubitUnitary":
     matrix = consts[hyper]
   else:
-    matrix = sv._static_matrix(name, hyper)
+    matrix = _gates._static_matrix(name, hyper)
     if matrix is None:
       matrix = gate_matrix(name, params, hyper)
-  return sv._matrix_on(x, _dagger(matrix), wires, view)
+  return _gates._matrix_on(x, _dagger(matrix), wires, view)
 
 
 def apply_inverse(psi, op, params, consts, n: int):
   """``U†ψ`` for the gate ``op`` with arguments ``params`` (a sequence of scalars)."""
-  view = sv._View(op.wires, n)
+  view = _gates._View(op.wires, n)
   out = _inverse_on(jnp.reshape(psi, view.shape), op.name, op.wires, params, op.hyper,
                     consts, view)
   return jnp.reshape(out, (-1,))
@@ -100,7 +103,7 @@ def gate_tangents(psi, op, params, consts, n: int):
   p = jnp.stack(list(params))
 
   def apply(t):
-    return sv.apply_gate(psi, op.name, op.wires, [t[a] for a in range(len(params))],
+    return _gates.apply_gate(psi, op.name, op.wires, [t[a] for a in range(len(params))],
                          op.hyper, consts, n)
 
   basis = jnp.eye(len(params), dtype=p.dtype)
@@ -136,7 +139,7 @@ def _blocks(ops) -> list[tuple]:
 def _op_matrix(op, params, consts):
   if op.name == "QubitUnitary":
     return consts[op.hyper]
-  matrix = sv._static_matrix(op.name, op.hyper)
+  matrix = _gates._static_matrix(op.name, op.hyper)
   return gate_matrix(op.name, params, op.hyper) if matrix is None else jnp.asarray(matrix)
 
 
@@ -144,7 +147,7 @@ def _cross(lam, psi, wire: int, n: int):
   """``C[r, a, b] = Σ_rest conj(λ_r[a, rest]) ψ[b, rest]`` on ``wire``: complex
   ``(n_lam, 2, 2)``, as sums of complex products (XLA's CPU reduction of the complex
   product is faster than of its real spelling)."""
-  view = sv._View((wire,), n)
+  view = _gates._View((wire,), n)
   x = jnp.reshape(psi, view.shape)
   lv = jnp.reshape(lam, (lam.shape[0],) + view.shape)
   rows = []
@@ -210,7 +213,7 @@ def _backward_block(states, block, params, consts, n: int, grad: bool):
     dagger = _dagger(_block_matrix(block, pvec, consts))
 
     def inverse(s):
-      return sv.apply_matrix(s, dagger.astype(s.dtype), block[0].wires, n)
+      return _gates.apply_matrix(s, dagger.astype(s.dtype), block[0].wires, n)
   # ψ and the λ's are un-computed in one pass over the stacked states.
   prev = sv._barrier(jax.vmap(inverse)(states))
   g = _block_grad(prev[0], states[1:], block, params, consts, n) if grad else None
@@ -237,12 +240,12 @@ def _backward_run(states, ops, params, consts, n: int, need: frozenset):
 def _adjoint_jacobian(key, theta, consts, need: frozenset):
   """Value ``(n_raw,)`` and Jacobian ``(n_raw, P)`` by the adjoint method."""
   operations, raw_measurements, n = key
-  cut = sv.split_tail(operations, raw_measurements)
+  cut = _measure.split_tail(operations, raw_measurements)
   ops, tail = operations[:cut], operations[cut:]
   psi = sv.evolve(ops, n, theta, consts)
 
   def measure(psi):
-    return jnp.concatenate([sv.measure(psi, m, consts, n, tail) for m in raw_measurements])
+    return jnp.concatenate([_measure.measure(psi, m, consts, n, tail) for m in raw_measurements])
 
   value, vjp = jax.vjp(measure, psi)
   n_raw = value.shape[0]
@@ -286,9 +289,9 @@ def _forward_jacobian(key, theta, consts, need: frozenset):
   cols = np.asarray(sorted(need), dtype=np.int32)
 
   def f(t):
-    return sv.simulate_raw(key, theta.at[cols].set(t), consts)
+    return _kernel.simulate_raw(key, theta.at[cols].set(t), consts)
 
-  value = sv.simulate_raw(key, theta, consts)
+  value = _kernel.simulate_raw(key, theta, consts)
   jac = jnp.zeros((value.shape[0], theta.shape[0]), theta.dtype)
   if len(cols):
     jac = jac.at[:, cols].set(jax.jacfwd(f)(theta[cols]))
@@ -338,7 +341,7 @@ def _run(key, theta, arg, shift, consts, need, batch_size, devices):
   def one(i, s):  # value and Jacobian of the circuit at theta + s e_i: (n_raw, 1 + P)
     value, jac = jacobian(key, theta.at[i].add(s.astype(theta.dtype)), consts, need)
     return jnp.concatenate([value[:, None], jac], axis=1)
-  return sv._map_batched(one, (arg, shift), batch_size, devices)
+  return _kernel._map_batched(one, (arg, shift), batch_size, devices)
 
 
 def row_points(spectra: Sequence[Spectrum], rows: Sequence[int]):
@@ -378,7 +381,7 @@ def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
     ``(value, grad, hess)``: float arrays ``(n_raw,)``, ``(n_raw, P)``, ``(n_raw, P, P)``.
 
   Raises:
-    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`),
+    ValueError: when a chunk of states cannot fit in memory (`_memory.check_memory`),
       or for a tape with noise channels or readout error.
   """
   noisy = sorted({op.name for op in tape.operations
@@ -390,21 +393,21 @@ def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
         "matrix, and a channel or a readout error cannot be un-computed. Use "
         'evaluation="shared" or "independent": the shift rules are exact for noisy '
         "circuits too.")
-  key = sv.kernel_key(tape)
+  key = _kernel.kernel_key(tape)
   n, p, dtype = tape.n_wires, tape.num_params, tape.params.dtype
   n_raw = sum(m.raw_size for m in tape.raw_measurements)
   mask = np.asarray(mask, dtype=bool)
   rows = np.nonzero(mask.any(axis=1))[0]
   need = frozenset(int(k) for k in rows)
   arg, shift, coef = row_points(spectra, rows)
-  value = (sv.simulate_raw(key, tape.params, tape.consts) if need_value
+  value = (_kernel.simulate_raw(key, tape.params, tape.consts) if need_value
            else jnp.zeros(n_raw, dtype))
   if len(arg) == 0:
     return value, jnp.zeros((n_raw, p), dtype), jnp.zeros((n_raw, p, p), dtype)
   per_point = _states_per_point(n_raw, len(need))
   if batch_size is None:  # the kernel's default chunk, in states
-    batch_size = max(1, sv.default_batch_size(n) // per_point)
-  _circuit.check_memory(n, len(arg) * per_point, dtype, batch_size=batch_size * per_point,
+    batch_size = max(1, _kernel.default_batch_size(n) // per_point)
+  _memory.check_memory(n, len(arg) * per_point, dtype, batch_size=batch_size * per_point,
                         devices=devices, what=what)
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
   y = _run(key, tape.params, jnp.asarray(arg), jnp.asarray(shift), tuple(tape.consts),

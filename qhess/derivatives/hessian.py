@@ -34,16 +34,18 @@ import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
 
-from qhess import _adjoint
-from qhess import _circuit
-from qhess import _statevector
-from qhess._circuit import Circuit
-from qhess._ops import CATALOGUE
-from qhess._plan import ShiftPlan, build_plan
-from qhess._schedule import Schedule, build_schedule
-from qhess import _shift_rules
-from qhess import _shots
-from qhess._tape import Tape, record_parts
+from qhess.derivatives import adjoint as _adjoint
+from qhess.simulate.circuit import Circuit
+from qhess.circuits.catalogue import CATALOGUE
+from qhess.shift.plan import ShiftPlan, build_plan
+from qhess.shift.schedule import Schedule, build_schedule
+from qhess.shift import rules as _shift_rules
+from qhess.simulate import sampling as _shots
+from qhess.circuits.tape import Tape, record_parts
+from qhess.simulate import memory as _memory
+from qhess.simulate import kernel as _kernel
+from qhess.derivatives import estimators as _estimators
+from qhess.simulate import sampling as _sampling
 
 CONST, AFFINE, NONLINEAR = 0, 1, 2
 
@@ -351,7 +353,7 @@ class _Options:
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
                batch_size=None, off_diagonal_rule=None, devices=None,
                evaluation="shared"):
-    self.batch_size = _circuit.check_batch_size(batch_size)
+    self.batch_size = _memory.check_batch_size(batch_size)
     self.gate_argnum = gate_argnum
     self.diagonal_shifts = diagonal_shifts
     self.off_diagonal_shifts = off_diagonal_shifts
@@ -463,20 +465,20 @@ def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | 
   schedule = _schedule_for(tape, plan)
   saved = schedule.independent_applications - schedule.gate_applications
   if (saved < _MIN_SHARED_SAVING * schedule.independent_applications
-      or saved * 2**_statevector.kernel_wires(tape) < _MIN_SHARED_WORK):
+      or saved * 2**_kernel.kernel_wires(tape) < _MIN_SHARED_WORK):
     return None
-  state_bytes = 2**_statevector.kernel_wires(tape) * 2 * np.dtype(tape.params.dtype).itemsize
+  state_bytes = 2**_kernel.kernel_wires(tape) * 2 * np.dtype(tape.params.dtype).itemsize
   return schedule if (schedule.n_parents + 1) * state_bytes <= _TABLE_BYTES else None
 
 
 def _checked_batch_size(tape: Tape, plan: ShiftPlan, opts: _Options,
                         schedule: Schedule | None, what: str) -> int:
   """The kernel's chunk size (``batch_size`` or the default for the tape's width), after
-  `_circuit.check_memory` of the plan's points chunked that way."""
-  batch_size = opts.batch_size or _statevector.default_batch_size(
-      _statevector.kernel_wires(tape))
-  _circuit.check_memory(
-      _statevector.kernel_wires(tape), plan.n_points, tape.params.dtype, batch_size=batch_size,
+  `_memory.check_memory` of the plan's points chunked that way."""
+  batch_size = opts.batch_size or _kernel.default_batch_size(
+      _kernel.kernel_wires(tape))
+  _memory.check_memory(
+      _kernel.kernel_wires(tape), plan.n_points, tape.params.dtype, batch_size=batch_size,
       devices=opts.devices, extra_states=0 if schedule is None else schedule.n_parents + 1,
       what=what)
   return batch_size
@@ -490,25 +492,25 @@ def _reduced_params(tape: Tape) -> jax.Array:
 
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
                    what: str = "qhess.hessian") -> Callable:
-  """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_shots.estimate`),
+  """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_estimators.estimate`),
   prefix-shared like the exact path when `_shared_schedule` allows.
 
   Raises:
-    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
+    ValueError: when a chunk of states cannot fit in memory (`_memory.check_memory`).
   """
   dtype = np.dtype(tape.params.dtype)
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
   theta = _reduced_params(tape)
   if schedule is not None:
-    return lambda sampler: _statevector.sample_points_shared(
-        _statevector.kernel_key(tape), theta, schedule, tape.consts, sampler,
+    return lambda sampler: _kernel.sample_points_shared(
+        _kernel.kernel_key(tape), theta, schedule, tape.consts, sampler,
         batch_size, opts.devices)
   rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
   params = jnp.broadcast_to(theta, (plan.n_points, tape.num_params)).at[
       rows, plan.point_index].add(plan.point_shift.astype(dtype))
-  return lambda sampler: _statevector.sample_run(
-      _statevector.kernel_key(tape), params, tape.consts, sampler, batch_size)
+  return lambda sampler: _kernel.sample_run(
+      _kernel.kernel_key(tape), params, tape.consts, sampler, batch_size)
 
 
 def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
@@ -516,7 +518,7 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
   """Raw outputs at the plan's points, shape ``(T, n_raw)``.
 
   Raises:
-    ValueError: when a chunk of states cannot fit in memory (`_circuit.check_memory`).
+    ValueError: when a chunk of states cannot fit in memory (`_memory.check_memory`).
   """
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
@@ -525,11 +527,11 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
   theta = _reduced_params(tape)
   if schedule is not None:
-    return _statevector.run_points_shared(
-        _statevector.kernel_key(tape), theta, schedule, tape.consts, batch_size,
+    return _kernel.run_points_shared(
+        _kernel.kernel_key(tape), theta, schedule, tape.consts, batch_size,
         opts.devices)
-  return _statevector.run_points(
-      _statevector.kernel_key(tape), theta, plan.point_index,
+  return _kernel.run_points(
+      _kernel.kernel_key(tape), theta, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
       opts.devices)
 
@@ -561,7 +563,7 @@ _MIN_SHARED_WORK = 2**24
 
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
   # On the kernel's gate list (a noisy tape's doubles each gate: the first of a pair).
-  operations = _statevector.kernel_key(tape)[0]
+  operations = _kernel.kernel_key(tape)[0]
   positions = np.zeros(tape.num_params, dtype=int)
   for i, op in reversed(list(enumerate(operations))):
     positions[list(op.param_index)] = i
@@ -688,7 +690,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``.
 
   ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
-  PRNG key and the raw point values are sampled (`_shots.estimate`).
+  PRNG key and the raw point values are sampled (`_estimators.estimate`).
   """
   fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
   if opts.evaluation == "adjoint":
@@ -702,7 +704,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
       return out
     return out, jax.tree_util.tree_map(jnp.zeros_like, out)
   shots, return_stderr = sampling
-  return _shots.estimate(post, tape, _point_sampler(tape, plan, opts, fname), plan.n_points,
+  return _estimators.estimate(post, tape, _point_sampler(tape, plan, opts, fname), plan.n_points,
                          shots, key, return_stderr=return_stderr)
 
 
@@ -881,7 +883,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
     def traced(dynamic, key):
       args, kwargs = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dynamic))
       if sampling is not None:  # jax.grad through sampled outputs: a clear error
-        args, kwargs = _shots.no_derivatives((args, kwargs))
+        args, kwargs = _sampling.no_derivatives((args, kwargs))
       return _derivatives(circuit, opts, argnums, hybrid, want, args, kwargs, sampling, key)
     return jax.jit(traced)
 
@@ -957,7 +959,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       frequencies (1 for RX, 2 for CRX); the diagonal uses that first-order rule twice.
       Shifts whose rule amplifies rounding errors into a meaningless Hessian (shifts
       near 0 or nearly equal) are rejected, milder cases warn: see
-      `IllConditionedShiftsWarning` and ``qhess._shift_rules``.
+      `IllConditionedShiftsWarning` and ``qhess.shift.rules``.
     off_diagonal_shifts: likewise, for the product rule of mixed entries.
     off_diagonal_rule: ``"product"`` (4·R_i·R_j circuits per mixed entry, PennyLane's
       rule) or ``"diagonal"`` (Wierichs et al. 2022, Sec. 4: ``H_ij = ½[E''(0) - H_ii -
@@ -983,7 +985,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       ``"adjoint"`` (exact mode only) shifts one index and differentiates the other:
       row i is the first-order shift rule of argument i (2R_i circuits) applied to
       the gradients of the shifted circuits, each computed by the adjoint method
-      (`qhess._adjoint`; memory independent of the depth), then symmetrised. It
+      (`qhess.derivatives.adjoint`; memory independent of the depth), then symmetrised. It
       rejects ``shots`` and custom shift options (``diagonal_shifts``,
       ``off_diagonal_shifts``, ``off_diagonal_rule``) with a ``ValueError``.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
@@ -991,7 +993,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total
       allocated across the circuits). A sum of Pauli words is measured in qubit-wise
       commuting groups, one circuit per group per shifted point, and ``shots`` counts
-      per circuit (see ``qhess._shots``). The returned function then takes a required
+      per circuit (see ``qhess.simulate.sampling``). The returned function then takes a required
       keyword ``key=`` (a PRNG key; equal keys give equal numbers, under jit and vmap).
       With shots the off-diagonal rule defaults to ``"product"``, and sampling is not
       differentiable.
