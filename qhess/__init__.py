@@ -9,7 +9,7 @@ from qhess.simulate.circuit import execute as execute
 from qhess.interop.experiments import hessian_experiments as hessian_experiments
 from qhess.interop.experiments import to_openqasm as to_openqasm
 from qhess.derivatives.hessian import hessian as hessian
-from qhess.derivatives.hessian import hessian_tapes as hessian_tapes
+from qhess.derivatives.tapes import hessian_tapes as hessian_tapes
 from qhess.derivatives.hessian import value_grad_and_hessian as value_grad_and_hessian
 from qhess.circuits.channels import AmplitudeDamping as AmplitudeDamping
 from qhess.circuits.channels import BitFlip as BitFlip

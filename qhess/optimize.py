@@ -77,6 +77,8 @@ from qhess.derivatives import hessian as _hessian
 from qhess.simulate import sampling as _shots
 from qhess.simulate.circuit import Circuit
 from qhess.simulate import groups as _groups
+from qhess.derivatives import options as _options
+from qhess.derivatives import pipeline as _pipeline
 
 __all__ = ["CircuitCount", "NewtonState", "Optimizer", "accepted_params", "count_circuits",
            "damped_newton", "newton", "saddle_free_newton", "trust_region"]
@@ -722,19 +724,19 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     raise TypeError(
         f"{fname}: `fn` must be qhess.hessian or qhess.value_grad_and_hessian; got "
         f"{getattr(fn, '__name__', type(fn).__name__)!r}.")
-  _hessian._check_circuit(circuit, fname)
+  _options._check_circuit(circuit, fname)
   unknown = sorted(set(ignored) - {"batch_size", "devices", "evaluation", "return_stderr"})
   if unknown:
     raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
-  opts = _hessian._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                            off_diagonal_rule=off_diagonal_rule)
-  argnums = _hessian._check_argnums(argnums)
+  argnums = _options._check_argnums(argnums)
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
   shots = _shots.check_shots(shots)
 
   def count_fn(*args, **kwargs) -> CircuitCount:
-    tape, plan, _ = _hessian.derivative_plan(
+    tape, plan, _ = _pipeline.derivative_plan(
         circuit, opts, argnums, bool(hybrid), want, args, kwargs,
         sampled=shots is not None, fname=fname)
     mg = _groups.measurement_groups(tape.raw_measurements)

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import _reference  # noqa: E402
-from qhess.derivatives import hessian as _hessian  # noqa: E402
+from qhess.derivatives import evaluate as _evaluate  # noqa: E402
 
 collect_ignore = [  # run in subprocesses by test_sharding.py and test_distributed.py
     "_sharded_check.py", "_distributed_worker.py"]
@@ -45,12 +45,12 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def always_share(monkeypatch):
   """Shared evaluation whenever it is asked for, whatever the cost model would pick.
 
-  Test circuits are tiny, so the cost model (`_hessian._shared_schedule`) would evaluate
+  Test circuits are tiny, so the cost model (`_evaluate._shared_schedule`) would evaluate
   them independently and every "shared" test would silently test the baseline. The
   cost model's own test restores the thresholds.
   """
-  monkeypatch.setattr(_hessian, "_MIN_SHARED_SAVING", -np.inf)
-  monkeypatch.setattr(_hessian, "_MIN_SHARED_WORK", -np.inf)
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_SAVING", -np.inf)
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_WORK", -np.inf)
 
 
 @pytest.fixture

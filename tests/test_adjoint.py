@@ -16,9 +16,10 @@ import _reference as ref
 import qhess
 from _dense import jit_hessian, make_case
 from qhess.derivatives import adjoint as _adjoint
-from qhess.derivatives import hessian as _hessian
 from qhess.simulate import evolve as _evolve
 from qhess.simulate import kernel as _kernel
+from qhess.derivatives import options as _options
+from qhess.derivatives import cache as _cache
 
 ATOL = 1e-10
 
@@ -119,7 +120,7 @@ def test_rows_are_symmetric_before_symmetrisation(nonlinear):
   case, x = nonlinear
   tape = case.circuit.tape(x)
   p = tape.num_params
-  _, _, rows = _adjoint.derivatives(tape, _hessian._tape_spectra(tape), np.ones((p, p), bool),
+  _, _, rows = _adjoint.derivatives(tape, _options._tape_spectra(tape), np.ones((p, p), bool),
                                     symmetrize=False)
   asymmetry = float(jnp.max(jnp.abs(rows - jnp.swapaxes(rows, 1, 2))))
   assert asymmetry < 1e-12, asymmetry
@@ -152,12 +153,12 @@ def test_wrong_derivative_sign_fails_the_comparison(nonlinear, monkeypatch):
 
   monkeypatch.setattr(_adjoint, "gate_tangents", mutated)
   _adjoint._run.clear_cache()
-  _hessian._JIT_CACHE.clear()
+  _cache._JIT_CACHE.clear()
   got = qhess.hessian(case.circuit, evaluation="adjoint")(x)
   error = max(float(jnp.max(jnp.abs(g - e)))
               for g, e in zip(got, jit_hessian(case.oracle)(x)))
   _adjoint._run.clear_cache()
-  _hessian._JIT_CACHE.clear()
+  _cache._JIT_CACHE.clear()
   assert error > 1e-3, error
 
 
@@ -185,4 +186,4 @@ def test_adjoint_with_custom_shift_rules_is_an_error(option):
 
 def test_unknown_evaluation_names_the_choices():
   with pytest.raises(ValueError, match='"shared", "independent" or "adjoint"; got .adj.'):
-    _hessian._Options(evaluation="adj")
+    _options._Options(evaluation="adj")

@@ -22,8 +22,10 @@ import _reference as ref
 import qhess
 from _dense import jit_hessian, make_case
 from _dense import placeholder_op as _op
-from qhess.derivatives import hessian as _hessian_module
 from qhess.shift import schedule as _schedule
+from qhess.derivatives import cache as _cache
+from qhess.derivatives import evaluate as _evaluate
+from qhess.derivatives import options as _options
 
 MODES = list(itertools.product(("independent", "shared", "shared-fallback"),
                                ("product", "diagonal"), (None, 3)))
@@ -31,9 +33,9 @@ MODES = list(itertools.product(("independent", "shared", "shared-fallback"),
 
 def _hessian(circuit, evaluation, monkeypatch, **kwargs):
   """``shared-fallback``: shared evaluation whose table exceeds its memory cap."""
-  monkeypatch.setattr(_hessian_module, "_TABLE_BYTES",
+  monkeypatch.setattr(_evaluate, "_TABLE_BYTES",
                       0 if evaluation == "shared-fallback" else 2**29)
-  _hessian_module._JIT_CACHE.clear()
+  _cache._JIT_CACHE.clear()
   return qhess.hessian(circuit, evaluation=evaluation.split("-")[0], **kwargs)
 
 
@@ -136,12 +138,11 @@ def test_schedule_shares_most_of_a_uniform_plan():
         qhess.CNOT(wires=(w, w + 1))
     return qhess.expval(qhess.Z(0) @ qhess.Z(1))
 
-  from qhess.derivatives import hessian as _hessian
   x = jnp.linspace(0.1, 1.0, 2 * n * layers)
   tape = hea.tape(x)
-  plan = _hessian._plan_for(tape, _hessian._Options(), np.ones(tape.num_params, bool),
+  plan = _evaluate._plan_for(tape, _options._Options(), np.ones(tape.num_params, bool),
                             need_value=False, need_grad=False, share=False, rule="product")
-  s = _hessian._schedule_for(tape, plan)
+  s = _evaluate._schedule_for(tape, plan)
   assert s.independent_applications == plan.n_points * len(tape.operations)
   # Pairs spread uniformly: about L/3 + L/(2K) per point instead of L.
   assert s.independent_applications / s.gate_applications > 1.6

@@ -25,7 +25,7 @@ from _dense import Case, Dense
 from _dense import jit_hessian as _jax_hessian
 from _dense import make_case as _case
 from _dense import placeholder_op as _op
-from qhess.derivatives import hessian as _hessian_module
+from qhess.derivatives import evaluate as _evaluate
 from qhess.simulate import evolve as _evolve
 from qhess.simulate import kernel as _kernel
 from qhess.simulate import measure as _measure
@@ -62,8 +62,8 @@ def always_share():
 @pytest.fixture
 def share(monkeypatch):
   """Shared evaluation whenever it is asked for (conftest.py's `always_share`)."""
-  monkeypatch.setattr(_hessian_module, "_MIN_SHARED_SAVING", -np.inf)
-  monkeypatch.setattr(_hessian_module, "_MIN_SHARED_WORK", -np.inf)
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_SAVING", -np.inf)
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_WORK", -np.inf)
 
 
 def _numpy(tree):
@@ -101,7 +101,7 @@ def _count(fn, *args, **kwargs) -> int:
   counts = []
   with pytest.MonkeyPatch.context() as patch:
     for name, wrapper in _recorders(counts).items():
-      patch.setattr(_statevector, name, wrapper)
+      patch.setattr(_kernel, name, wrapper)
     jax.eval_shape(fn, *args, **kwargs)
   assert len(counts) <= 1
   return counts[0] if counts else 0

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess.derivatives import hessian as _hessian
 from qhess.simulate import evolve as _evolve
+from qhess.derivatives import options as _options
+from qhess.derivatives import evaluate as _evaluate
 
 
 def _hea(n: int, layers: int, order: str) -> qhess.Circuit:
@@ -39,10 +40,10 @@ def _hea(n: int, layers: int, order: str) -> qhess.Circuit:
 
 def _schedule(circuit, x, rule="diagonal"):
   tape = circuit.tape(x)
-  opts = _hessian._Options()
-  plan = _hessian._plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
+  opts = _options._Options()
+  plan = _evaluate._plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
                             need_value=False, need_grad=False, share=False, rule=rule)
-  return tape, plan, opts, _hessian._schedule_for(tape, plan)
+  return tape, plan, opts, _evaluate._schedule_for(tape, plan)
 
 
 @pytest.mark.parametrize("order", ["A", "B"])
@@ -70,10 +71,10 @@ def test_cost_model_shares_only_when_it_pays(monkeypatch):
   monkeypatch.undo()  # the conftest forces sharing; this test checks the real thresholds
   # Wide enough: sharing saves ~half the gate applications of 2**10 amplitudes each.
   tape, plan, opts, schedule = _schedule(_hea(10, 2, "B"), jnp.zeros((2, 10, 2)))
-  assert _hessian._shared_schedule(tape, plan, opts) == schedule
+  assert _evaluate._shared_schedule(tape, plan, opts) == schedule
   # Tiny: milliseconds either way, so the faster-compiling independent evaluation.
   tape, plan, opts, _ = _schedule(_hea(2, 1, "A"), jnp.zeros((1, 2, 2)))
-  assert _hessian._shared_schedule(tape, plan, opts) is None
+  assert _evaluate._shared_schedule(tape, plan, opts) is None
   # Wide, but the shifted gates come first: no prefix to share.
   @qhess.circuit(wires=10)
   def early(x):
@@ -87,4 +88,4 @@ def test_cost_model_shares_only_when_it_pays(monkeypatch):
 
   tape, plan, opts, schedule = _schedule(early, jnp.zeros(2))
   assert schedule.gate_applications > 0.9 * schedule.independent_applications
-  assert _hessian._shared_schedule(tape, plan, opts) is None
+  assert _evaluate._shared_schedule(tape, plan, opts) is None

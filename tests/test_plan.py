@@ -11,10 +11,10 @@ import itertools
 import numpy as np
 import pytest
 
-from qhess.derivatives import hessian as _hessian
 from qhess.shift import rules as rules
 from qhess.circuits.catalogue import Spectrum
 from qhess.shift.plan import build_plan
+from qhess.derivatives import options as _options
 
 ONE = Spectrum(1.0, 1)  # RX, RY, IsingXX, ...
 CONTROLLED = Spectrum(0.5, 2)  # CRX, CRY, CRZ
@@ -136,29 +136,29 @@ def test_count_no_params():
 
 @pytest.mark.parametrize("p", [1, 4])
 def test_gate_argnum_int_selects_one_diagonal_entry(p):
-  mask = _hessian._mask(p - 1, p)
+  mask = _options._mask(p - 1, p)
   expected = np.zeros((p, p), bool)
   expected[p - 1, p - 1] = True
   np.testing.assert_array_equal(mask, expected)
-  np.testing.assert_array_equal(_hessian._mask(-1, p), expected)
+  np.testing.assert_array_equal(_options._mask(-1, p), expected)
   assert build_plan([ONE] * p, mask).n_points == 2
 
 
 def test_gate_argnum_sequence_selects_all_pairs():
-  mask = _hessian._mask([0, 2], 4)
+  mask = _options._mask([0, 2], 4)
   expected = np.zeros((4, 4), bool)
   expected[np.ix_([0, 2], [0, 2])] = True
   np.testing.assert_array_equal(mask, expected)
-  np.testing.assert_array_equal(_hessian._mask((2, -4), 4), expected)
+  np.testing.assert_array_equal(_options._mask((2, -4), 4), expected)
   assert build_plan([ONE] * 4, mask).n_points == _single_frequency_count(2)
   # A one-element sequence is the same as the int.
-  np.testing.assert_array_equal(_hessian._mask([1], 4), _hessian._mask(1, 4))
+  np.testing.assert_array_equal(_options._mask([1], 4), _options._mask(1, 4))
 
 
 def test_gate_argnum_none_and_mask():
-  np.testing.assert_array_equal(_hessian._mask(None, 3), np.ones((3, 3), bool))
+  np.testing.assert_array_equal(_options._mask(None, 3), np.ones((3, 3), bool))
   mask = np.array([[True, False, True], [False, False, False], [True, False, False]])
-  got = _hessian._mask(mask, 3)
+  got = _options._mask(mask, 3)
   np.testing.assert_array_equal(got, mask)
   assert got is not mask
   # (0,0) diagonal: 1 + 1; off-diagonal (0,2): 4 points.

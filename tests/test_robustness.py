@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess.simulate import circuit as _circuit
+from qhess.simulate import memory as _memory
 from qhess.derivatives import hessian as _hessian
+from qhess.derivatives import pipeline as _pipeline
+from qhess.derivatives import cache as _cache
 
 TOL = dict(rtol=0, atol=1e-10)
 
@@ -66,7 +68,7 @@ def TWO_OUTPUTS(x):
 def count_traces(monkeypatch):
   """Counts traces of the jitted Hessian (each trace runs `_derivatives` once)."""
   calls = []
-  original = _hessian._derivatives
+  original = _pipeline._derivatives
 
   def counting(*args, **kwargs):
     calls.append(1)
@@ -199,10 +201,10 @@ def test_jit_cache_is_bounded(monkeypatch):
       return qhess.expval(qhess.Z(0))
     alive.append(weakref.ref(fresh))
     jax.eval_shape(qhess.hessian(fresh), X1)
-    assert len(_hessian._JIT_CACHE) <= _hessian._JIT_CACHE_SIZE < 300
+    assert len(_cache._JIT_CACHE) <= _cache._JIT_CACHE_SIZE < 300
   gc.collect()
   # Evicted circuits (and their compiled functions) are released.
-  assert sum(ref() is not None for ref in alive) <= _hessian._JIT_CACHE_SIZE + 1
+  assert sum(ref() is not None for ref in alive) <= _cache._JIT_CACHE_SIZE + 1
 
 
 # ------------------------------------------------------------ 8. too large for memory
@@ -229,7 +231,7 @@ def test_too_large_circuit_refused_before_running(monkeypatch):
       call()
   # A batch that does not fit, where a smaller one would (20 wires: 16 MiB per state).
   # Independent evaluation: 6 circuits, 3 working copies of each state, nothing else.
-  monkeypatch.setattr(_circuit, "available_memory", lambda devices=None: 100 * 2**20)
+  monkeypatch.setattr(_memory, "available_memory", lambda devices=None: 100 * 2**20)
   with pytest.raises(ValueError, match=r"`batch_size`=6 holds 6 states of 20 wires \(16 MiB "
                      r"each, complex128\) at once, about 288 MiB.*100 MiB.* `batch_size` <= 2 "
                      r"would fit"):

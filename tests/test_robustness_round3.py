@@ -13,6 +13,8 @@ import pytest
 
 import _reference
 import qhess
+from qhess.derivatives import options as _options
+from qhess.derivatives import pipeline as _pipeline
 
 TOL = dict(rtol=0, atol=1e-10)
 
@@ -168,7 +170,6 @@ def HYBRID(x):
 
 
 def test_count_circuits_matches_the_tapes_and_the_plan():
-  from qhess.derivatives import hessian as _hessian
 
   x = jnp.array([0.3, 0.8])
   tapes, post = qhess.hessian_tapes(HYBRID, off_diagonal_rule="product")(x)
@@ -181,8 +182,8 @@ def test_count_circuits_matches_the_tapes_and_the_plan():
   # the count is the plan `qhess.hessian` evaluates
   hybrid = qhess.optimize.count_circuits(qhess.hessian, HYBRID,
                                          off_diagonal_rule="product")(x)
-  opts = _hessian._Options(off_diagonal_rule="product")
-  _, plan, _ = _hessian.derivative_plan(HYBRID, opts, 0, True, "hessian", (x,), {},
+  opts = _options._Options(off_diagonal_rule="product")
+  _, plan, _ = _pipeline.derivative_plan(HYBRID, opts, 0, True, "hessian", (x,), {},
                                         sampled=False, fname="test")
   assert hybrid.points == plan.n_points == 29
   chex.assert_trees_all_close(qhess.hessian(HYBRID, off_diagonal_rule="product")(x),

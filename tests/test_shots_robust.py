@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import qhess
-from qhess.simulate import sampling as _shots
 from qhess.derivatives import budget as _budget
 from qhess.derivatives import estimators as _estimators
 
@@ -141,7 +140,7 @@ def test_sampling_graph_small_and_traced_once_over_keys(monkeypatch):
   # Only the key changes, or a vmap over keys: no new trace (hence no compilation).
   calls = []
   estimate = _estimators.estimate
-  monkeypatch.setattr(_shots, "estimate", lambda *a, **k: calls.append(1) or estimate(*a, **k))
+  monkeypatch.setattr(_estimators, "estimate", lambda *a, **k: calls.append(1) or estimate(*a, **k))
   h = qhess.hessian(_layers(1, qhess.Z(0)), shots=100, return_stderr=True)
   keys = jax.random.split(key, 4)
   x = jnp.array([0.3, 0.4])

@@ -33,13 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess.derivatives import hessian as _hessian
 from qhess.simulate import sampling as _shots
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import MeasurementSpec, Operation, Tape
 from qhess.derivatives import estimators as _estimators
 from qhess.simulate import groups as _groups
 from qhess.derivatives import budget as _budget
+from qhess.derivatives import options as _options
+from qhess.derivatives import pipeline as _pipeline
+from qhess.derivatives import evaluate as _evaluate
 
 # ------------------------------------------------------------------- lowering to stdgates
 
@@ -494,10 +496,10 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     True
   """
   fname = "qhess.hessian_experiments"
-  _hessian._check_circuit(circuit, fname)
-  opts = _hessian._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+  _options._check_circuit(circuit, fname)
+  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                            off_diagonal_rule=off_diagonal_rule)
-  argnums = _hessian._check_argnums(argnums)
+  argnums = _options._check_argnums(argnums)
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
   if shots is None:
@@ -516,7 +518,7 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   bit_order = _check_bit_order(bit_order)
 
   def experiments_fn(*args, **kwargs):
-    tape, plan, post_y = _hessian.derivative_plan(
+    tape, plan, post_y = _pipeline.derivative_plan(
         circuit, opts, argnums, bool(hybrid), "hessian", args, kwargs, sampled=True,
         fname=fname)
     dtype = tape.params.dtype
@@ -535,7 +537,7 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
       n = np.asarray(jax.jit(lambda: _budget.budget_shots(shots, post_y, a, mg, b, dtype))())
       n = n[None]
     n = n.astype(np.int64)
-    theta = np.asarray(_hessian._reduced_params(tape), dtype=np.float64)
+    theta = np.asarray(_evaluate._reduced_params(tape), dtype=np.float64)
     points = np.tile(theta, (b, 1))  # (B, P)
     rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
     np.add.at(points, (rows, plan.point_index), plan.point_shift)

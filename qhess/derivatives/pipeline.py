@@ -1,0 +1,143 @@
+"""One call's steps: record the tape, plan, evaluate, contract, chain rule.
+
+`_derivatives` is the orchestrator behind `qhess.hessian` and
+`qhess.value_grad_and_hessian`: `_setup` records the tape and reads the classical
+dependence, `derivative_plan` builds the shift plan and the post-processing, the
+evaluation runs the points (exactly, sampled, or by the adjoint method), and ``chain``
+maps R, ∂R, ∂²R at θ to the outputs through the chain rule (`_local_model`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qhess.derivatives import adjoint as _adjoint
+from qhess.simulate.circuit import Circuit
+from qhess.shift.plan import ShiftPlan
+from qhess.circuits.tape import Tape
+from qhess.derivatives import estimators as _estimators
+from qhess.derivatives.dependence import CONST, NONLINEAR, _check_same_structure, _check_selection, _dependence
+from qhess.derivatives.evaluate import _contract, _evaluate, _plan_for, _point_sampler
+from qhess.derivatives.options import _DEFAULT_RULE, _Options, _check_float_inputs, _mask, _normalize_argnums, _tape_spectra
+
+
+def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
+  """θ -> circuit outputs from the second-order Taylor model of the raw outputs."""
+  def model(theta):
+    d = theta - theta0
+    raw = value + grad @ d + 0.5 * jnp.einsum("rij,i,j->r", hess, d, d)
+    return tape.finalize(raw)
+  return model
+
+
+
+def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs, *,
+           fname: str, gate_argnum=None):
+  """``(tape, depends, need_value, need_grad, chain)``: what every evaluation needs.
+
+  ``depends`` (bool ``(P,)``) marks the gate arguments that depend on the differentiated
+  inputs; ``chain(value, grad, hess)`` maps R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R
+  ``(n_raw, P, P)`` at θ to the outputs through the chain rule (`_local_model`).
+  """
+  argnums = _normalize_argnums(argnums_spec, len(args))
+  _check_float_inputs(args, argnums, fname)
+  tape = circuit.tape(*args, **kwargs)
+  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
+  if hybrid:
+    levels = _dependence(circuit, args, kwargs, argnums, tape)
+    depends = levels > CONST
+    if gate_argnum is not None:
+      _check_selection(circuit, args, kwargs, argnums, tape, gate_argnum)
+    nonlinear_pre = bool(np.any(levels == NONLINEAR))
+  else:
+    depends = np.ones(tape.num_params, dtype=bool)
+    nonlinear_pre = False
+  want_all = want == "all"
+  need_grad = want_all or nonlinear_pre or nonlinear_post
+
+  def chain(value, grad, hess):  # R0, ∂R, ∂²R at θ -> the outputs, by the chain rule
+    model_theta = _local_model(tape, tape.params, value, grad, hess)
+    if hybrid:
+      def model(*a):
+        t = circuit.tape(*a, **kwargs)
+        _check_same_structure(tape.structure, t)
+        return model_theta(t.params)
+      nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
+      fn, at = model, args
+    else:
+      nums, fn, at = 0, model_theta, (tape.params,)
+    h = jax.hessian(fn, argnums=nums)(*at)
+    if want == "hessian":
+      return h
+    return tape.finalize(value), jax.jacrev(fn, argnums=nums)(*at), h
+
+  return tape, depends, want_all or nonlinear_post, need_grad, chain
+
+
+
+def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                    want: str, args, kwargs, *, sampled: bool,
+                    fname: str) -> tuple[Tape, ShiftPlan, Callable]:
+  """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
+  ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
+
+  Shared by `hessian`, `value_grad_and_hessian` and ``qhess.hessian_experiments``
+  (hardware), so that measured counts go through exactly the simulated path's
+  estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
+  """
+  tape, depends, need_value, need_grad, chain = _setup(
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+      gate_argnum=opts.gate_argnum)
+  plan = _plan_for(tape, opts, depends, need_value=need_value,
+                   need_grad=need_grad, share=need_grad,
+                   # With shots the product rule: the diagonal rule needs more shots.
+                   rule=opts.rule("product" if sampled else _DEFAULT_RULE))
+
+  def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
+    return chain(*_contract(plan, y))
+
+  return tape, plan, post
+
+
+
+def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                         want: str, args, kwargs, fname: str):
+  """``evaluation="adjoint"``: R0, ∂R, ∂²R from `_adjoint.derivatives`, then the chain
+  rule as for the shift evaluations."""
+  tape, depends, need_value, need_grad, chain = _setup(
+      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+      gate_argnum=opts.gate_argnum)
+  mask = _mask(opts.gate_argnum, tape.num_params)
+  mask &= depends[:, None] & depends[None, :]
+  grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
+  return chain(*_adjoint.derivatives(
+      tape, _tape_spectra(tape), mask, grad_args=grad_args, need_value=need_value,
+      batch_size=opts.batch_size, devices=opts.devices, what=fname))
+
+
+
+def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                 want: str, args, kwargs, sampling=None, key=None):
+  """The shared implementation; ``want`` is ``"hessian"`` or ``"all"``.
+
+  ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
+  PRNG key and the raw point values are sampled (`_estimators.estimate`).
+  """
+  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  if opts.evaluation == "adjoint":
+    return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
+                                fname)
+  tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, args,
+                                     kwargs, sampled=sampling is not None, fname=fname)
+  if sampling is None or plan.n_points == 0:
+    out = post(_evaluate(tape, plan, opts, fname))
+    if sampling is None or not sampling[1]:
+      return out
+    return out, jax.tree_util.tree_map(jnp.zeros_like, out)
+  shots, return_stderr = sampling
+  return _estimators.estimate(post, tape, _point_sampler(tape, plan, opts, fname), plan.n_points,
+                         shots, key, return_stderr=return_stderr)
