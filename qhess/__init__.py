@@ -20,7 +20,7 @@ from qhess.circuits.channels import PauliError as PauliError
 from qhess.circuits.channels import PhaseDamping as PhaseDamping
 from qhess.circuits.channels import PhaseFlip as PhaseFlip
 from qhess.circuits.channels import QubitChannel as QubitChannel
-from qhess.circuits.channels import with_noise as with_noise
+from qhess.simulate.noise import with_noise as with_noise
 from qhess.circuits.observables import Hermitian as Hermitian
 from qhess.circuits.observables import I as I  # noqa: E741
 from qhess.circuits.observables import Measurement as Measurement

@@ -71,14 +71,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from qhess.derivatives.counting import CircuitCount as CircuitCount
+from qhess.derivatives.counting import count_circuits as count_circuits
 from jax.flatten_util import ravel_pytree
 
-from qhess.derivatives import hessian as _hessian
-from qhess.simulate import sampling as _shots
-from qhess.simulate.circuit import Circuit
-from qhess.simulate import groups as _groups
-from qhess.derivatives import options as _options
-from qhess.derivatives import pipeline as _pipeline
 
 __all__ = ["CircuitCount", "NewtonState", "Optimizer", "accepted_params", "count_circuits",
            "damped_newton", "newton", "saddle_free_newton", "trust_region"]
@@ -644,112 +641,3 @@ def accepted_params(state: NewtonState, params):
 # ----------------------------------------------------------------- circuit counts
 
 
-class CircuitCount(NamedTuple):
-  """What one call of `qhess.hessian` or `qhess.value_grad_and_hessian` runs.
-
-  Attributes:
-    points: distinct shifted argument vectors: the states a simulator prepares (the
-      circuit counts in `qhess.hessian`'s docstring). With ``hybrid=False`` this is
-      ``len(qhess.hessian_tapes(circuit, **options)(*args)[0])`` for the same options
-      (one fewer with ``f0``). With ``hybrid=True`` it may differ either way: gate
-      arguments that do not depend on the differentiated inputs get no circuits, and
-      non-linear classical processing or a variance adds the first-order points that the
-      chain rule needs (the tapes give the gate-argument Hessian only).
-    groups: measurement settings per point (qubit-wise commuting groups of the
-      measured Pauli words; those measuring no wire, an identity, need no circuit).
-    circuits: ``points × groups``: the circuits a device runs (for one shot-vector
-      entry: ``len(qhess.hessian_experiments(...)[0])`` with integer shots).
-    shots: the shots they take in all, ``None`` for exact evaluation.
-  """
-
-  points: int
-  groups: int
-  circuits: int
-  shots: int | None
-
-
-def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = True,
-                   gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
-                   off_diagonal_rule: str | None = None, shots=None,
-                   **ignored) -> Callable:
-  """How many circuits (and shots) ``fn(circuit, ...)`` runs at given arguments.
-
-  ``count_circuits(qhess.hessian, circuit, **options)(*args)`` builds the same shift
-  plan as ``qhess.hessian(circuit, **options)(*args)`` (recording the circuit, its
-  classical processing with ``hybrid=True``, merged points, the off-diagonal rule in
-  force), without simulating anything. Options that do not change the count
-  (``batch_size``, ``devices``, ``evaluation``, ``return_stderr``) are accepted and
-  ignored, so the keywords of a call can be passed through unchanged.
-
-  Args:
-    fn: `qhess.hessian` or `qhess.value_grad_and_hessian`.
-    circuit: a `qhess.Circuit`.
-    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, shots: as in ``fn``.
-    **ignored: ``batch_size``, ``devices``, ``evaluation``, ``return_stderr``.
-
-  Returns:
-    a function of the circuit's arguments returning a `CircuitCount`. With an int
-    ``shots`` the shots are ``shots × circuits``, with a shot vector ``sum(shots) ×
-    circuits`` (one run per circuit, its samples split), with a ``ShotBudget`` its
-    ``total``.
-
-  Raises:
-    TypeError: when ``fn`` is neither function, for a non-circuit, or an unknown keyword.
-    ValueError, TypeError: for bad options, as ``fn`` (when called).
-
-  Examples:
-    >>> import jax.numpy as jnp, qhess
-    >>> @qhess.circuit(wires=2)
-    ... def f(x):
-    ...   qhess.RX(x[0], wires=0)
-    ...   qhess.RY(0.3, wires=1)  # a constant: no circuits with hybrid=True
-    ...   qhess.CNOT(wires=(0, 1))
-    ...   qhess.RY(2 * x[1], wires=1)
-    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1) + qhess.X(1))
-    >>> x = jnp.array([0.5, 0.2])
-    >>> # P = 2 arguments: (3P² - P + 2)/2 points, 2 measurement groups
-    >>> qhess.optimize.count_circuits(qhess.hessian, f)(x)
-    CircuitCount(points=6, groups=2, circuits=12, shots=None)
-    >>> # with shots the product rule: 1 + 2P + 2P(P - 1) points
-    >>> qhess.optimize.count_circuits(qhess.value_grad_and_hessian, f, shots=100)(x)
-    CircuitCount(points=9, groups=2, circuits=18, shots=1800)
-  """
-  fname = "qhess.optimize.count_circuits"
-  if fn is _hessian.hessian:
-    want = "hessian"
-  elif fn is _hessian.value_grad_and_hessian:
-    want = "all"
-  else:
-    raise TypeError(
-        f"{fname}: `fn` must be qhess.hessian or qhess.value_grad_and_hessian; got "
-        f"{getattr(fn, '__name__', type(fn).__name__)!r}.")
-  _options._check_circuit(circuit, fname)
-  unknown = sorted(set(ignored) - {"batch_size", "devices", "evaluation", "return_stderr"})
-  if unknown:
-    raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
-  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                           off_diagonal_rule=off_diagonal_rule)
-  argnums = _options._check_argnums(argnums)
-  if not isinstance(hybrid, (bool, np.bool_)):
-    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
-  shots = _shots.check_shots(shots)
-
-  def count_fn(*args, **kwargs) -> CircuitCount:
-    tape, plan, _ = _pipeline.derivative_plan(
-        circuit, opts, argnums, bool(hybrid), want, args, kwargs,
-        sampled=shots is not None, fname=fname)
-    mg = _groups.measurement_groups(tape.raw_measurements)
-    groups = sum(1 for grp in mg.groups if grp.wires)
-    circuits = plan.n_points * groups
-    if shots is None:
-      n_shots = None
-    elif isinstance(shots, int):
-      n_shots = shots * circuits
-    elif isinstance(shots, tuple):
-      n_shots = sum(shots) * circuits
-    else:
-      n_shots = shots.total
-    return CircuitCount(plan.n_points, groups, circuits, n_shots)
-
-  return count_fn

@@ -17,6 +17,7 @@ import pytest
 
 import qhess
 from qhess import optimize
+from qhess.derivatives import counting as _counting
 
 # ----------------------------------------------------------------------- fixtures
 
@@ -334,7 +335,7 @@ THREE_ARGS = qhess.circuit(_three_args, wires=2)
 
 def test_count_circuits_matches_tapes_experiments_and_formulas():
   x = jnp.array([0.5, 0.2])
-  count = optimize.count_circuits
+  count = _counting.count_circuits
   # hybrid=False: all three gate arguments; the product rule's tapes are PennyLane's.
   got = count(qhess.hessian, THREE_ARGS, hybrid=False, off_diagonal_rule="product")(x)
   assert got.points == len(qhess.hessian_tapes(THREE_ARGS.tape(x))[0]) == 1 + 3 + 2 * 3 * 2
@@ -423,12 +424,12 @@ def test_optimizer_update_bad_inputs_raise():
 def test_count_circuits_bad_arguments_raise():
   with pytest.raises(TypeError, match=r"`fn` must be qhess.hessian or "
                      r"qhess.value_grad_and_hessian; got 'hessian'"):
-    optimize.count_circuits(jax.hessian, THREE_ARGS)
+    _counting.count_circuits(jax.hessian, THREE_ARGS)
   with pytest.raises(TypeError, match=r"takes a circuit made with @qhess.circuit"):
-    optimize.count_circuits(qhess.hessian, _three_args)
+    _counting.count_circuits(qhess.hessian, _three_args)
   with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['shot'\]"):
-    optimize.count_circuits(qhess.hessian, THREE_ARGS, shot=10)
+    _counting.count_circuits(qhess.hessian, THREE_ARGS, shot=10)
   with pytest.raises(TypeError, match=r"`hybrid` must be a bool; got 1"):
-    optimize.count_circuits(qhess.hessian, THREE_ARGS, hybrid=1)
+    _counting.count_circuits(qhess.hessian, THREE_ARGS, hybrid=1)
   with pytest.raises(ValueError, match=r"off_diagonal_rule"):
-    optimize.count_circuits(qhess.hessian, THREE_ARGS, off_diagonal_rule="x")
+    _counting.count_circuits(qhess.hessian, THREE_ARGS, off_diagonal_rule="x")
