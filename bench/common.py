@@ -1,9 +1,10 @@
 """What the benchmarks share: the qhess under test, timing, progress output, results files.
 
-Not a script. Every benchmark module imports it before qhess: it makes ``qhess``
+Not a script. The benchmark modules import it before qhess: it makes ``qhess``
 importable from a checkout (the repository root, when no qhess is installed), and it is
 the one place in ``bench/`` that imports qhess's private modules (the block below the
-imports; the benchmarks use the names it defines).
+imports; the benchmarks use the names it defines). ``noise.py`` uses public
+qhess only and does without it.
 
 - The measured qhess and machine: `device_name`, `qhess_version`, `source_line`,
   `machine_meta`.
