@@ -1,10 +1,11 @@
-"""Circuit families for the benchmarks, each as a qhess circuit and as a PennyLane QNode.
+"""Circuit families, each as a qhess circuit and as a PennyLane QNode, and their benchmark.
 
-Not a script: `bench/run.py --families` times them (see its docs). Each family is a
-function ``(n_wires, n_layers, seed) -> Family(circuit, params, qnode)``: the circuit is
-written once, for qhess; the PennyLane QNode of the same circuit (same gates, wires,
-parameter map and observable, for ``qml.gradients.param_shift_hessian``) is derived from
-its recorded tape by `pennylane_qnode`, so the two cannot drift apart.
+Not a script: `bench/run.py --families` runs the benchmark (`run`, after the circuits).
+Each family is a function ``(n_wires, n_layers, seed) -> Family(circuit, params, qnode)``:
+the circuit is written once, for qhess; the PennyLane QNode of the same circuit (same
+gates, wires, parameter map and observable, for ``qml.gradients.param_shift_hessian``) is
+derived from its recorded tape by `to_pennylane.pennylane_qnode`, so the two cannot drift
+apart.
 
 Families (``n`` wires, ``L`` layers, ``P`` gate arguments):
 
@@ -26,12 +27,48 @@ Families (``n`` wires, ``L`` layers, ``P`` gate arguments):
   alternating triples and ``PauliRot("XXXY")`` on disjoint quadruples; the Heisenberg
   energy ``expval(sum_i X_i X_{i+1} + Y_i Y_{i+1} + Z_i Z_{i+1})`` (X and Y terms: the
   Z-diagonal measurement paths do not apply); params ``(P,)``.
-- ``random``: a seeded random circuit over the whole gate catalogue
-  (``qhess._ops.GATE_NAMES``): ``3n`` gates per layer taken from consecutive random
-  permutations of the catalogue (so every gate appears once the circuit has as many
-  gates), random wires; Pauli words and ``MultiRZ`` / ``PauliRot`` widths random;
-  ``QubitUnitary`` a fixed random unitary; every parametrized gate its own arguments;
-  a random 2-local Pauli sum ``sum_i P_i P'_{i+1}`` (letters from XYZ); params ``(P,)``.
+- ``random``: a seeded random circuit over the whole gate catalogue (qhess's unitary
+  gates, ``GATE_NAMES`` of its operation catalogue): ``3n`` gates per layer taken from
+  consecutive random permutations of the catalogue (so every gate appears once the
+  circuit has as many gates), random wires; Pauli words and ``MultiRZ`` / ``PauliRot``
+  widths random; ``QubitUnitary`` a fixed random unitary; every parametrized gate its own
+  arguments; a random 2-local Pauli sum ``sum_i P_i P'_{i+1}`` (letters from XYZ);
+  params ``(P,)``.
+
+The benchmark (``python bench/run.py --families [NAME ...]``): the question of
+`bench/cases.py` for the circuits above — ``hea_a`` and ``hea_b`` (the HEA above in two
+gate orders), ``sel`` (strongly entangling layers), ``qaoa`` (MaxCut on a ring, tied
+parameters), ``chem`` (IsingXX/YY, MultiRZ, PauliRot; an observable with X and Y terms),
+``random`` (the whole gate catalogue) — at one size, ``--wires`` x ``--layers`` (default
+10 x 2), every family in a fresh worker process. Methods: ``qhess_default``;
+``qhess_independent_default_rule`` (``evaluation="independent"`` with the default rule:
+the same circuits as the default, none shared — the baseline for sharing);
+``qhess_adjoint`` (``evaluation="adjoint"``); ``jax_hessian``; ``pl_lightning.qubit``,
+tape-level ``param_shift_hessian`` as in the cases (PennyLane's fastest path; for tied
+parameters its gate-argument Hessian is contracted with the 0/1 parameter map,
+``Jᵀ H J``), and with ``--pl-qnode`` also ``pl_lightning.qubit_qnode``,
+``param_shift_hessian(qnode)(x)`` on the family's QNode (the user-level call through the
+autograd interface; 2.5-3x slower than the tape level at 8 wires on the reference
+machine). A PennyLane method's warm-up is one circuit execution and every Hessian call is
+timed (usually 1, the series rules of the cases). Timing and correctness as in the cases,
+with ``--atol`` 1e-9. Per family: ``P`` (gate arguments), ``n_inputs`` (entries of the
+parameter array), the default's circuit count, the times, ``t_indep / t_default``,
+``t_PL / t_default``, ``t_default / t_jax``, the default's time per shifted circuit and
+its ratio to ``hea_a``'s, the default's compile time, and the largest difference from
+``jax.hessian``. ``--quick``: 4 wires x 1 layer, 1 timed call, all families in one
+worker, no PennyLane unless ``--pennylane``.
+
+Run (from the repository root)::
+
+    python bench/run.py --families     # every family, 10 wires x 2 layers
+    python bench/run.py --families qaoa chem --wires 8 --pl-qnode
+    python bench/run.py --families --quick
+
+Output: a line per method and the tables on stdout;
+``bench/results/families-<date>-<host>.json`` (``families-quick-...`` with ``--quick``;
+``--out`` to change it), a summary table and a table per family as ``.md``, and a PNG
+(grouped bars per family: Hessian time per method, and time per shifted circuit; log
+scale).
 
 Examples:
   >>> import families
@@ -42,21 +79,18 @@ Examples:
 
 from __future__ import annotations
 
+import os
 import pathlib
-import sys
+import time
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))
-try:
-  import qhess  # installed: `pip install -e .`
-except ImportError:  # a checkout: the repository root is this folder's parent
-  sys.path.insert(0, str(_HERE.parent))
-  import qhess
-from kernel import hea_circuit  # noqa: E402
-from qhess._ops import CATALOGUE, GATE_NAMES  # noqa: E402
+import cases
+import common
+import qhess
+import to_pennylane
+from kernel import hea_circuit
 
 
 class Family(NamedTuple):
@@ -86,7 +120,7 @@ def _angles(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def _family(circuit, params: np.ndarray, device: str | None) -> Family:
-  qnode = None if device is None else pennylane_qnode(circuit, params, device)
+  qnode = None if device is None else to_pennylane.pennylane_qnode(circuit, params, device)
   return Family(circuit, params, qnode)
 
 
@@ -208,13 +242,13 @@ def random_circuit(n_wires: int, n_layers: int, seed: int, *,
   _check_size("random", n_wires, n_layers, 3)
   n = n_wires
   rng = np.random.default_rng(seed)
-  names = sorted(GATE_NAMES)  # unitary gates only (no channels or conjugates)
+  names = sorted(common.GATE_NAMES)  # unitary gates only (no channels or conjugates)
   gates, order = [], []  # gates: (name, wires, n_args, extra)
   for _ in range(3 * n * n_layers):
     if not order:
       order = list(rng.permutation(names))
     name = order.pop()
-    spec = CATALOGUE[name]
+    spec = common.GATE_CATALOGUE[name]
     k = spec.n_wires or int(rng.integers(1, 4))  # MultiRZ, PauliRot, QubitUnitary: 1-3
     wires = tuple(int(w) for w in rng.choice(n, size=k, replace=False))
     extra = None
@@ -269,98 +303,275 @@ DESCRIPTIONS = {
 }
 
 
-# ------------------------------------------------------------------------ PennyLane
+# ------------------------------------------------------------------------ the benchmark
+
+METHODS = ("qhess_default", "qhess_independent_default_rule", "qhess_adjoint",
+           "jax_hessian", "pl_lightning.qubit")
+LABELS = {"qhess_default": "qhess default", "qhess_independent_default_rule": "independent",
+          "qhess_adjoint": "adjoint",
+          "jax_hessian": "jax.hessian", "pl_lightning.qubit": "PennyLane lightning",
+          "pl_lightning.qubit" + to_pennylane.QNODE: "PennyLane lightning (QNode)",
+          "pl_default.qubit": "PennyLane default.qubit"}
+_DEFAULTS = {"wires": 10, "layers": 2}
+_QUICK = {"wires": 4, "layers": 1}
 
 
-def parameter_map(circuit, params: np.ndarray) -> np.ndarray:
-  """Which entry of ``params`` (flat index) feeds each gate argument of the tape.
-
-  Records the tape at marker values ``0.25, 1.25, 2.25, ...`` and reads them back, so it
-  holds for circuits whose gate arguments are plain entries of ``params`` (every family
-  here).
-
-  Returns:
-    int array of shape ``(P,)``.
-
-  Raises:
-    ValueError: when a gate argument is not one of the entries.
-  """
-  markers = np.arange(np.size(params), dtype=np.float64).reshape(np.shape(params)) + 0.25
-  got = np.asarray(circuit.tape(markers).params, dtype=np.float64)
-  index = np.rint(got - 0.25).astype(int)
-  if not np.allclose(index + 0.25, got, atol=1e-6, rtol=0) or np.any(index < 0):
-    raise ValueError("`circuit`: every gate argument must be an entry of `params` for the "
-                     "PennyLane translation; got a computed argument.")
-  return index
-
-
-def _pennylane_observable(spec):
-  import pennylane as qml
-  paulis = {"X": qml.X, "Y": qml.Y, "Z": qml.Z}
-  terms = []
-  for coef, factors in spec.terms:
-    if any(f[0] not in paulis for f in factors):
-      raise ValueError(f"only Pauli observables translate to PennyLane; got {factors}.")
-    word = [paulis[c](w) for c, w in factors]
-    op = qml.prod(*word) if len(word) > 1 else (word[0] if word else qml.Identity(0))
-    terms.append(op if coef == 1 else qml.s_prod(coef, op))
-  return qml.sum(*terms) if len(terms) > 1 else terms[0]
+def _settings(args, versions: dict) -> dict:
+  """The run's size, methods and timing settings from the command line."""
+  names = args.families or list(FAMILIES)
+  defaults = _QUICK if args.quick else _DEFAULTS
+  n, layers = args.wires or defaults["wires"], args.layers or defaults["layers"]
+  use_pl = (versions["pennylane"] is not None and versions["pennylane_lightning"]
+            is not None and not args.no_pennylane and (args.pennylane or not args.quick))
+  methods = [m for m in METHODS if use_pl or not m.startswith("pl_")]
+  if use_pl and args.pl_qnode:
+    methods.append("pl_lightning.qubit" + to_pennylane.QNODE)
+  return {
+      "use_pl": use_pl, "methods": methods, "families": names, "n_qubits": n,
+      "layers": layers, "seed": args.seed,
+      "budget_s": args.budget or (0.5 if args.quick else 4.0),
+      "repeat_max": args.repeat or (1 if args.quick else 15),
+      # Compiling jax.hessian of a 60-gate circuit took 2-5 min on the loaded reference
+      # machine.
+      "case_timeout_s": args.case_timeout if args.case_timeout is not None else (
+          120.0 if args.quick else 1200.0),
+      "atol": args.atol or 1e-9,
+      "descriptions": {f: DESCRIPTIONS[f] for f in names},
+  }
 
 
-def pennylane_ops(tape, arg) -> list:
-  """The tape's gates as PennyLane operations; ``arg(i)`` gives gate argument ``i``."""
-  import pennylane as qml
-  ops = []
-  for op in tape.operations:
-    args = [arg(i) for i in op.param_index]
-    if op.name == "PauliRot":
-      ops.append(qml.PauliRot(*args, op.hyper, wires=op.wires))
-    elif op.name == "QubitUnitary":
-      ops.append(qml.QubitUnitary(np.asarray(tape.consts[op.hyper]), wires=op.wires))
-    else:
-      ops.append(getattr(qml, op.name)(*args, wires=op.wires))
-  return ops
+def _run_batch(batch: list[dict], rows: dict, meta: dict, env: dict, bar, say) -> None:
+  """Families in one worker: their rows into ``rows``, a line per method."""
+  for spec in batch:
+    rows[spec["family"]]["loadavg"] = list(os.getloadavg())
+  if bar is not None:
+    bar.set_postfix_str(" ".join(s["family"] for s in batch))
+  worker = cases.spawn(batch if len(batch) > 1 else batch[0],
+                       meta["case_timeout_s"] * len(batch) or None, env)
+  warmed = set()
+  for family, m, r in cases.stream(worker, meta, bar, warmed):
+    row = rows[family]
+    if m == "_info":
+      row.update(r)
+      continue
+    row["methods"][m] = r
+    where = f"family={family} n_qubits={meta['n_qubits']} n_params={row.get('n_params')}"
+    err = r.get("max_abs_diff_vs_jax")
+    say(cases.result_line(meta, where, m, r,
+                          "" if err is None else f", max |H - H_jax| {err:.1e}"))
+  why = worker.finish()
+  for spec in batch:
+    cases.fill_missing(rows[spec["family"]]["methods"], meta["methods"], why, warmed,
+                       spec["family"], bar)
+    if why:
+      say(f"family={spec['family']}: worker {why}")
 
 
-def pennylane_tape(tape):
-  """A qhess tape as a PennyLane ``QuantumScript`` of its gate arguments (NumPy values)."""
-  import pennylane as qml
-  if len(tape.measurements) != 1 or tape.measurements[0].kind != "expval":
-    raise ValueError("`tape`: only a single expval translates; got "
-                     f"{[m.kind for m in tape.measurements]}.")
-  theta = np.asarray(tape.params, dtype=np.float64)
-  ops = pennylane_ops(tape, lambda i: theta[i])
-  script = qml.tape.QuantumScript(ops, [qml.expval(_pennylane_observable(tape.measurements[0]))])
-  # Every NumPy parameter of a script is trainable, QubitUnitary's matrix too (which
-  # param_shift_hessian refuses): keep the gate arguments only, in the tape's order.
-  trainable, k = [], 0
-  for op in ops:
-    if not isinstance(op, qml.QubitUnitary):
-      trainable += range(k, k + len(op.data))
-    k += len(op.data)
-  script.trainable_params = trainable
-  return script
+def _run_families(meta: dict, env: dict, quick: bool) -> list[dict]:
+  """Every family in a worker (``--quick``: all in one); their rows, with summaries."""
+  names, methods = meta["families"], meta["methods"]
+  pl_skip = {m: f"skipped (n > {meta['pl_max_wires']})" for m in methods
+             if m.startswith("pl_") and meta["n_qubits"] > meta["pl_max_wires"]}
+  specs = [{"family": name, "n": meta["n_qubits"], "layers": meta["layers"],
+            "methods": methods, "budget_s": meta["budget_s"],
+            "repeat_max": meta["repeat_max"], "atol": meta["atol"], "pl_skip": pl_skip,
+            "seed": meta["seed"]} for name in names]
+  # --quick: one worker for all families (one JAX start-up); else one fresh process each.
+  batches = [specs] if quick else [[s] for s in specs]
+  rows = {name: {"family": name, "n_qubits": meta["n_qubits"], "layers": meta["layers"],
+                 "methods": {}} for name in names}
+  bar, say = common.progress(total=2 * len(names) * len(methods), desc="warm-ups + timings")
+  for batch in batches:
+    _run_batch(batch, rows, meta, env, bar, say)
+  if bar is not None:
+    bar.close()
+  for name, row in rows.items():
+    row["methods"] = cases.finish_methods(row["methods"], methods, meta["atol"], say,
+                                          f"family={name}")
+  hea_us = None
+  if "hea_a" in rows:
+    hea_us = summary(rows["hea_a"], None)["default_us_per_circuit"]
+  for row in rows.values():
+    row["summary"] = summary(row, hea_us)
+  return [rows[name] for name in names]
 
 
-def pennylane_qnode(circuit, params: np.ndarray, device: str = "lightning.qubit"):
-  """The circuit as a PennyLane QNode of an array shaped like ``params``.
+def run(args) -> None:
+  """The circuit-families benchmark (``run.py --families``): times, tables, JSON, plot."""
+  versions, env = cases.setup(args)
+  settings = _settings(args, versions)
+  use_pl = settings.pop("use_pl")
+  meta = {**cases.hessian_meta("How fast is qhess's Hessian on circuit families, against "
+                               "independent evaluation, autodiff and PennyLane?", args,
+                               versions, env), **settings}
+  n, layers = meta["n_qubits"], meta["layers"]
+  cases.print_header(f"circuit families {' '.join(meta['families'])}, {n} wires x "
+                     f"{layers} layers", meta, versions, use_pl)
+  t_start = time.perf_counter()
+  rows = _run_families(meta, env, args.quick)
+  meta["loadavg_end"] = list(os.getloadavg())
+  meta["wall_s"] = time.perf_counter() - t_start
 
-  Parameter-shift differentiation (``max_diff=2``), for
-  ``qml.gradients.param_shift_hessian(qnode)(pnp.array(params, requires_grad=True))``;
-  tied parameters (one entry feeding several gates) stay tied, as in the qhess circuit.
-  """
-  import pennylane as qml
-  tape = circuit.tape(params)
-  if len(tape.measurements) != 1 or tape.measurements[0].kind != "expval":
-    raise ValueError("`circuit`: only a single expval translates; got "
-                     f"{[m.kind for m in tape.measurements]}.")
-  index = parameter_map(circuit, params)
-  obs = _pennylane_observable(tape.measurements[0])
-  dev = qml.device(device, wires=tape.n_wires)
+  header = cases.summary_header(meta, versions, lightning=True)
+  table = markdown(rows)
+  print(f"\n{header}\n\n{table}")
+  q = meta["qhess"]
+  md = (f"# Hessians of circuit families, {meta['date']}, {meta['host']}\n\n{header}; qhess "
+        f"commit {q['commit']}{' (dirty)' if q['dirty'] else ''}. {n} wires × {layers} "
+        f"layers, float64, seed {args.seed}. {cases.written_by()} Methods: qhess default = "
+        "`jax.jit(qhess.hessian(f))`; "
+        "independent = the same circuits with `evaluation=\"independent\"`; jax.hessian = "
+        "`jax.jit(jax.hessian(f))` through qhess's simulator; PennyLane lightning = "
+        "`qml.gradients.param_shift_hessian` at tape level on `lightning.qubit` (its "
+        "fastest path; `Jᵀ H J` for tied parameters)"
+        + ("; PennyLane lightning (QNode) = `param_shift_hessian(qnode)`" if args.pl_qnode
+           else "")
+        + ". P counts gate arguments; circuits is qhess's number of shifted circuits "
+        "(`len(qhess.hessian_tapes(tape, off_diagonal_rule=<default>)[0])`); PennyLane's "
+        "is its number of tapes.\n\n" + table + "\n")
+  common.write_results(common.default_out(args.out, "families", args.quick, meta),
+                       {"meta": meta, "families": rows}, md,
+                       lambda png: plot(rows, meta, png))
 
-  def fn(x):
-    flat = qml.math.reshape(x, (-1,))
-    pennylane_ops(tape, lambda i: flat[index[i]])  # made in the QNode's context: queued
-    return qml.expval(obs)
 
-  return qml.QNode(fn, dev, diff_method="parameter-shift", max_diff=2)
+# ------------------------------------------------------------------------ the report
+
+
+def summary(row: dict, hea_a_us: float | None) -> dict:
+  """The ratios of one family's row (medians; None where a method has no time)."""
+  t = {m: r["median_s"] for m, r in row["methods"].items() if r.get("status") == "ok"}
+  base = row["methods"].get("qhess_default", {})
+  n_circ = base.get("n_circuits")
+  pl = next((m for m in ("pl_lightning.qubit", "pl_lightning.qubit" + to_pennylane.QNODE)
+             if m in t), None)
+
+  def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+  d = t.get("qhess_default")
+  us = None if d is None or not n_circ else 1e6 * d / n_circ
+  errs = [r["max_abs_diff_vs_jax"] for m, r in row["methods"].items()
+          if m.startswith("qhess") and r.get("max_abs_diff_vs_jax") is not None]
+  return {
+      "n_circuits": n_circ, "default_ms": None if d is None else 1e3 * d,
+      "default_compile_s": base.get("compile_s"),
+      "independent_over_default": ratio(t.get("qhess_independent_default_rule"), d),
+      "default_over_adjoint": ratio(d, t.get("qhess_adjoint")),
+      "pennylane_over_default": ratio(t.get(pl), d), "pennylane_method": pl,
+      "default_over_jax_hessian": ratio(d, t.get("jax_hessian")),
+      "default_us_per_circuit": us,
+      "per_circuit_over_hea_a": ratio(us, hea_a_us),
+      "max_abs_diff_vs_jax": max(errs) if errs else None,
+      "all_match_jax": all(r.get("matches_jax", True) for r in row["methods"].values()),
+  }
+
+
+def markdown(rows: list[dict]) -> str:
+  """A summary table over the families, then one table per family."""
+  head = ("| family | wires × layers | P | inputs | circuits | default ms | independent ms "
+          "| adjoint ms | jax.hessian ms | PennyLane ms | t_indep / t_default "
+          "| t_default / t_adjoint | t_PL / t_default "
+          "| t_default / t_jax | µs / circuit | per circuit / hea_a's | default compile s "
+          "| max abs diff vs jax |")
+  lines = ["## Summary (median times; ratios above 1 in the three ratio columns mean "
+           "qhess's default is faster, except t_default / t_jax, where below 1 does)", "",
+           head, "|:---|---:|" + "---:|" * 16]
+  for row in rows:
+    s, ms = row["summary"], {}
+    for m, r in row["methods"].items():
+      ms[m] = common.fmt_ms(r["median_s"]) if r.get("status") == "ok" else "—"
+    pl = s["pennylane_method"] or "pl_lightning.qubit"
+    err = s["max_abs_diff_vs_jax"]
+    lines.append(
+        f"| {row['family']} | {row['n_qubits']} × {row['layers']} "
+        f"| {row.get('n_params', '')} | {row.get('n_inputs', '')} "
+        f"| {s['n_circuits'] or ''} | {ms.get('qhess_default', '')} "
+        f"| {ms.get('qhess_independent_default_rule', '')} | {ms.get('qhess_adjoint', '')} "
+        f"| {ms.get('jax_hessian', '')} "
+        f"| {ms.get(pl, '')} | {common.fmt_x(s['independent_over_default'])} "
+        f"| {common.fmt_x(s.get('default_over_adjoint'))} "
+        f"| {common.fmt_x(s['pennylane_over_default'])} | {common.fmt_x(s['default_over_jax_hessian'])} "
+        f"| {common.fmt_s(s['default_us_per_circuit'])} | {common.fmt_x(s['per_circuit_over_hea_a'])} "
+        f"| {common.fmt_s(s['default_compile_s'])} "
+        f"| {'' if err is None else f'{err:.1e}'}{'' if s['all_match_jax'] else ' MISMATCH'} |")
+  for row in rows:
+    lines += ["", f"## {row['family']}: {DESCRIPTIONS[row['family']]}", "",
+              f"{row['n_qubits']} wires × {row['layers']} layers; params shape "
+              f"{tuple(row.get('params_shape', ()))}, P = {row.get('n_params', '?')} gate "
+              f"arguments, {row.get('n_gates', '?')} gates; load average "
+              f"{row['loadavg'][0]:.2f} before it.", "",
+              "| method | circuits | compile s | median ms | min–max ms | R | µs / circuit "
+              "| t / t(qhess default) | max abs diff vs jax |",
+              "|:---|" + "---:|" * 8]
+    for m, r in row["methods"].items():
+      label = LABELS.get(m, m)
+      if r.get("status") != "ok":
+        lines.append(f"| {label} | {r.get('status')} |" + " |" * 7)
+        continue
+      err = r.get("max_abs_diff_vs_jax")
+      n_c = r.get("n_circuits")
+      lines.append(
+          f"| {label} | {n_c or ''} | {common.fmt_s(r['compile_s'])} | {common.fmt_ms(r['median_s'])} "
+          f"| {common.fmt_ms(r['min_s'])}–{common.fmt_ms(r['max_s'])} | {r['repeat']} "
+          f"| {common.fmt_s(1e6 * r['median_s'] / n_c) if n_c else ''} "
+          f"| {common.fmt_s(r.get('ratio_to_default'))} "
+          f"| {'' if err is None else f'{err:.1e}'}"
+          f"{'' if r.get('matches_jax', True) else ' MISMATCH'} |")
+  return "\n".join(lines)
+
+
+_STYLE = {"qhess_default": "C0", "qhess_independent_default_rule": "C6",
+                 "qhess_adjoint": "C7",
+                 "jax_hessian": "C3", "pl_lightning.qubit": "C5",
+                 "pl_lightning.qubit" + to_pennylane.QNODE: "C4"}
+
+
+def plot(rows: list[dict], meta: dict, path: pathlib.Path) -> bool:
+  """Grouped bars per family: median Hessian time and time per shifted circuit (log)."""
+  plt = common.pyplot()
+  if plt is None:
+    return False
+  methods = [m for m in _STYLE if any(
+      r["methods"].get(m, {}).get("status") == "ok" for r in rows)]
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2), constrained_layout=True,
+                                 gridspec_kw={"width_ratios": [3, 2]})
+  x = np.arange(len(rows))
+  width = 0.8 / max(1, len(methods))
+  per_circuit = [m for m in methods if m != "jax_hessian"]
+  width2 = 0.8 / max(1, len(per_circuit))
+  for k, m in enumerate(methods):
+    ok = [r["methods"].get(m, {}).get("status") == "ok" for r in rows]
+    t = [r["methods"][m]["median_s"] if o else np.nan for r, o in zip(rows, ok)]
+    bars = ax1.bar(x + (k - (len(methods) - 1) / 2) * width, t, width,
+                   label=LABELS.get(m, m), color=_STYLE[m])
+    if m == "qhess_default":  # the default's speed-ups over independent evaluation
+      for b, r in zip(bars, rows):
+        s = r["summary"]["independent_over_default"]
+        if s is not None:
+          ax1.annotate(f"{s:.2g}×", (b.get_x() + b.get_width() / 2, b.get_height()),
+                       xytext=(0, 2), textcoords="offset points", ha="center",
+                       va="bottom", fontsize=7, color="C0")
+    if m in per_circuit:
+      j = per_circuit.index(m)
+      us = [1e6 * r["methods"][m]["median_s"] / r["methods"][m]["n_circuits"]
+            if o and r["methods"][m].get("n_circuits") else np.nan
+            for r, o in zip(rows, ok)]
+      ax2.bar(x + (j - (len(per_circuit) - 1) / 2) * width2, us, width2,
+              color=_STYLE[m], label=LABELS.get(m, m))
+  labels = [f"{r['family']}\n{r['n_qubits']}×{r['layers']}, P={r.get('n_params', '?')}"
+            for r in rows]
+  for ax in (ax1, ax2):
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+  ax1.set_ylabel("median time per full Hessian [s]")
+  ax1.set_title("full Hessian (numbers: t_independent / t_default)", fontsize=9)
+  ax2.set_ylabel("median time per shifted circuit [µs]")
+  ax2.set_title("per shifted circuit (qhess: default's circuit count)", fontsize=9)
+  handles, names = ax1.get_legend_handles_labels()
+  fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8)
+  fig.suptitle(f"Hessians of circuit families — qhess vs jax.hessian vs PennyLane "
+               f"(param_shift_hessian); {meta['device']}, {meta['cpu_count']} cores, "
+               f"JAX {meta['jax_version']}, {meta['dtype']}", fontsize=10)
+  return common.save_figure(plt, fig, path)

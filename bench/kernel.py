@@ -55,33 +55,22 @@ Output: a line per size and a Markdown table on stdout, JSON at
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
 import json
 import os
 import pathlib
-import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import timeit
 
 import jax
 import numpy as np
 
-_HERE = pathlib.Path(__file__).resolve().parent
-try:
-  import qhess  # installed: `pip install -e .`
-except ImportError:  # a checkout: the repository root is this folder's parent
-  sys.path.insert(0, str(_HERE.parent))
-  import qhess
-from qhess import _statevector  # noqa: E402
+import common  # before qhess: makes it importable from a checkout
+import qhess
+from common import statevector
 
 _DEFAULT_SIZES = (4, 6, 8, 10, 12, 14, 16, 18, 20)
 _QUICK_SIZES = (4, 8, 12)
-_RESULT = "RESULT "  # prefix of the worker's result line on stdout
 
 
 def hea_circuit(n: int, layers: int, *, order: str = "per_wire") -> qhess.Circuit:
@@ -137,8 +126,8 @@ def sizes_of(n: int, layers: int, log2_amplitudes: int, float32: bool) -> dict:
   """The static numbers of one size (known without running anything)."""
   n_gates = (3 * n - 1) * layers
   tape = hea_circuit(n, layers).tape(np.zeros(2 * n * layers, np.float32))
-  cut = _statevector.split_tail(tape.operations, tape.raw_measurements)
-  passes = _statevector.count_passes(tape.operations[:cut], n)
+  cut = statevector.split_tail(tape.operations, tape.raw_measurements)
+  passes = statevector.count_passes(tape.operations[:cut], n)
   amp_bytes = 8 if float32 else 16
   return {
       "n_qubits": n, "layers": layers, "n_params": 2 * n * layers, "n_gates": n_gates,
@@ -156,13 +145,13 @@ def bench_size(n: int, layers: int, float32: bool, log2_amplitudes: int,
   batch, n_params = row["batch"], row["n_params"]
   tape = hea_circuit(n, layers).tape(np.zeros(n_params, dtype))
   assert tape.num_params == n_params and len(tape.operations) == row["n_gates"]
-  key = _statevector.kernel_key(tape)
+  key = statevector.kernel_key(tape)
   consts = tape.consts
   rng = np.random.default_rng(seed + n)
   x = jax.device_put(rng.uniform(0, 2 * np.pi, (batch, n_params)).astype(dtype))
 
   def f(p):
-    return _statevector.run(key, p, consts, batch_size=_statevector.default_batch_size(n))
+    return statevector.run(key, p, consts, batch_size=statevector.default_batch_size(n))
 
   t0 = time.perf_counter()
   out = jax.block_until_ready(f(x))
@@ -172,76 +161,13 @@ def bench_size(n: int, layers: int, float32: bool, log2_amplitudes: int,
   times = timeit.repeat(lambda: jax.block_until_ready(f(x)), number=1, repeat=repeat)
   t_min = min(times)
   row.update({
-      "status": "ok", "device": _device_name(),
+      "status": "ok", "device": common.device_name(),
       "dtype": np.dtype(dtype).name, "repeat": repeat, "first_call_s": first,
       "compile_s": max(0.0, first - t_min), "min_s": t_min,
       "median_s": statistics.median(times), "circuits_per_s": batch / t_min,
       "bandwidth_Bps": batch * row["bytes_per_circuit"] / t_min, "times_s": times,
   })
   return row
-
-
-def _device_name() -> str:
-  device = jax.devices()[0]
-  if device.platform != "cpu":
-    return f"{device.platform}:{device.device_kind}"
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    model = platform.processor() or platform.machine()
-  return f"cpu:{model}"
-
-
-def progress(items=None, **kwargs):
-  """A tqdm bar over ``items`` (or, with ``total=``, one updated by hand) and a print
-  function that does not break it; ``(items, print)`` when tqdm is not installed."""
-  try:
-    from tqdm import tqdm
-  except ImportError:
-    return items, print
-  return tqdm(items, file=sys.stderr, **kwargs), tqdm.write
-
-
-def source_line(q: dict) -> str:
-  """The header line naming the measured qhess: path, commit, dirty tree, source hash."""
-  return (f"# qhess from {q['path']} commit {q['commit']}"
-          f"{' + uncommitted changes' if q['dirty'] else ''} (sources {q['sources_sha256']})")
-
-
-def _qhess_version() -> dict:
-  """Which qhess was measured: its folder, git commit, uncommitted changes, source hash."""
-  folder = pathlib.Path(qhess.__file__).resolve().parent
-  digest = hashlib.sha256()
-  for f in sorted(folder.glob("*.py")):
-    digest.update(f.name.encode() + b"\0" + f.read_bytes())
-
-  def git(*cmd):
-    try:
-      out = subprocess.run(["git", "-C", str(folder), *cmd], capture_output=True, text=True,
-                           timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-      return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-  status = git("status", "--porcelain", "--", ".")
-  return {"path": str(folder), "commit": git("rev-parse", "HEAD"),
-          "dirty": None if status is None else bool(status),
-          "sources_sha256": digest.hexdigest()[:16]}
-
-
-def run_worker(spec: dict, timeout: float | None) -> dict | str:
-  """Runs `bench_size` in a fresh process; its row, or a reason it has none."""
-  cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--worker", json.dumps(spec)]
-  try:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-  except subprocess.TimeoutExpired:
-    return f"timed out after {timeout:g} s"
-  for line in proc.stdout.splitlines():
-    if line.startswith(_RESULT):
-      return json.loads(line[len(_RESULT):])
-  tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-  return f"failed (exit {proc.returncode}): " + " / ".join(tail)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -263,11 +189,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], meta: dict, path: pathlib.Path) -> bool:
   """Circuits/s and bandwidth fraction vs n; False when matplotlib is missing."""
-  try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:
+  plt = common.pyplot()
+  if plt is None:
     return False
   ok = [r for r in rows if r["status"] == "ok"]
   missing = [r for r in rows if r["status"] != "ok"]
@@ -296,9 +219,7 @@ def plot(rows: list[dict], meta: dict, path: pathlib.Path) -> bool:
       f"qhess forward kernel — HEA, {meta['layers']} layers, {meta['dtype']}, "
       f"batch·2^n ≈ 2^{meta['log2_amplitudes']}; {meta['device']}, "
       f"{meta['cpu_count']} cores, JAX {meta['jax_version']}", fontsize=10)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return True
+  return common.save_figure(plt, fig, path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -322,52 +243,32 @@ def parse_args(argv=None) -> argparse.Namespace:
   return p.parse_args(argv)
 
 
-def main(argv=None) -> None:
-  args = parse_args(argv)
-  if args.worker:
-    print(_RESULT + json.dumps(bench_size(**json.loads(args.worker))), flush=True)
-    return
-  sizes = args.sizes or (_QUICK_SIZES if args.quick else _DEFAULT_SIZES)
-  log2_amp = args.log2_amplitudes or (14 if args.quick else 22)
-  repeat_max = args.repeat or (3 if args.quick else 20)
-  size_timeout = args.size_timeout if args.size_timeout is not None else (
-      10.0 if args.quick else 150.0)
-  budget_s = 0.5 if args.quick else 6.0  # timed seconds aimed at per size
-  dtype = "float32" if args.float32 else "float64"
+def run_size(spec: dict, timeout: float | None) -> dict | str:
+  """Runs `bench_size` in a fresh process; its row, or a reason it has none."""
+  worker = common.Worker(common.HERE / "kernel.py", spec, timeout)
+  rows = [row for kind, row in worker.results() if kind == "result"]
+  why = worker.finish()
+  if rows:
+    return rows[0]
+  if why == "timed out":
+    return f"timed out after {timeout:g} s"
+  return why or "failed (exit 0): no result line"
 
-  # The parent never touches a JAX backend (on a GPU it would hold the memory the
-  # workers need); the device name comes back from the workers.
-  host = socket.gethostname()
-  today = datetime.date.today().isoformat()
-  copy_bw = copy_bandwidth()
-  meta = {
-      "question": "How fast is qhess's batched forward evaluation?",
-      "argv": sys.argv[1:], "date": today, "host": host, "device": "?",
-      "jax_version": jax.__version__, "numpy_version": np.__version__,
-      "python": platform.python_version(), "machine": platform.machine(),
-      "cpu_count": os.cpu_count(), "dtype": dtype, "layers": args.layers,
-      "log2_amplitudes": log2_amp, "size_timeout_s": size_timeout,
-      "copy_bandwidth_Bps": copy_bw, "qhess": _qhess_version(),
-      "model": "bytes/circuit = (2*passes + 1) * 2**n * bytes_per_amplitude; "
-               "copy = 2 * nbytes (read + write)",
-  }
-  print(f"# qhess forward kernel, HEA {args.layers} layers, jax={jax.__version__} "
-        f"dtype={dtype}, batch*2**n ~ 2**{log2_amp}")
-  print(f"# NumPy copy bandwidth (read + write, 256 MiB): {copy_bw / 1e9:.2f} GB/s")
-  q = meta["qhess"]
-  print(source_line(q))
-  bar, say = progress(sizes, desc="sizes", unit="size")
-  rows, gave_up = [], None
+
+def run_sizes(sizes, args, meta: dict, settings: dict) -> list[dict]:
+  """Every size in its own worker, one line each; a timed-out size skips the larger."""
+  bar, say = common.progress(sizes, desc="sizes", unit="size")
+  rows, gave_up, copy_bw = [], None, meta["copy_bandwidth_Bps"]
   for n in bar:
     if hasattr(bar, "set_postfix_str"):
       bar.set_postfix_str(f"n={n}")
-    row = sizes_of(n, args.layers, log2_amp, args.float32)
+    row = sizes_of(n, args.layers, meta["log2_amplitudes"], args.float32)
     if gave_up is not None:
       row["status"] = f"skipped (n={gave_up} timed out)"
     else:
       spec = {"n": n, "layers": args.layers, "float32": args.float32,
-              "log2_amplitudes": log2_amp, "repeat_max": repeat_max, "budget_s": budget_s}
-      result = run_worker(spec, size_timeout or None)
+              "log2_amplitudes": meta["log2_amplitudes"], **settings}
+      result = run_size(spec, meta["size_timeout_s"] or None)
       if isinstance(result, dict):
         row = result
         row["bandwidth_fraction"] = row["bandwidth_Bps"] / copy_bw
@@ -376,8 +277,8 @@ def main(argv=None) -> None:
         row["status"] = result
         gave_up = n if result.startswith("timed out") else None
     rows.append(row)
-    tag = (f"device={meta['device']} jax={jax.__version__} dtype={dtype} n_qubits={n} "
-           f"n_params={row['n_params']} batch={row['batch']}")
+    tag = (f"device={meta['device']} jax={jax.__version__} dtype={meta['dtype']} "
+           f"n_qubits={n} n_params={row['n_params']} batch={row['batch']}")
     if row["status"] != "ok":
       say(f"{tag}: {row['status']}")
     else:
@@ -387,21 +288,45 @@ def main(argv=None) -> None:
           f"= {row['bandwidth_fraction']:.3g} of copy")
   if hasattr(bar, "close"):
     bar.close()
+  return rows
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if args.worker:
+    print(common.RESULT + json.dumps(bench_size(**json.loads(args.worker))), flush=True)
+    return
+  sizes = args.sizes or (_QUICK_SIZES if args.quick else _DEFAULT_SIZES)
+  log2_amp = args.log2_amplitudes or (14 if args.quick else 22)
+  settings = {"repeat_max": args.repeat or (3 if args.quick else 20),
+              "budget_s": 0.5 if args.quick else 6.0}  # timed seconds aimed at per size
+  size_timeout = args.size_timeout if args.size_timeout is not None else (
+      10.0 if args.quick else 150.0)
+  dtype = "float32" if args.float32 else "float64"
+
+  # The parent never touches a JAX backend (on a GPU it would hold the memory the
+  # workers need); the device name comes back from the workers.
+  copy_bw = copy_bandwidth()
+  meta = {
+      **common.machine_meta("How fast is qhess's batched forward evaluation?", "?", dtype),
+      "layers": args.layers, "log2_amplitudes": log2_amp, "size_timeout_s": size_timeout,
+      "copy_bandwidth_Bps": copy_bw, "qhess": common.qhess_version(),
+      "model": "bytes/circuit = (2*passes + 1) * 2**n * bytes_per_amplitude; "
+               "copy = 2 * nbytes (read + write)",
+  }
+  print(f"# qhess forward kernel, HEA {args.layers} layers, jax={jax.__version__} "
+        f"dtype={dtype}, batch*2**n ~ 2**{log2_amp}")
+  print(f"# NumPy copy bandwidth (read + write, 256 MiB): {copy_bw / 1e9:.2f} GB/s")
+  print(common.source_line(meta["qhess"]))
+  rows = run_sizes(sizes, args, meta, settings)
 
   print(f"\ndevice={meta['device']} ({os.cpu_count()} cores) jax={jax.__version__} "
         f"dtype={dtype} layers={args.layers} batch*2**n~2**{log2_amp} "
         f"copy={copy_bw / 1e9:.2f} GB/s\n")
   print(markdown_table(rows))
-
-  out = args.out
-  if out is None:
-    out = _HERE / "results" / f"kernel-{'quick-' if args.quick else ''}{today}-{host}.json"
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-  print(f"\nwrote {out}")
-  png = out.with_suffix(".png")
-  if plot(rows, meta, png):
-    print(f"wrote {png}")
+  out = common.default_out(args.out, "kernel", args.quick, meta)
+  common.write_results(out, {"meta": meta, "rows": rows},
+                       plot=lambda png: plot(rows, meta, png))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import socket
 import subprocess
 import sys

@@ -46,37 +46,21 @@ at ``bench/results/shots-<date>-<host>.{json,md}`` (``--out`` for the JSON path;
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
-import socket
 import statistics
-import sys
 import time
 
 import jax
 import numpy as np
 
-_HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))
-try:
-  import qhess  # installed: `pip install -e .`
-except ImportError:  # a checkout: the repository root is this folder's parent
-  sys.path.insert(0, str(_HERE.parent))
-  import qhess
-from qhess import _shots  # noqa: E402
-from kernel import _device_name, _qhess_version, hea_circuit, progress, source_line  # noqa: E402
+import common
+import qhess
+from kernel import hea_circuit
 
 _DEFAULT_CASES = ("4x1", "4x2", "6x1", "6x2", "8x1", "8x2")
 _QUICK_CASES = ("4x1",)
 _DEFAULT_SHOTS = (1000, 100_000)
-
-
-def parse_case(text: str) -> tuple[int, int]:
-  n, layers = (int(v) for v in text.lower().split("x"))
-  return n, layers
 
 
 def _series(fns: dict, x, repeat_max: int, budget_s: float) -> dict[str, list[float]]:
@@ -105,7 +89,7 @@ def bench_case(n: int, layers: int, shots: tuple[int, ...], repeat_max: int,
   x = jax.device_put(np.random.default_rng(seed + n).uniform(0, 2 * np.pi, p))
   tape = f.tape(x)
   n_exact = len(qhess.hessian_tapes(tape, off_diagonal_rule="diagonal")[0])
-  n_groups = len(_shots.measurement_groups(tape.raw_measurements).groups)
+  n_groups = len(common.measurement_groups(tape.raw_measurements).groups)
   n_sampled = len(qhess.hessian_tapes(tape, off_diagonal_rule="product")[0]) * n_groups
 
   exact_fn = jax.jit(qhess.hessian(f))
@@ -136,7 +120,7 @@ def bench_case(n: int, layers: int, shots: tuple[int, ...], repeat_max: int,
                 "circuits_per_s": circuits / med,
                 "circuit_shots_per_s": None if s is None else circuits * s / med,
                 "ratio_to_exact": med / t_exact})
-    say(f"device={_device_name()} jax={jax.__version__} case={n}x{layers} P={p} "
+    say(f"device={common.device_name()} jax={jax.__version__} case={n}x{layers} P={p} "
         f"{name}: median {1e3 * med:.4g} ms (R={len(t)}), {circuits} circuits, "
         + ("" if s is None else f"{circuits * s / med:.3g} circuit-shots/s, ")
         + f"{circuits / med:.3g} circuits/s, x{med / t_exact:.3g} of exact")
@@ -180,26 +164,23 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
   args = parse_args(argv)
   jax.config.update("jax_enable_x64", True)
-  cases = [parse_case(c) for c in (args.cases or (_QUICK_CASES if args.quick
-                                                  else _DEFAULT_CASES))]
+  cases = [common.parse_case(c) for c in (args.cases or (_QUICK_CASES if args.quick
+                                                         else _DEFAULT_CASES))]
   shots = tuple(args.shots or _DEFAULT_SHOTS)
   repeat_max = args.repeat or (3 if args.quick else 10)
   budget_s = args.budget if args.budget is not None else (0.5 if args.quick else 2.0)
-  host, today = socket.gethostname(), datetime.date.today().isoformat()
   meta = {
-      "question": "How fast is qhess's sampled Hessian, next to the exact one?",
-      "argv": sys.argv[1:], "date": today, "host": host, "device": _device_name(),
-      "jax_version": jax.__version__, "numpy_version": np.__version__,
-      "python": platform.python_version(), "machine": platform.machine(),
-      "cpu_count": os.cpu_count(), "dtype": "float64", "shots_per_circuit": list(shots),
-      "repeat_max": repeat_max, "budget_s": budget_s, "qhess": _qhess_version(),
+      **common.machine_meta("How fast is qhess's sampled Hessian, next to the exact one?",
+                            common.device_name(), "float64"),
+      "shots_per_circuit": list(shots), "repeat_max": repeat_max, "budget_s": budget_s,
+      "qhess": common.qhess_version(),
       "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
   }
   print(f"# qhess sampled vs exact Hessian, HEA, device={meta['device']} "
         f"({os.cpu_count()} cores) jax={jax.__version__} float64, shots {shots}")
   q = meta["qhess"]
-  print(source_line(q))
-  bar, say = progress(cases, desc="cases", unit="case")
+  print(common.source_line(q))
+  bar, say = common.progress(cases, desc="cases", unit="case")
   results = []
   for n, layers in bar:
     if hasattr(bar, "set_postfix_str"):
@@ -212,16 +193,11 @@ def main(argv=None) -> None:
 
   table = markdown_table(results)
   header = (f"qhess sampled vs exact Hessian — HEA, float64; device {meta['device']} "
-            f"({os.cpu_count()} cores), JAX {jax.__version__}, {today}, host {host}, "
-            f"qhess {q['commit'] and q['commit'][:10]}")
+            f"({os.cpu_count()} cores), JAX {jax.__version__}, {meta['date']}, host "
+            f"{meta['host']}, qhess {q['commit'] and q['commit'][:10]}")
   print(f"\n{header}\n\n{table}")
-  out = args.out
-  if out is None:
-    out = _HERE / "results" / f"shots-{'quick-' if args.quick else ''}{today}-{host}.json"
-  out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps({"meta": meta, "cases": results}, indent=1) + "\n")
-  out.with_suffix(".md").write_text(f"{header}\n\n{table}\n")
-  print(f"\nwrote {out} and {out.with_suffix('.md').name}")
+  common.write_results(common.default_out(args.out, "shots", args.quick, meta),
+                       {"meta": meta, "cases": results}, f"{header}\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ def test_bench_families_bad_input():
 
   families = _bench_module("families")
   kernel = _bench_module("kernel")
+  to_pennylane = _bench_module("to_pennylane")
   with pytest.raises(ValueError, match="family 'qaoa': `n_wires` must be at least 3; got 2"):
     families.FAMILIES["qaoa"](2, 1, 0, device=None)
   with pytest.raises(ValueError, match="`n_layers` must be at least 1; got 0"):
@@ -138,11 +139,11 @@ def test_bench_families_bad_input():
     return qhess.var(qhess.Z(0))
 
   with pytest.raises(ValueError, match="every gate argument must be an entry of `params`"):
-    families.parameter_map(doubled, np.array([0.3]))
+    to_pennylane.parameter_map(doubled, np.array([0.3]))
   with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
-    families.pennylane_tape(doubled.tape(np.array([0.3])))
+    to_pennylane.pennylane_tape(doubled.tape(np.array([0.3])))
   with pytest.raises(ValueError, match=r"only a single expval translates; got \['var'\]"):
-    families.pennylane_qnode(doubled, np.array([0.3]), "default.qubit")
+    to_pennylane.pennylane_qnode(doubled, np.array([0.3]), "default.qubit")
 
   @qhess.circuit(wires=1)
   def hermitian(x):
@@ -150,7 +151,7 @@ def test_bench_families_bad_input():
     return qhess.expval(qhess.Hermitian(np.eye(2), wires=0))
 
   with pytest.raises(ValueError, match="only Pauli observables translate to PennyLane"):
-    families.pennylane_tape(hermitian.tape(np.array([0.3])))
+    to_pennylane.pennylane_tape(hermitian.tape(np.array([0.3])))
 
 
 def test_bench_families_pennylane_tape_gate_arguments_only():
@@ -159,9 +160,10 @@ def test_bench_families_pennylane_tape_gate_arguments_only():
   import numpy as np
 
   families = _bench_module("families")
+  to_pennylane = _bench_module("to_pennylane")
   fam = families.FAMILIES["random"](4, 2, 0, device=None)
   tape = fam.circuit.tape(fam.params)
   assert "QubitUnitary" in [op.name for op in tape.operations]
-  script = families.pennylane_tape(tape)
+  script = to_pennylane.pennylane_tape(tape)
   got = np.array(script.get_parameters(trainable_only=True), dtype=np.float64)
   np.testing.assert_array_equal(got, np.asarray(tape.params))
