@@ -43,17 +43,24 @@ except ImportError:  # a checkout: the repository root is this folder's parent
   import qhess
 
 # qhess internals the benchmarks read; the only imports of qhess's private modules in bench/.
-from qhess import _hessian, _ops, _shots, _statevector  # noqa: E402
+from qhess.circuits import catalogue as _catalogue  # noqa: E402
+from qhess.derivatives import options as _options  # noqa: E402
+from qhess.simulate import evolve as _evolve  # noqa: E402
+from qhess.simulate import groups as _groups  # noqa: E402
+from qhess.simulate import kernel as _kernel  # noqa: E402
+from qhess.simulate import measure as _measure  # noqa: E402
 
-statevector = _statevector  # kernel.py: run, kernel_key, default_batch_size, count_passes
-GATE_CATALOGUE = _ops.CATALOGUE  # families.py: the random family's gates
-GATE_NAMES = _ops.GATE_NAMES
-measurement_groups = _shots.measurement_groups  # shots.py: circuits per shifted point
+# kernel.py: the kernel entry, its key and chunk size, the measured tail, the passes
+run, kernel_key, default_batch_size = _kernel.run, _kernel.kernel_key, _kernel.default_batch_size
+split_tail, count_passes = _measure.split_tail, _evolve.count_passes
+GATE_CATALOGUE = _catalogue.CATALOGUE  # families.py: the random family's gates
+GATE_NAMES = _catalogue.GATE_NAMES
+measurement_groups = _groups.measurement_groups  # shots.py: circuits per shifted point
 
 
 def default_rule() -> str:
   """The off-diagonal rule ``qhess.hessian`` uses when given none (exact mode)."""
-  return getattr(_hessian, "_DEFAULT_RULE", "product")
+  return getattr(_options, "_DEFAULT_RULE", "product")
 
 
 RESULT = "RESULT "  # prefix of a worker's result lines on stdout
@@ -86,8 +93,8 @@ def qhess_version() -> dict:
   """Which qhess was measured: its folder, git commit, uncommitted changes, source hash."""
   folder = pathlib.Path(qhess.__file__).resolve().parent
   digest = hashlib.sha256()
-  for f in sorted(folder.glob("*.py")):
-    digest.update(f.name.encode() + b"\0" + f.read_bytes())
+  for f in sorted(folder.rglob("*.py")):
+    digest.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
 
   def git(*cmd):
     try:

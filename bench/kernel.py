@@ -8,10 +8,10 @@ Workload: the hardware-efficient ansatz on ``n`` wires, ``L`` layers — per lay
 and ``RZ`` on every wire, then ``CNOT(i, i+1)`` for ``i = 0 .. n-2`` — measured as
 ``expval(sum_i Z_i Z_{i+1})``; ``n_params = 2 n L`` and ``n_gates = (3n - 1) L``. For each
 ``n`` a batch of ``B`` random gate-argument vectors (shape ``(B, n_params)``) goes through
-the kernel entry ``qhess._statevector.run(key, params, consts)``: one ``jit(vmap)``, all
+the kernel entry ``qhess._common.run(key, params, consts)``: one ``jit(vmap)``, all
 ``B`` states live at once. ``B`` is chosen so that ``B * 2**n`` stays near
 ``2**log2_amplitudes`` (default ``2**22``; at least one circuit); the kernel processes
-them in chunks of qhess's default size (``_statevector.default_batch_size(n)`` states,
+them in chunks of qhess's default size (``_common.default_batch_size(n)`` states,
 about ``2**17`` amplitudes), as a user's call would.
 
 Timing: each size runs in a fresh worker process (so one size's compile cache and memory
@@ -25,7 +25,7 @@ chosen from the first call's time (at least 3); the min and the median are repor
 Memory model (an *effective* bandwidth, not a hardware counter): every pass the kernel
 makes over the state counts one read and one write of it, and the measurement counts one
 read; preparing ``|0...0>`` is not counted. ``passes`` is read off the traced kernel
-(``_statevector.count_passes``, after fusion: RY·RZ on a wire is one pass, a CNOT is
+(``_common.count_passes``, after fusion: RY·RZ on a wire is one pass, a CNOT is
 fused with its target's pending gates, and the final CNOT ladder is folded into the
 measured observable), so it is what runs — ``n L`` for this ansatz, against
 ``n_gates = (3n - 1) L`` gates. With ``b`` bytes per amplitude (16 for complex128, 8 for
@@ -67,7 +67,6 @@ import numpy as np
 
 import common  # before qhess: makes it importable from a checkout
 import qhess
-from common import statevector
 
 _DEFAULT_SIZES = (4, 6, 8, 10, 12, 14, 16, 18, 20)
 _QUICK_SIZES = (4, 8, 12)
@@ -126,8 +125,8 @@ def sizes_of(n: int, layers: int, log2_amplitudes: int, float32: bool) -> dict:
   """The static numbers of one size (known without running anything)."""
   n_gates = (3 * n - 1) * layers
   tape = hea_circuit(n, layers).tape(np.zeros(2 * n * layers, np.float32))
-  cut = statevector.split_tail(tape.operations, tape.raw_measurements)
-  passes = statevector.count_passes(tape.operations[:cut], n)
+  cut = common.split_tail(tape.operations, tape.raw_measurements)
+  passes = common.count_passes(tape.operations[:cut], n)
   amp_bytes = 8 if float32 else 16
   return {
       "n_qubits": n, "layers": layers, "n_params": 2 * n * layers, "n_gates": n_gates,
@@ -145,13 +144,13 @@ def bench_size(n: int, layers: int, float32: bool, log2_amplitudes: int,
   batch, n_params = row["batch"], row["n_params"]
   tape = hea_circuit(n, layers).tape(np.zeros(n_params, dtype))
   assert tape.num_params == n_params and len(tape.operations) == row["n_gates"]
-  key = statevector.kernel_key(tape)
+  key = common.kernel_key(tape)
   consts = tape.consts
   rng = np.random.default_rng(seed + n)
   x = jax.device_put(rng.uniform(0, 2 * np.pi, (batch, n_params)).astype(dtype))
 
   def f(p):
-    return statevector.run(key, p, consts, batch_size=statevector.default_batch_size(n))
+    return common.run(key, p, consts, batch_size=common.default_batch_size(n))
 
   t0 = time.perf_counter()
   out = jax.block_until_ready(f(x))
