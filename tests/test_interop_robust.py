@@ -175,3 +175,127 @@ def test_final_measurements_dropped_in_linear_time():
   qc.h(0)  # now the measurements of qubit 0 are mid-circuit
   with pytest.raises(ValueError, match=r"'measure' instruction on qubits \(0,\) before its end"):
     qhess.from_qiskit(qc, SparsePauliOp("ZZ"))
+
+
+# --------------------------------------------------------------------------- PennyLane
+
+
+# PennyLane's check of a controlled Rot or PhaseShift (is it SU(2)?) calls JAX's
+# deprecated jax.core.is_concrete: its warning, not qhess's.
+@pytest.mark.filterwarnings("ignore:jax.core.is_concrete is deprecated:DeprecationWarning")
+def test_multicontrolled_rotations_hessian_and_jit_match_default_qubit():
+  """qml.ctrl(RY, control=(0, 1)): values worked, hessian and jit failed ('no
+  decomposition'). Now exact for traced angles: against jax.hessian of default.qubit."""
+  qml = _pennylane()
+
+  def body(x):
+    qml.Hadamard(0)
+    qml.RX(0.7, 1)
+    qml.RY(0.3, 2)
+    qml.Hadamard(3)
+    qml.ctrl(qml.RY, control=(0, 1))(x[0], wires=2)
+    qml.ctrl(qml.RX, control=(0, 2), control_values=(1, 0))(x[1] * x[0], wires=3)
+    qml.ctrl(qml.RZ, control=(3, 1, 2))(x[1], wires=0)
+    qml.ctrl(qml.Rot, control=(1, 3))(x[0], x[1], 0.3, wires=2)
+    qml.ctrl(qml.PhaseShift, control=(0, 2))(jnp.sin(x[1]), wires=1)
+    qml.Hadamard(1)
+    return qml.expval(qml.X(0) @ qml.Z(2) + 0.5 * qml.Y(3) @ qml.X(2) - 0.3 * qml.Z(1))
+
+  circuit = qhess.from_pennylane(body, wires=4)
+  reference = qml.QNode(body, qml.device("default.qubit", wires=4), interface="jax")
+  x = jnp.array([0.4, -1.1])
+  names = [op.name for op in circuit.tape(x).operations]
+  assert names[4:8] == ["RY", "Toffoli", "RY", "Toffoli"]  # C^2-RY: θ/2, CCX, -θ/2, CCX
+  # (PennyLane's simulation under jax.jit: several times faster than eager.)
+  np.testing.assert_allclose(jax.jit(circuit)(x), jax.jit(reference)(x), rtol=0, atol=ATOL)
+  np.testing.assert_allclose(qhess.hessian(circuit)(x), jax.jit(jax.hessian(reference))(x),
+                             rtol=0, atol=ATOL)
+
+
+def test_operation_decomposed_for_concrete_values_only_says_so():
+  qml = _pennylane()
+
+  class ConcreteOnly(qml.operation.Operation):  # as PennyLane's Controlled(RY, 2 controls)
+    num_wires = 1
+    num_params = 1
+
+    @property
+    def has_decomposition(self):
+      return not qml.math.is_abstract(self.data[0])
+
+    def decomposition(self):
+      return [qml.RY(self.data[0], wires=self.wires)]
+
+  def body(x):
+    ConcreteOnly(x, wires=0)
+    return qml.expval(qml.Z(0))
+
+  circuit = qhess.from_pennylane(body, wires=1)
+  assert [op.name for op in circuit.tape(0.3).operations] == ["RY"]
+  with pytest.raises(TypeError, match=r"operation ConcreteOnly .* PennyLane has no "
+                     r"decomposition of it for traced \(abstract\) parameter values.*"
+                     r"values at concrete arguments work"):
+    jax.jit(circuit)(0.3)
+
+
+def test_noisy_tape_round_trip_and_pennylane_channels():
+  """from_pennylane(to_pennylane(tape)) of a noisy tape (it raised on QubitChannel):
+  the same gates, arguments and Kraus operators, the same values; PennyLane's channels
+  in a QNode (named ones, and ResetError through its Kraus set) against default.mixed."""
+  qml = _pennylane()
+
+  @qhess.circuit(wires=2)
+  def noisy(x):
+    qhess.RX(x[0], wires=0)
+    qhess.DepolarizingChannel(0.1, wires=0)
+    qhess.CRY(x[1], wires=(0, 1))
+    qhess.PauliError("XY", 0.2, wires=(0, 1))
+    qhess.GeneralizedAmplitudeDamping(0.3, 0.6, wires=1)
+    return qhess.expval(qhess.Z(0) @ qhess.X(1)), qhess.probs(wires=(1,))
+
+  x = jnp.array([0.5, -0.7])
+  tape = noisy.tape(x)
+  back = qhess.from_pennylane(qhess.to_pennylane(tape)).tape()
+  assert [(op.name, op.wires) for op in back.operations] == [
+      (op.name if op.name in ("RX", "CRY") else "QubitChannel", op.wires)
+      for op in tape.operations]
+  np.testing.assert_allclose(back.params, tape.params, rtol=0, atol=0)
+  for got, want in zip(back.consts, tape.consts):
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+  for got, want in zip(qhess.execute([back])[0], noisy(x)):
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+
+  def body(x):
+    qml.RX(x[0], wires=0)
+    qml.DepolarizingChannel(0.1, wires=0)
+    qml.CRY(x[1], wires=[0, 1])
+    qml.PauliError("XY", 0.2, wires=[0, 1])
+    qml.ResetError(0.1, 0.2, wires=1)
+    qml.AmplitudeDamping(0.25, wires=0)
+    return qml.expval(qml.Z(0) @ qml.X(1))
+
+  circuit = qhess.from_pennylane(body, wires=2)
+  assert [op.name for op in circuit.tape(x).operations] == [
+      "RX", "DepolarizingChannel", "CRY", "PauliError", "QubitChannel", "AmplitudeDamping"]
+  mixed = qml.QNode(body, qml.device("default.mixed", wires=2), interface="jax")
+  np.testing.assert_allclose(qhess.hessian(circuit)(x), jax.jit(jax.hessian(mixed))(x),
+                             rtol=0, atol=ATOL)
+
+
+def test_list_argument_to_a_template_says_pass_an_array():
+  """A Python list reaches the function as a list of traced scalars, which PennyLane's
+  templates convert to NumPy: the message named pennylane.numpy; it names the list."""
+  qml = _pennylane()
+  dev = qml.device("default.qubit", wires=4)
+
+  @qml.qnode(dev)
+  def ansatz(x):
+    qml.AllSinglesDoubles(x, wires=range(4), hf_state=np.array([1, 1, 0, 0]),
+                          singles=[[0, 2], [1, 3]], doubles=[[0, 1, 2, 3]])
+    return qml.expval(qml.Z(0))
+
+  circuit = qhess.from_pennylane(ansatz)
+  with pytest.raises(TypeError, match=r"the argument `x` of the quantum function `ansatz` "
+                     r"is a Python list or tuple of traced JAX scalars.*Pass a JAX array "
+                     r"instead of a list"):
+    qhess.hessian(circuit)([0.5, 0.3, -0.4])
