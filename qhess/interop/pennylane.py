@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import numbers
 from typing import Callable, Hashable
 
 import jax
 import numpy as np
 
+from qhess.circuits import channels as _noise
 from qhess.circuits import observables as _observables
 from qhess.circuits import catalogue as _ops
 from qhess.circuits import tape as _tape
@@ -73,12 +75,20 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
   JAX code: `hessian` applies the chain rule through it, and the circuit composes with
   `jax.jit`, `jax.vmap` and `jax.grad` as a native one. Write that processing with
   ``jax.numpy``, not NumPy or ``pennylane.numpy`` (autograd), which cannot take traced
-  values.
+  values, and pass array arguments as JAX arrays, not Python lists (a list reaches the
+  function as a list of traced scalars, which PennyLane's templates convert to NumPy).
 
   Operations: every gate of qhess's catalogue (`RX` ... `Toffoli`, `MultiRZ`,
   `PauliRot`, `QubitUnitary`) maps one to one, with PennyLane's names, wire order and
   argument conventions; any other operation is replaced by PennyLane's decomposition
-  of it (recursively; ``GlobalPhase`` and ``Identity`` vanish). Measurements: `expval`
+  of it (recursively; ``GlobalPhase`` and ``Identity`` vanish). Multi-controlled
+  ``RX``/``RY``/``RZ`` (``qml.ctrl(qml.RY, control=(0, 1))``, also from ``Rot`` and
+  ``PhaseShift``), which PennyLane decomposes for concrete angles only, become
+  rotations of the target by ``±θ/2`` between multi-controlled X gates, exact for any
+  value. Noise channels become qhess's channels of the same name (``DepolarizingChannel``
+  ... ``QubitChannel``), other PennyLane channels (``ResetError``, ...) a
+  ``QubitChannel`` of their Kraus operators; the circuit is then simulated as a density
+  matrix, as on ``default.mixed``. Measurements: `expval`
   and `var` of Pauli words, sums (``qml.Hamiltonian``, ``+``), tensor products, scalar
   products and ``qml.Hermitian`` (other observables through their matrix), and
   ``qml.probs`` (PennyLane's wire order); a tuple of them gives a tuple of outputs.
@@ -109,9 +119,11 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
     ImportError: when PennyLane is not installed.
     TypeError: for an argument that is not a QNode, callable or QuantumScript, or
       ``wires`` of the wrong kind. When called: an operation that is neither in the
-      catalogue nor decomposable, a measurement other than expval, var and probs
-      (``qml.state()``, ``qml.sample()``, ...), mid-circuit measurements, a function
-      that converts traced values to NumPy (e.g. ``pennylane.numpy``), or traced
+      catalogue nor decomposable (for traced values: the message says when PennyLane
+      decomposes it for concrete values only), a measurement other than expval, var and
+      probs (``qml.state()``, ``qml.sample()``, ...), mid-circuit measurements, a
+      function that converts traced values to NumPy (e.g. ``pennylane.numpy``; or a
+      Python list argument given to a template: the message names it), or traced
       observable coefficients.
     ValueError: for missing, empty or repeated ``wires``; when called: a wire outside
       them, or broadcast (batched) gate parameters (use `jax.vmap`).
@@ -174,6 +186,16 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
       try:
         result = func(*args, **kwargs)
       except jax.errors.TracerArrayConversionError as err:
+        listed = _traced_sequence_argument(func, args, kwargs)
+        if listed is not None:
+          raise TypeError(
+              f"from_pennylane: the argument {listed} of the quantum function "
+              f"`{getattr(func, '__name__', func)}` is a Python list or tuple of traced "
+              "JAX scalars (qhess.hessian, jax.jit and grad trace each entry of a list "
+              "separately), and PennyLane converts such a list to NumPy (templates such "
+              "as qml.AllSinglesDoubles, and any operation given a list), which a traced "
+              "value cannot be. Pass a JAX array instead of a list, e.g. "
+              "qhess.hessian(circuit)(jnp.array([0.5, 0.3])).") from err
         raise TypeError(
             f"from_pennylane: the quantum function `{getattr(func, '__name__', func)}` "
             "converted a traced JAX value to NumPy: its classical processing must be JAX "
@@ -191,6 +213,21 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
   if script is not None:
     fn.__name__ = fn.__qualname__ = "quantum_script"
   return _PennyLaneCircuit(fn, labels)
+
+
+def _traced_sequence_argument(func, args, kwargs) -> str | None:
+  """The name of the first argument that is a list or tuple holding traced values."""
+  try:
+    names = list(inspect.signature(func).parameters)
+  except (TypeError, ValueError):
+    names = []
+  named = [(f"`{names[i]}`" if i < len(names) else f"#{i}", v) for i, v in enumerate(args)]
+  named += [(f"`{k}`", v) for k, v in kwargs.items()]
+  for name, value in named:
+    if isinstance(value, (list, tuple)) and any(
+        isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value)):
+      return name
+  return None
 
 
 def _check_labels(wires) -> tuple[Hashable, ...]:
@@ -256,6 +293,13 @@ def _apply(op, index, qml, depth: int) -> None:
     raise TypeError(
         f"from_pennylane: mid-circuit measurements and conditional operations ({name}) "
         "are not supported; qhess circuits are unitary, measured at the end.")
+  if name in _CHANNELS or isinstance(op, qml.operation.Channel):
+    _apply_channel(op, index, qml)
+    return
+  if _is_multicontrolled_rotation(op, qml):
+    for sub in _multicontrolled_rotation(op, qml):
+      _apply(sub, index, qml, depth + 1)
+    return
   if name in _CATALOGUE:
     if getattr(op, "batch_size", None) is not None:
       raise ValueError(
@@ -272,12 +316,72 @@ def _apply(op, index, qml, depth: int) -> None:
       _tape.GATES[name](*op.data, wires=wires)
     return
   if not op.has_decomposition or depth >= _MAX_DEPTH:
+    if any(isinstance(d, jax.core.Tracer) for d in op.data):
+      raise TypeError(
+          f"from_pennylane: the operation {name} ({op!r}) is not in qhess's gate "
+          "catalogue, and PennyLane has no decomposition of it for traced (abstract) "
+          "parameter values, which qhess.hessian, jax.jit, jax.vmap and jax.grad pass: "
+          "PennyLane decomposes some operations only for concrete values, so the "
+          "circuit's values at concrete arguments work but its derivatives and jit do "
+          "not. Write the operation with gates of the catalogue "
+          f"({', '.join(sorted(_CATALOGUE))}) or operations that PennyLane decomposes "
+          "for any value (e.g. qml.ctrl of RX, RY, RZ, Rot or PhaseShift).")
     raise TypeError(
         f"from_pennylane: the operation {name} ({op!r}) is not in qhess's gate catalogue "
         "and PennyLane has no decomposition of it into gates qhess knows. Supported: "
-        f"{', '.join(sorted(_CATALOGUE))}, and operations that decompose into them.")
+        f"{', '.join(sorted(_CATALOGUE))}, noise channels, and operations that "
+        "decompose into them.")
   for sub in op.decomposition():
     _apply(sub, index, qml, depth + 1)
+
+
+def _apply_channel(op, index, qml) -> None:
+  """Records a PennyLane noise channel: qhess's channel of its name, or its Kraus set."""
+  wires = _wires(op, index)
+  name = op.name
+  if name == "QubitChannel":
+    _noise.QubitChannel(list(op.data), wires=wires)
+  elif name == "PauliError":
+    _noise.PauliError(op.hyperparameters["operators"], op.data[0], wires=wires)
+  elif name in _CHANNELS:  # PennyLane's arguments, in PennyLane's order
+    getattr(_noise, name)(*op.data, wires=wires)
+  else:  # any other channel (ResetError, ThermalRelaxationError, ...): its Kraus set
+    _noise.QubitChannel(list(op.kraus_matrices()), wires=wires)
+
+
+# Multi-controlled rotations: PennyLane decomposes qml.ctrl(RY, control=(0, 1)) only for
+# concrete angles (into matrices computed from the angle). qhess records them as
+# rotations of the target by halves of the angle, exactly, for any value:
+# C^k-R_P(θ) = R_P(θ/2) · C^k-Q · R_P(-θ/2) · C^k-Q for a Pauli Q anticommuting with P
+# (Q R_P(φ) Q = R_P(-φ): the two halves add up when the controls are set and cancel
+# when not). Q = X for RY and RZ; RX is H RZ H. Controls on 0 are flipped around it.
+_MC_ROTATIONS = ("RX", "RY", "RZ")
+
+
+def _is_multicontrolled_rotation(op, qml) -> bool:
+  return (isinstance(op, qml.ops.Controlled) and op.base.name in _MC_ROTATIONS
+          and len(op.control_wires) >= 2)
+
+
+def _multicontrolled_rotation(op, qml) -> list:
+  """``op`` (k >= 2 controls, a RX/RY/RZ base) as rotations and C^k-X gates."""
+  theta = op.base.data[0]
+  (target,) = op.base.wires.labels
+  controls = list(op.control_wires.labels)
+  wires = controls + [target]
+  with qml.QueuingManager.stop_recording():
+    if len(controls) == 2:
+      flip = qml.Toffoli(wires=wires)
+    elif len(controls) == 3:  # one constant 16x16 matrix rather than ~70 gates
+      flip = qml.QubitUnitary(qml.matrix(qml.MultiControlledX(wires=wires)), wires=wires)
+    else:  # (decomposed by PennyLane: constant gates)
+      flip = qml.MultiControlledX(wires=wires)
+    rot = qml.RY if op.base.name == "RY" else qml.RZ
+    ops = [rot(theta / 2, wires=target), flip, rot(-theta / 2, wires=target), flip]
+    if op.base.name == "RX":
+      ops = [qml.Hadamard(target)] + ops + [qml.Hadamard(target)]
+    zeros = [qml.PauliX(w) for w, v in zip(controls, op.control_values) if not v]
+  return zeros + ops + zeros
 
 
 def _measurement(m, index, qml) -> _observables.Measurement:
@@ -383,7 +487,8 @@ def to_pennylane(tape: Tape, *, shots=None):
   gradient transforms differentiate what ``qhess.hessian(..., hybrid=False)`` does.
   ``from_pennylane(to_pennylane(tape))`` records the same tape (structure and values)
   when its wires all occur in it and it returns a tuple exactly when it has several
-  measurements, as PennyLane's tapes do.
+  measurements, as PennyLane's tapes do; its noise channels come back as
+  ``QubitChannel`` of the same Kraus operators (the same values).
 
   Args:
     tape: a `Tape`, e.g. ``circuit.tape(x)`` or one of `hessian_tapes`' tapes.
