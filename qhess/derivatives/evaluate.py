@@ -98,6 +98,16 @@ def _reduced_params(tape: Tape) -> jax.Array:
 
 
 
+def _shifted_points(tape: Tape, plan: ShiftPlan) -> np.ndarray:
+  """The plan's points as concrete gate-argument vectors, float64 ``(T, P)``: the reduced
+  arguments (`_reduced_params`) plus each point's shifts (for tapes and experiments)."""
+  theta = np.asarray(_reduced_params(tape), dtype=np.float64)
+  points = np.tile(theta, (plan.n_points, 1))
+  rows = np.broadcast_to(np.arange(plan.n_points)[:, None], plan.point_index.shape)
+  np.add.at(points, (rows, plan.point_index), plan.point_shift)
+  return points
+
+
 def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
                    what: str = "qhess.hessian") -> Callable:
   """``sample(sampler)`` -> ``sampler``'s outputs at the plan's points (`_estimators.estimate`),

@@ -15,7 +15,7 @@ import numpy as np
 
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import Tape
-from qhess.derivatives.evaluate import _contract, _plan_for, _reduced_params
+from qhess.derivatives.evaluate import _contract, _plan_for, _shifted_points
 from qhess.derivatives.options import _Options
 from qhess.derivatives.pipeline import _local_model
 
@@ -89,6 +89,23 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
                                   off_diagonal_shifts=off_diagonal_shifts,
                                   off_diagonal_rule=off_diagonal_rule)
     return lambda *args, **kwargs: hessian_tapes(circuit.tape(*args, **kwargs), **options)
+  _check_concrete_tape(tape, f0)
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                  off_diagonal_rule=off_diagonal_rule)
+  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
+  plan = _plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
+                   need_value=nonlinear_post, need_grad=nonlinear_post,
+                   share=nonlinear_post, rule=opts.rule("product"))
+  f0_raw = None if f0 is None else _f0_to_raw(tape, f0, nonlinear_post)
+  skip = 1 if (f0_raw is not None and plan.has_unshifted) else 0
+  raw_tape = tape.with_measurements(tape.raw_measurements, returns_tuple=True)
+  tapes = [raw_tape.with_params(p) for p in _shifted_points(tape, plan)[skip:]]
+  return tapes, _Post(tape, plan, raw_tape.output_shapes, len(tapes),
+                      f0_raw if skip else None)
+
+
+def _check_concrete_tape(tape, f0) -> None:
+  """TypeError unless ``tape`` is a `Tape` holding concrete values (and ``f0`` too)."""
   if not isinstance(tape, Tape):
     raise TypeError(
         "`tape` must be a qhess.Tape (e.g. circuit.tape(x)) or a qhess.Circuit; got "
@@ -102,85 +119,81 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
         f"jax.grad; got a tape (or f0) holding traced values ({type(traced[0]).__name__}). "
         "Call it outside the transformation, or use qhess.hessian(circuit, hybrid=False), "
         "which composes with them.")
-  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                  off_diagonal_rule=off_diagonal_rule)
-  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
-  plan = _plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
-                   need_value=nonlinear_post, need_grad=nonlinear_post,
-                   share=nonlinear_post, rule=opts.rule("product"))
-  raw_tape = tape.with_measurements(tape.raw_measurements, returns_tuple=True)
-  n_raw = sum(m.raw_size for m in tape.measurements)
-  f0_raw = None
-  if f0 is not None:
-    f0_raw = _f0_to_raw(tape, f0, nonlinear_post)
-  skip = 1 if (f0_raw is not None and plan.has_unshifted) else 0
-  theta = np.asarray(_reduced_params(tape), dtype=np.float64)
-  points = np.tile(theta, (plan.n_points, 1))
-  rows = np.arange(plan.n_points)[:, None]
-  np.add.at(points, (np.broadcast_to(rows, plan.point_index.shape), plan.point_index),
-            plan.point_shift)
-  tapes = [raw_tape.with_params(p) for p in points[skip:]]
 
-  out_shapes = raw_tape.output_shapes
 
-  def outputs(res) -> list:  # one tape's result -> its list of raw outputs
-    if not isinstance(res, (tuple, list)) and (np.ndim(res) == 0 or (
-        len(out_shapes) == 1 and np.shape(res) == out_shapes[0])):
-      return [res]  # a device's bare result for a single measurement
-    return list(res) if isinstance(res, (tuple, list)) or np.ndim(res) >= 1 else [res]
+class _Post:
+  """``post(results)`` of `hessian_tapes`: checks the tapes' results, contracts them.
 
-  def shot_entries(res) -> int | None:  # entries of a shot-vector result, else None
-    if not isinstance(res, (tuple, list)) or not res:
-      return None
-    if all(isinstance(e, (tuple, list)) for e in res):
-      return len(res)  # (per shot entry: a tuple of outputs)
-    if len(out_shapes) == 1 and len(res) >= 2 and all(
-        np.shape(e) == out_shapes[0] for e in res):
-      return len(res)  # (per shot entry: the single output, bare)
-    return None
+  Accepts one result per tape in the forms `qhess.execute` and PennyLane devices return
+  (see `hessian_tapes`); a shot-vector result gives one Hessian per entry.
+  """
 
-  def post(results: Sequence[Any]):
+  def __init__(self, tape: Tape, plan, out_shapes, n_tapes: int, f0_raw):
+    self.tape, self.plan, self.out_shapes, self.n_tapes = tape, plan, out_shapes, n_tapes
+    self.f0_raw = f0_raw  # the unshifted raw outputs, when given instead of a tape
+    self.contract = jax.jit(self._contract)  # one compiled contraction, not op-by-op
+
+  def __call__(self, results: Sequence[Any]):
     if isinstance(results, (str, bytes)) or not hasattr(results, "__len__"):
       raise TypeError(
           "`post` takes a sequence of results, one per tape (e.g. qhess.execute(tapes)); "
           f"got {reprlib.repr(results)}.")
-    if len(results) != len(tapes):
-      raise ValueError(f"`post` expects {len(tapes)} results, one per tape; got {len(results)}.")
-    entries = {shot_entries(res) for res in results}
+    if len(results) != self.n_tapes:
+      raise ValueError(
+          f"`post` expects {self.n_tapes} results, one per tape; got {len(results)}.")
+    entries = {self._shot_entries(res) for res in results}
     if len(entries) > 1:
       raise ValueError(
           "`post` got shot-vector results (a tuple per shot-vector entry) for some tapes "
           f"and not for others, or shot vectors of different lengths ({sorted(entries, key=str)}).")
     if results and entries != {None}:  # one Hessian per shot-vector entry
       (k,) = entries
-      return tuple(post([res[s] for res in results]) for s in range(k))
-    rows = []
-    for i, res in enumerate(results):
-      outs = outputs(res)
-      if len(outs) != len(out_shapes):
-        raise ValueError(
-            f"`results[{i}]` must hold {len(out_shapes)} outputs, one per raw measurement "
-            f"of tape {i} (shapes {out_shapes}); got {len(outs)}.")
-      for j, (o, shape) in enumerate(zip(outs, out_shapes)):
-        if np.shape(o) != shape:
-          raise ValueError(
-              f"`results[{i}]` output {j} has shape {np.shape(o)}; tape {i} outputs shape "
-              f"{shape}.")
-      rows.append([jnp.asarray(o, dtype=tape.params.dtype) for o in outs])
-    return post_jit(rows)
+      return tuple(self([res[s] for res in results]) for s in range(k))
+    return self.contract([self._row(i, res) for i, res in enumerate(results)])
 
-  @jax.jit
-  def post_jit(results):  # one compiled contraction instead of eager op-by-op autodiff
-    rows_ = [jnp.concatenate([jnp.reshape(r, (-1,)) for r in res]) for res in results]
-    y = jnp.stack(rows_) if rows_ else jnp.zeros((0, n_raw), tape.params.dtype)
-    if skip:
-      y = jnp.concatenate([f0_raw[None].astype(y.dtype), y])
-    value, grad, hess = _contract(plan, y)
+  def _outputs(self, res) -> list:
+    """One tape's result as its list of raw outputs."""
+    if not isinstance(res, (tuple, list)) and (np.ndim(res) == 0 or (
+        len(self.out_shapes) == 1 and np.shape(res) == self.out_shapes[0])):
+      return [res]  # a device's bare result for a single measurement
+    return list(res) if isinstance(res, (tuple, list)) or np.ndim(res) >= 1 else [res]
+
+  def _shot_entries(self, res) -> int | None:
+    """The number of entries of a shot-vector result, else ``None``."""
+    if not isinstance(res, (tuple, list)) or not res:
+      return None
+    if all(isinstance(e, (tuple, list)) for e in res):
+      return len(res)  # (per shot entry: a tuple of outputs)
+    if len(self.out_shapes) == 1 and len(res) >= 2 and all(
+        np.shape(e) == self.out_shapes[0] for e in res):
+      return len(res)  # (per shot entry: the single output, bare)
+    return None
+
+  def _row(self, i: int, res) -> list:
+    """Result ``i`` as arrays of the tape's dtype, after checking count and shapes."""
+    outs = self._outputs(res)
+    if len(outs) != len(self.out_shapes):
+      raise ValueError(
+          f"`results[{i}]` must hold {len(self.out_shapes)} outputs, one per raw measurement "
+          f"of tape {i} (shapes {self.out_shapes}); got {len(outs)}.")
+    for j, (o, shape) in enumerate(zip(outs, self.out_shapes)):
+      if np.shape(o) != shape:
+        raise ValueError(
+            f"`results[{i}]` output {j} has shape {np.shape(o)}; tape {i} outputs shape "
+            f"{shape}.")
+    return [jnp.asarray(o, dtype=self.tape.params.dtype) for o in outs]
+
+  def _contract(self, rows):
+    """The Hessian from the checked rows, through the variance's chain rule if any."""
+    tape = self.tape
+    flat = [jnp.concatenate([jnp.reshape(r, (-1,)) for r in res]) for res in rows]
+    n_raw = sum(m.raw_size for m in tape.measurements)
+    y = jnp.stack(flat) if flat else jnp.zeros((0, n_raw), tape.params.dtype)
+    if self.f0_raw is not None:
+      y = jnp.concatenate([self.f0_raw[None].astype(y.dtype), y])
+    value, grad, hess = _contract(self.plan, y)
     model = _local_model(tape, tape.params, value, grad, hess)
     return jax.hessian(model)(tape.params)
-
-  return tapes, post
-
 
 
 def _f0_to_raw(tape: Tape, f0, nonlinear_post: bool) -> jax.Array:
