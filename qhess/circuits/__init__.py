@@ -1,0 +1,6 @@
+"""Stage 1, circuits: what a circuit is, without running it.
+
+The gate and channel catalogue (matrices, generators' frequencies), observables and
+measurements, tapes and the recording of a circuit function into one, drawings. Imports
+nothing else of qhess.
+"""

@@ -1,7 +1,7 @@
 """Gate catalogue: what each gate is, how to apply it, and its shift-rule frequencies.
 
 Matrices follow PennyLane's conventions so that circuits move over unchanged. Each gate
-has a *kind*, which says how its matrix is built and how the kernel (`_statevector.py`)
+has a *kind*, which says how its matrix is built and how the kernel (`qhess.simulate`)
 applies it:
 
 - ``"diagonal"``: a phase multiplication by the gate's diagonal (the cheapest path);
@@ -17,7 +17,7 @@ matrix such as a bit flip becomes plain copies): XLA's reverse op, the natural w
 flip bits, compiles pathologically slowly inside long batched gate chains.
 
 Each gate argument also carries its frequency spectrum ``{l * base : l = 1..count}``
-(the differences of the generator's eigenvalues), which `_shift_rules.py` turns into
+(the differences of the generator's eigenvalues), which `qhess.shift.rules` turns into
 parameter-shift rules.
 """
 
@@ -60,9 +60,9 @@ class GateSpec:
     controls: for controlled gates, the number of leading control wires.
     base: for controlled gates, the name of the gate applied to the target wires.
     from_consts: for gates whose matrix is data (``Tape.consts[hyper]``): ``const ->
-      matrix``; QubitUnitary, its conjugate and channels (see `_density.py`).
+      matrix``; QubitUnitary, its conjugate and channels (see `qhess.simulate.density`).
     conjugate: the complex conjugate of the ``"pauli"`` gate of the same name without
-      the ``*`` (density matrices' column wires, `_density.py`).
+      the ``*`` (density matrices' column wires, `qhess.simulate.density`).
   """
 
   name: str
@@ -232,7 +232,7 @@ def _build_catalogue() -> dict[str, GateSpec]:
     specs.append(GateSpec(name, 0, k, "diagonal", (), label,
                           diagonal=lambda hyper=None, d=d: jnp.asarray(d)))
   catalogue = {s.name: s for s in specs}
-  # Mixed-state simulation (`_density.py`) applies conj(U) on the column wires.
+  # Mixed-state simulation (`qhess.simulate.density`) applies conj(U) on the column wires.
   for name in [n for n in catalogue if n not in _REAL_GATES]:
     catalogue[name + "*"] = _conjugate(catalogue[name])
   for name, (label, n_wires) in _CHANNELS.items():
@@ -262,7 +262,7 @@ _CHANNELS = {
     "QubitChannel": ("Channel", None),
 }
 
-# A readout error on the measured bits (`_noise.py`): the last operation of a tape, its
+# A readout error on the measured bits (`qhess.simulate.noise`): the last operation of a tape, its
 # ``hyper`` the flip probability of each wire.
 _READOUT = GateSpec("ReadoutError", 0, None, "readout", (), "RO")
 

@@ -1,4 +1,4 @@
-"""Noise: channels as operations, a noise model on a recorded circuit, readout error.
+"""Noise channels as operations (the noise model `with_noise` is `qhess.simulate.noise`).
 
 Channels follow PennyLane's names, argument orders and Kraus operators
 (``qml.DepolarizingChannel(p, wires)`` is ``qhess.DepolarizingChannel(p, wires)``). Their
@@ -9,7 +9,7 @@ noise as long as the channels do not depend on the shifted arguments: the measur
 ``Tr(O ρ(θ))`` is the same trigonometric polynomial in each gate argument.
 
 A tape with a channel is simulated as a density matrix on the statevector kernel
-(`_density.py`); one without stays a state vector. Readout error flips measured bits
+(`qhess.simulate.noisy`); one without stays a state vector. Readout error flips measured bits
 after the basis rotation of each measurement group, in exact results and shots alike.
 
 Called outside a circuit, a channel function returns a `Channel` (a description used by

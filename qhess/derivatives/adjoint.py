@@ -27,7 +27,7 @@ The shifted circuits are one batch (``vmap``, chunked by ``batch_size`` and shar
 against their stacked values and Jacobians. The result is symmetrised, ``(H + Hᵀ)/2``.
 
 Gate derivatives are not written by hand. For a multi-qubit gate, ``∂U/∂θ_a ψ`` is the
-tangent of the kernel's own gate application (`_statevector.apply_gate`) along θ_a
+tangent of the kernel's own gate application (`qhess.simulate.gates.apply_gate`) along θ_a
 (`jax.jvp`), so every gate of the catalogue, with its fast path (diagonal, controlled,
 Pauli rotation, dense), differentiates itself. A run of single-qubit gates on one wire
 is one 2×2 matrix ``B(θ)``: its derivatives (`jax.jacfwd` of the matrix) are contracted
@@ -64,7 +64,7 @@ def _dagger(matrix):
 
 
 def _inverse_on(x, name: str, wires: Sequence[int], params, hyper, consts, view):
-  """``U†`` of one catalogue gate on the split view ``x`` (mirrors `_statevector._gate_on`)."""
+  """``U†`` of one catalogue gate on the split view ``x`` (mirrors `qhess.simulate.gates._gate_on`)."""
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
     c = spec.controls
@@ -123,7 +123,7 @@ def _overlaps(lam, tangents):
 def _blocks(ops) -> list[tuple]:
   """The backward pass's fusion of a run of gates, in forward order: each block is one
   multi-qubit gate, or the run of single-qubit gates on one wire between two gates that
-  touch it (as `_statevector._evolve_fused` gathers them: gates on other wires commute)."""
+  touch it (as `qhess.simulate.evolve._evolve_fused` gathers them: gates on other wires commute)."""
   blocks, pending = [], {}
   for op in ops:
     if len(op.wires) == 1:
@@ -308,7 +308,7 @@ def jacobian(key, theta, consts, need: Sequence[int] | None = None, *, mode: str
   """Raw outputs and their Jacobian for one circuit, exact (adjoint or forward mode).
 
   Args:
-    key: `_statevector.kernel_key` of a tape.
+    key: `qhess.simulate.kernel.kernel_key` of a tape.
     theta: float array ``(P,)``, the gate arguments.
     consts: tuple of complex arrays (QubitUnitary and Hermitian matrices).
     need: the arguments whose columns are computed (``None``: all); others are zero.

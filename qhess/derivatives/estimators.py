@@ -73,7 +73,7 @@ def estimate(post: Callable, tape, sample: Callable, n_points: int, shots, key, 
     post: raw point values ``(B, n_raw)`` -> outputs (any pytree).
     tape: the tape (measurements, consts, dtype).
     sample: ``sample(marginals)`` -> ``(B, G, O)``, a `Marginals` mapped over the
-      points (see `_statevector.sample_run`).
+      points (see `qhess.simulate.kernel.sample_run`).
     n_points: ``B``.
     shots: a validated ``shots`` (int, tuple of ints, `ShotBudget`).
     key: a PRNG key.

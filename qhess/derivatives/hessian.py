@@ -1,6 +1,8 @@
-"""Parameter-shift Hessians: `hessian`, `value_grad_and_hessian`, `hessian_tapes`.
+"""The entry points `hessian` and `value_grad_and_hessian`: options, caches, and the call.
 
-Data flow (DESIGN.md): record the circuit into a tape (gate arguments θ = g(params),
+Each builds a function that validates its arguments, looks up a compiled Hessian
+(`qhess.derivatives.cache`) and runs the pipeline (`qhess.derivatives.pipeline`) under
+``jax.jit``. Data flow (docs/architecture.md): record the circuit into a tape (gate arguments θ = g(params),
 static structure) → build the `ShiftPlan` → evaluate its points in one batched kernel
 call → contract the raw outputs Y with the plan's coefficients into R(θ), ∂R/∂θ and
 ∂²R/∂θ² → chain rule through the classical parts with JAX autodiff.

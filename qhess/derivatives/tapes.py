@@ -83,7 +83,7 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     [[-0.868836  0.047624]
      [ 0.047624  0.059989]]
   """
-  if isinstance(tape, Circuit):  # hessian_tapes(circuit)(x), as DESIGN.md writes it
+  if isinstance(tape, Circuit):  # hessian_tapes(circuit)(x), as in the docs
     circuit, options = tape, dict(f0=f0, gate_argnum=gate_argnum,
                                   diagonal_shifts=diagonal_shifts,
                                   off_diagonal_shifts=off_diagonal_shifts,

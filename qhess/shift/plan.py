@@ -133,152 +133,212 @@ def _direction_spectrum(a: Spectrum, b: Spectrum) -> Spectrum | None:
   return None  # incommensurate frequencies: no equidistant spectrum, use the product rule
 
 
-@functools.lru_cache(maxsize=64)
-def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagonal_shifts,
-                  off_diagonal_shifts, shared_diagonal, off_diagonal_rule) -> ShiftPlan:
-  n = len(spectra)
-  mask = np.frombuffer(mask_bytes, dtype=bool).reshape(mask_shape)
-  periods = [rules.period(s) for s in spectra]
-  singles = _Singles()
-  grad, hess = [], []  # (arg, point, coef) and (row, col, point, coef)
-  diag: dict[int, list[tuple[int, float]]] = {}  # the diagonal recipes' (point, coef)
+def _columns(records, width: int) -> list[np.ndarray]:
+  """``width`` flat arrays, one per field of ``records`` (tuples of scalars or of
+  equal-length arrays); the last is float, the others int."""
+  if not records:
+    return [np.zeros(0, np.int64)] * (width - 1) + [np.zeros(0)]
+  cols = list(zip(*[tuple(np.atleast_1d(x) for x in rec) for rec in records]))
+  return [np.concatenate(col) for col in cols]
 
-  def diag_first(k):
-    custom = None if diagonal_shifts is None else diagonal_shifts[k]
-    return _first_order_rule(spectra[k], custom, f"diagonal_shifts[{k}]")
 
-  for k in grad_args:
-    for pid, c in singles.add(k, diag_first(k), periods[k]):
-      grad.append((k, pid, c))
-  for k in np.nonzero(np.diag(mask))[0]:
-    k = int(k)
-    if diagonal_shifts is not None:
-      first = diag_first(k)
-      recipe = rules.compose(first, first)
-    elif shared_diagonal:
-      recipe = rules.second_order_shared(diag_first(k), spectra[k])
-    else:
-      recipe = rules.second_order(spectra[k])
-    diag[k] = singles.add(k, recipe, periods[k])
-    hess.extend((k, k, pid, c) for pid, c in diag[k])
+class _PlanBuilder:
+  """Collects a plan's points and coefficients, one step at a time (`_build_cached`).
 
-  rows, cols = np.nonzero(np.triu(mask, 1))
-  direction_points = []  # (rows, cols, shift_row, shift_col, coef) arrays, diagonal rule
-  if off_diagonal_rule == "diagonal":
-    # H_ij = ½ [E''(0) - H_ii - H_jj] with E(t) = f(θ + t(e_i + e_j)) (Wierichs et al.
-    # 2022, Sec. 4). Needs both diagonal entries; other pairs keep the product rule.
-    keep = np.ones(len(rows), dtype=bool)  # pairs left to the product rule
-    groups: dict[tuple, list[int]] = {}
-    for n_pair, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
-      if i in diag and j in diag:
-        groups.setdefault((spectra[i], spectra[j]), []).append(n_pair)
-    # The diagonal recipes as padded (P, D) arrays, for the -½ H_ii - ½ H_jj terms.
-    width = max((len(v) for v in diag.values()), default=0)
-    diag_pid = np.zeros((n, width), np.int64)
-    diag_coef = np.zeros((n, width))
-    for k, recs in diag.items():
+  Single-argument points are merged in ``singles`` (id 0 the unshifted circuit);
+  two-argument points are numbered after all of them, block by block (`add_pairs`), so
+  every single-argument point must be added before the first pair block.
+  """
+
+  def __init__(self, spectra):
+    self.spectra = spectra
+    self.n = len(spectra)
+    self.periods = [rules.period(s) for s in spectra]
+    self.singles = _Singles()
+    self.grad = []  # (arg, point, coef)
+    self.hess = []  # (row, col, point, coef): scalars or equal-length arrays
+    self.diag: dict[int, list[tuple[int, float]]] = {}  # the diagonal recipes' (point, coef)
+    self.pair_blocks = []  # (index (m, 2), shift (m, 2)) per block of pair points
+    self.n_pair_points = 0
+
+  def first_rule(self, k: int, custom_shifts, what: str) -> rules.Recipe:
+    """Argument ``k``'s first-order recipe: the default, or from ``custom_shifts[k]``."""
+    custom = None if custom_shifts is None else custom_shifts[k]
+    return _first_order_rule(self.spectra[k], custom, f"{what}[{k}]")
+
+  def add_gradient(self, grad_args, diagonal_shifts) -> None:
+    """The first-order points of ``grad_args`` and their gradient coefficients."""
+    for k in grad_args:
+      rule = self.first_rule(k, diagonal_shifts, "diagonal_shifts")
+      for pid, c in self.singles.add(k, rule, self.periods[k]):
+        self.grad.append((k, pid, c))
+
+  def add_diagonal(self, args, diagonal_shifts, shared_diagonal: bool) -> None:
+    """The points of the diagonal entries ``H_kk``, k in ``args``, and their terms:
+    the custom first-order rule applied twice, the second-order rule sharing the
+    first-order points, or the default second-order rule."""
+    for k in args:
+      k = int(k)
+      if diagonal_shifts is not None:
+        first = self.first_rule(k, diagonal_shifts, "diagonal_shifts")
+        recipe = rules.compose(first, first)
+      elif shared_diagonal:
+        recipe = rules.second_order_shared(
+            self.first_rule(k, diagonal_shifts, "diagonal_shifts"), self.spectra[k])
+      else:
+        recipe = rules.second_order(self.spectra[k])
+      self.diag[k] = self.singles.add(k, recipe, self.periods[k])
+      self.hess.extend((k, k, pid, c) for pid, c in self.diag[k])
+
+  def _diagonal_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    """The diagonal recipes as padded ``(P, D)`` arrays of points and coefficients."""
+    width = max((len(v) for v in self.diag.values()), default=0)
+    diag_pid = np.zeros((self.n, width), np.int64)
+    diag_coef = np.zeros((self.n, width))
+    for k, recs in self.diag.items():
       diag_pid[k, :len(recs)] = [p for p, _ in recs]
       diag_coef[k, :len(recs)] = [c for _, c in recs]
+    return diag_pid, diag_coef
+
+  def add_by_direction(self, rows, cols) -> np.ndarray:
+    """The off-diagonal entries ``(rows, cols)`` under the diagonal rule, where it applies.
+
+    ``H_ij = ½ [E''(0) - H_ii - H_jj]`` with ``E(t) = f(θ + t(e_i + e_j))`` (Wierichs et
+    al. 2022, Sec. 4), for the pairs with both diagonal entries computed and
+    commensurate frequencies. Returns the mask of the pairs left to the product rule.
+    """
+    keep = np.ones(len(rows), dtype=bool)
+    groups: dict[tuple, list[int]] = {}
+    for n_pair, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
+      if i in self.diag and j in self.diag:
+        groups.setdefault((self.spectra[i], self.spectra[j]), []).append(n_pair)
+    diag_pid, diag_coef = self._diagonal_arrays()
+    width = diag_pid.shape[1]
+    direction = []  # (rows, cols, shift_row, shift_col, coef) arrays of the pair points
     for (spec_i, spec_j), members in groups.items():
       spec = _direction_spectrum(spec_i, spec_j)
       if spec is None:
         continue
       keep[members] = False
       r, c = rows[members], cols[members]
-      recipe = rules.second_order(spec)
-      si = rules.canonical_shift(recipe.shifts, rules.period(spec_i))
-      sj = rules.canonical_shift(recipe.shifts, rules.period(spec_j))
-      for a, b, coef in zip(si, sj, 0.5 * recipe.coeffs):
-        if a != 0 and b != 0:
-          direction_points.append((r, c, np.full(len(r), a), np.full(len(r), b),
-                                   np.full(len(r), coef)))
-          continue
-        if a == 0 and b == 0:  # the unshifted circuit
-          zeros, coefs = np.zeros(len(r), np.int64), np.full(len(r), coef)
-          hess.extend([(r, c, zeros, coefs), (c, r, zeros, coefs)])
-          continue
-        for i, j in zip(r.tolist(), c.tolist()):  # degenerate: a single-argument point
-          k, shift = (j, b) if a == 0 else (i, a)
-          for pid, cc in singles.add(k, rules.Recipe(np.array([shift]), np.array([coef])),
-                                     periods[k]):
-            hess.extend([(i, j, pid, cc), (j, i, pid, cc)])
-      for k in (r, c):
+      direction += self._add_direction_terms(r, c, spec_i, spec_j, spec)
+      for k in (r, c):  # -½ H_ii - ½ H_jj
         nz = diag_coef[k] != 0
         rr, cc = np.repeat(r, width)[nz.ravel()], np.repeat(c, width)[nz.ravel()]
         pid, coef = diag_pid[k][nz], -0.5 * diag_coef[k][nz]
-        hess.extend([(rr, cc, pid, coef), (cc, rr, pid, coef)])
-    rows, cols = rows[keep], cols[keep]
+        self.hess.extend([(rr, cc, pid, coef), (cc, rr, pid, coef)])
+    if direction:
+      self.add_pairs(*(np.concatenate(col) for col in zip(*direction)))
+    return keep
 
-  # Off-diagonal: product of first-order rules. Its points shift two arguments by
-  # non-zero amounts, so they never coincide with another entry's points: no merging,
-  # and they are generated vectorized, grouped by the two rules' sizes.
-  first_off = {}
-  for k in np.unique(np.concatenate([rows, cols])):
-    custom = None if off_diagonal_shifts is None else off_diagonal_shifts[int(k)]
-    rule = _first_order_rule(spectra[k], custom, f"off_diagonal_shifts[{int(k)}]")
-    first_off[int(k)] = rules.Recipe(rules.canonical_shift(rule.shifts, periods[k]),
-                                     rule.coeffs)
-  base = 1 + len(singles.args)
-  pair_blocks = []  # (idx (m, 2), shift (m, 2)) per group
-  if direction_points:
-    r, c, a, b, coef = (np.concatenate(col) for col in zip(*direction_points))
-    pid = base + np.arange(len(coef))
-    base += len(coef)
-    pair_blocks.append((np.stack([r, c], 1), np.stack([a, b], 1)))
-    hess.extend([(r, c, pid, coef), (c, r, pid, coef)])
-  size = np.array([len(first_off[int(k)].shifts) if int(k) in first_off else 0
-                   for k in range(n)])
-  for si in np.unique(size[rows]) if len(rows) else []:
-    for sj in np.unique(size[cols]):
-      sel = (size[rows] == si) & (size[cols] == sj)
-      if not sel.any():
+  def _add_direction_terms(self, r, c, spec_i: Spectrum, spec_j: Spectrum,
+                           spec: Spectrum) -> list[tuple]:
+    """The ``½ E''(0)`` terms of the pairs ``(r, c)``: adds those at the unshifted or a
+    single-argument point, returns those shifting both arguments as
+    ``(rows, cols, shift_row, shift_col, coef)`` arrays."""
+    recipe = rules.second_order(spec)
+    si = rules.canonical_shift(recipe.shifts, rules.period(spec_i))
+    sj = rules.canonical_shift(recipe.shifts, rules.period(spec_j))
+    out = []
+    for a, b, coef in zip(si, sj, 0.5 * recipe.coeffs):
+      if a != 0 and b != 0:
+        out.append((r, c, np.full(len(r), a), np.full(len(r), b), np.full(len(r), coef)))
         continue
-      r, c = rows[sel], cols[sel]
-      shift_r = np.stack([first_off[int(k)].shifts for k in r])  # (m, si)
-      shift_c = np.stack([first_off[int(k)].shifts for k in c])  # (m, sj)
-      coef_r = np.stack([first_off[int(k)].coeffs for k in r])
-      coef_c = np.stack([first_off[int(k)].coeffs for k in c])
-      m = len(r)
-      sr = np.broadcast_to(shift_r[:, :, None], (m, si, sj)).reshape(-1)
-      sc = np.broadcast_to(shift_c[:, None, :], (m, si, sj)).reshape(-1)
-      coef = (coef_r[:, :, None] * coef_c[:, None, :]).reshape(-1)
-      rr = np.repeat(r, si * sj)
-      cc = np.repeat(c, si * sj)
-      pid = base + np.arange(len(coef))
-      base += len(coef)
-      pair_blocks.append((np.stack([rr, cc], 1), np.stack([sr, sc], 1)))
-      hess.append((rr, cc, pid, coef))
-      hess.append((cc, rr, pid, coef))
+      if a == 0 and b == 0:  # the unshifted circuit
+        zeros, coefs = np.zeros(len(r), np.int64), np.full(len(r), coef)
+        self.hess.extend([(r, c, zeros, coefs), (c, r, zeros, coefs)])
+        continue
+      for i, j in zip(r.tolist(), c.tolist()):  # degenerate: a single-argument point
+        k, shift = (j, b) if a == 0 else (i, a)
+        for pid, cc in self.singles.add(k, rules.Recipe(np.array([shift]), np.array([coef])),
+                                        self.periods[k]):
+          self.hess.extend([(i, j, pid, cc), (j, i, pid, cc)])
+    return out
 
-  # Assemble: point 0 (unshifted), single points, pair points; then drop point 0 if
-  # nothing uses it.
-  idx = [np.zeros((1, 2), np.int32),
-         np.stack([np.asarray(singles.args, np.int32), np.zeros(len(singles.args), np.int32)],
-                  1).reshape(-1, 2)]
-  sh = [np.zeros((1, 2)),
-        np.stack([np.asarray(singles.shifts), np.zeros(len(singles.shifts))], 1).reshape(-1, 2)]
-  for i, s in pair_blocks:
-    idx.append(i.astype(np.int32))
-    sh.append(s)
-  point_index = np.concatenate(idx)
-  point_shift = np.concatenate(sh)
+  def add_products(self, rows, cols, off_diagonal_shifts) -> None:
+    """The off-diagonal entries ``(rows, cols)`` under the product of first-order rules.
 
-  def columns(records, width):
-    if not records:
-      return [np.zeros(0, np.int64)] * (width - 1) + [np.zeros(0)]
-    cols_ = list(zip(*[tuple(np.atleast_1d(x) for x in rec) for rec in records]))
-    return [np.concatenate(col) for col in cols_]
+    Its points shift two arguments by non-zero amounts, so they never coincide with
+    another entry's points: no merging, and they are generated vectorized, one block
+    per pair of rule sizes.
+    """
+    first = {}
+    for k in np.unique(np.concatenate([rows, cols])).tolist():
+      rule = self.first_rule(k, off_diagonal_shifts, "off_diagonal_shifts")
+      first[k] = rules.Recipe(rules.canonical_shift(rule.shifts, self.periods[k]), rule.coeffs)
+    size = np.array([len(first[k].shifts) if k in first else 0 for k in range(self.n)])
+    for si in np.unique(size[rows]) if len(rows) else []:
+      for sj in np.unique(size[cols]):
+        sel = (size[rows] == si) & (size[cols] == sj)
+        if sel.any():
+          self.add_pairs(*_product_points(rows[sel], cols[sel], first))
 
-  g_arg, g_pt, g_coef = columns(grad, 3)
-  h_row, h_col, h_pt, h_coef = columns(hess, 4)
-  used0 = need_value or np.any(g_pt == 0) or np.any(h_pt == 0)
-  if not used0:
-    point_index, point_shift = point_index[1:], point_shift[1:]
-    g_pt, h_pt = g_pt - 1, h_pt - 1
-  return ShiftPlan(
-      n_params=n, point_index=point_index, point_shift=point_shift,
-      has_unshifted=bool(used0),
-      grad_arg=g_arg.astype(np.int32), grad_point=g_pt.astype(np.int32),
-      grad_coef=g_coef.astype(np.float64),
-      hess_row=h_row.astype(np.int32), hess_col=h_col.astype(np.int32),
-      hess_point=h_pt.astype(np.int32), hess_coef=h_coef.astype(np.float64))
+  def add_pairs(self, r, c, shift_r, shift_c, coef) -> None:
+    """A block of two-argument points (``shift_r`` on ``r``, ``shift_c`` on ``c``) and
+    their Hessian terms ``coef``, in both triangles."""
+    pid = 1 + len(self.singles.args) + self.n_pair_points + np.arange(len(coef))
+    self.n_pair_points += len(coef)
+    self.pair_blocks.append((np.stack([r, c], 1), np.stack([shift_r, shift_c], 1)))
+    self.hess.extend([(r, c, pid, coef), (c, r, pid, coef)])
+
+  def plan(self, need_value: bool) -> ShiftPlan:
+    """The `ShiftPlan`: point 0 (unshifted), the single points, the pair points, and the
+    coefficient arrays; point 0 is dropped if nothing uses it."""
+    singles = self.singles
+    idx = [np.zeros((1, 2), np.int32),
+           np.stack([np.asarray(singles.args, np.int32),
+                     np.zeros(len(singles.args), np.int32)], 1).reshape(-1, 2)]
+    sh = [np.zeros((1, 2)),
+          np.stack([np.asarray(singles.shifts), np.zeros(len(singles.shifts))],
+                   1).reshape(-1, 2)]
+    for i, s in self.pair_blocks:
+      idx.append(i.astype(np.int32))
+      sh.append(s)
+    point_index = np.concatenate(idx)
+    point_shift = np.concatenate(sh)
+    g_arg, g_pt, g_coef = _columns(self.grad, 3)
+    h_row, h_col, h_pt, h_coef = _columns(self.hess, 4)
+    used0 = need_value or np.any(g_pt == 0) or np.any(h_pt == 0)
+    if not used0:
+      point_index, point_shift = point_index[1:], point_shift[1:]
+      g_pt, h_pt = g_pt - 1, h_pt - 1
+    return ShiftPlan(
+        n_params=self.n, point_index=point_index, point_shift=point_shift,
+        has_unshifted=bool(used0),
+        grad_arg=g_arg.astype(np.int32), grad_point=g_pt.astype(np.int32),
+        grad_coef=g_coef.astype(np.float64),
+        hess_row=h_row.astype(np.int32), hess_col=h_col.astype(np.int32),
+        hess_point=h_pt.astype(np.int32), hess_coef=h_coef.astype(np.float64))
+
+
+def _product_points(r, c, first: dict[int, rules.Recipe]):
+  """The product rule's points for the pairs ``(r, c)`` whose rules in ``first`` have
+  equal sizes ``si`` and ``sj``: ``(rows, cols, shift_row, shift_col, coef)``, each of
+  length ``m·si·sj``."""
+  shift_r = np.stack([first[int(k)].shifts for k in r])  # (m, si)
+  shift_c = np.stack([first[int(k)].shifts for k in c])  # (m, sj)
+  coef_r = np.stack([first[int(k)].coeffs for k in r])
+  coef_c = np.stack([first[int(k)].coeffs for k in c])
+  (m, si), sj = shift_r.shape, shift_c.shape[1]
+  sr = np.broadcast_to(shift_r[:, :, None], (m, si, sj)).reshape(-1)
+  sc = np.broadcast_to(shift_c[:, None, :], (m, si, sj)).reshape(-1)
+  coef = (coef_r[:, :, None] * coef_c[:, None, :]).reshape(-1)
+  return np.repeat(r, si * sj), np.repeat(c, si * sj), sr, sc, coef
+
+
+@functools.lru_cache(maxsize=64)
+def _build_cached(spectra, mask_bytes, mask_shape, need_value, grad_args, diagonal_shifts,
+                  off_diagonal_shifts, shared_diagonal, off_diagonal_rule) -> ShiftPlan:
+  """`build_plan`, on hashable arguments: gradient and diagonal points first (merged),
+  then the off-diagonal pairs, under the diagonal rule where asked and possible, else the
+  product rule."""
+  mask = np.frombuffer(mask_bytes, dtype=bool).reshape(mask_shape)
+  builder = _PlanBuilder(spectra)
+  builder.add_gradient(grad_args, diagonal_shifts)
+  builder.add_diagonal(np.nonzero(np.diag(mask))[0], diagonal_shifts, shared_diagonal)
+  rows, cols = np.nonzero(np.triu(mask, 1))
+  if off_diagonal_rule == "diagonal":
+    keep = builder.add_by_direction(rows, cols)
+    rows, cols = rows[keep], cols[keep]
+  builder.add_products(rows, cols, off_diagonal_shifts)
+  return builder.plan(need_value)

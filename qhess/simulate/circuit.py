@@ -1,7 +1,6 @@
 """`qhess.circuit` and `qhess.execute`: recorded tapes run on the kernel.
 
-This module joins recording (`_tape.py`) and simulation (`_statevector.py`); it is the
-only place besides `_hessian.py` that knows both.
+This module joins recording (`qhess.circuits.tape`) and simulation (`qhess.simulate.kernel`).
 """
 
 from __future__ import annotations

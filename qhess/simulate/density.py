@@ -4,7 +4,7 @@ A density matrix ``ρ`` of ``n`` qubits, flattened row-major, is a vector ``v`` 
 ``4**n`` with ``v[i * 2**n + j] = ρ[i, j]``: a "state" of ``2n`` wires, where wires
 ``0 .. n-1`` index the rows and wires ``n .. 2n-1`` the columns (wire 0 still the most
 significant bit). Every operation on ``ρ`` is then a gate on ``v``, so the statevector
-kernel (`_statevector.evolve`: block views, fusion, repeated-block scans, batching,
+kernel (`qhess.simulate.evolve`: block views, fusion, repeated-block scans, batching,
 chunking, prefix sharing, sharding) runs mixed states unchanged:
 
 - a gate ``U`` on wires ``w`` maps ``ρ -> U ρ U†``, i.e. ``v -> (U ⊗ conj(U)) v``: ``U``

@@ -1,4 +1,7 @@
-"""The simulation kernel: statevector evolution and raw measurements, batched.
+"""Statevector evolution: a tape's gates applied in fused passes over a flat state.
+
+One gate on the state is `qhess.simulate.gates`; measurements are
+`qhess.simulate.measure`; the batched, jitted entry points are `qhess.simulate.kernel`.
 
 The state of ``n`` qubits is a flat complex vector of length ``2**n``; wire 0 is the most
 significant bit of the index, as in PennyLane. To apply a gate on wires ``w_1 < ... <
@@ -36,9 +39,9 @@ pass (`_apply_flip_group`); a trailing run of permutation
 and diagonal gates is folded into the measurement (`split_tail`); and a repeated block of
 gates runs as one ``lax.scan`` (`repeated_blocks`). `count_passes` reports the result.
 
-The public entries are `run` and `run_points`: a batch of gate-argument vectors for one
-tape structure goes through one ``jit(vmap(...))``, compiled once per structure (the
-structure is a static argument, the arguments are data).
+The kernel's entries (`qhess.simulate.kernel.run`, ``run_points``) send a batch of
+gate-argument vectors for one tape structure through one ``jit(vmap(...))``, compiled once
+per structure (the structure is a static argument, the arguments are data).
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ def _apply_controlled_choice(psi, u0, u1, control: int, target: int, n: int):
   blocks = {(b,): _matrix_on(_slice(x, view, axis, (b,)), u, (target,), view)
             for b, u in ((0, u0), (1, u1))}
   return jnp.reshape(_assemble(blocks, axis), (-1,))
+
+
+def _fuse_controlled(psi, op, u, params, n: int):
+  """One pass for a pending 2×2 ``u`` on the target of ``op``, a singly controlled
+  one-qubit gate with base ``B`` (`_controls_one_qubit`): ``u`` where the control is 0,
+  ``B u`` where it is 1."""
+  spec = CATALOGUE[op.name]
+  base = _static_matrix(spec.base, op.hyper)
+  if base is None:
+    base = gate_matrix(spec.base, [params[k] for k in op.param_index], op.hyper)
+  control, target = op.wires
+  return _apply_controlled_choice(psi, u, jnp.asarray(base, u.dtype) @ u, control, target, n)
 
 
 def _barrier(psi):
@@ -197,11 +212,9 @@ def _evolve_fused(operations, n: int, params, consts, psi):
       if w in pending:
         matrix, single = pending.pop(w)
         if single is not None:  # its own (cheaper) path: diagonal, bit flip, ...
-          psi = apply_gate(psi, single.name, single.wires,
-                           [params[k] for k in single.param_index], single.hyper, consts, n)
+          psi = apply_one(psi, single)
         else:
-          psi = apply_matrix(psi, matrix, (w,), n)
-        psi = _barrier(psi)
+          psi = _barrier(apply_matrix(psi, matrix, (w,), n))
     return psi
 
   for op in operations:
@@ -228,15 +241,8 @@ def _evolve_fused(operations, n: int, params, consts, psi):
       continue
     psi = flush_group(psi)
     if _controls_one_qubit(op) and op.wires[1] in pending:
-      control, target = op.wires
-      psi = flush(psi, (control,))
-      spec = CATALOGUE[op.name]
-      base = _static_matrix(spec.base, op.hyper)
-      if base is None:
-        base = gate_matrix(spec.base, [params[k] for k in op.param_index], op.hyper)
-      u, _ = pending.pop(target)
-      psi = _barrier(_apply_controlled_choice(psi, u, jnp.asarray(base, dtype) @ u, control,
-                                              target, n))
+      psi = flush(psi, op.wires[:1])  # the control's pending gate; the target's is fused
+      psi = _barrier(_fuse_controlled(psi, op, pending.pop(op.wires[1])[0], params, n))
       continue
     psi = flush(psi, op.wires)
     psi = apply_one(psi, op)

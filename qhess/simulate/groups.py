@@ -206,7 +206,7 @@ class Marginals:
 
   def __call__(self, psi, consts):
     n, out = self.n_wires, []
-    # A vector of 4**n amplitudes is a density matrix (_density.py): U ρ U†, diagonal.
+    # A vector of 4**n amplitudes is a density matrix (`qhess.simulate.density`): U ρ U†, diagonal.
     mixed = psi.shape[0] != 2**n
     rotate = _density.apply_unitary if mixed else _gates.apply_matrix
     for g in self.groups:

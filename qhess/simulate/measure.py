@@ -182,7 +182,7 @@ def measure(psi, measurement, consts, n: int, tail=()):
 
   ``tail``: classical gates still to be applied before measuring (see `split_tail`).
   """
-  if callable(measurement):  # computes itself: density matrices, readout (_density.py)
+  if callable(measurement):  # computes itself: density matrices, readout (`qhess.simulate.density`)
     return measurement(psi, consts)
   probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
   if measurement.kind == "probs":

@@ -1,4 +1,8 @@
-"""Finite-shot (sampled) evaluation: measurement groups, sampling, shot allocation, errors.
+"""Finite-shot (sampled) evaluation: drawing counts, shot options, sampling tapes.
+
+Measurement groups and their estimators are in `qhess.simulate.groups`; estimates and
+standard errors of derivatives in `qhess.derivatives.estimators`, shot budgets in
+`qhess.derivatives.budget`. What follows describes the whole sampled path.
 
 A sampled circuit is measured like hardware would measure it. Each raw measurement of a
 tape (``<O>``, ``<O²>``, probabilities) is assigned to a *measurement group*: a set of

@@ -1,0 +1,37 @@
+"""The optional dependencies of interop: imported on demand, named with their extra.
+
+Qiskit (``pip install "qhess[qiskit]"``) and PennyLane (``pip install
+"qhess[pennylane]"``) are imported by these helpers, called inside the functions that
+need them, so ``import qhess`` loads neither; a missing one is an ImportError naming the
+extra that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+QISKIT_EXTRA = 'pip install "qhess[qiskit]"'
+
+
+def require_qiskit(module: str, fname: str):
+  """``module`` (Qiskit or a module of the qiskit extra) imported, or an ImportError
+  naming the extra that installs it."""
+  try:
+    return importlib.import_module(module)
+  except ImportError as err:
+    raise ImportError(
+        f"{fname} needs the optional dependency {module.split('.')[0]!r}, which is not "
+        f"installed: {QISKIT_EXTRA} (the qiskit extra: qiskit, qiskit-aer, "
+        "qiskit-qasm3-import, sympy).") from err
+
+
+def import_pennylane(fname: str):
+  """PennyLane (``qml``), or an ImportError naming the extra; ``fname`` without
+  ``qhess.``."""
+  try:
+    import pennylane as qml  # pylint: disable=import-outside-toplevel
+  except ImportError as err:
+    raise ImportError(
+        f"qhess.{fname} needs PennyLane, an optional dependency of qhess: install it with "
+        '`pip install "qhess[pennylane]"`.') from err
+  return qml
