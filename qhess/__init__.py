@@ -7,7 +7,7 @@ from qhess.simulate.circuit import Circuit as Circuit
 from qhess.simulate.circuit import circuit as circuit
 from qhess.simulate.circuit import execute as execute
 from qhess.interop.experiments import hessian_experiments as hessian_experiments
-from qhess.interop.experiments import to_openqasm as to_openqasm
+from qhess.interop.openqasm import to_openqasm as to_openqasm
 from qhess.derivatives.hessian import hessian as hessian
 from qhess.derivatives.tapes import hessian_tapes as hessian_tapes
 from qhess.derivatives.hessian import value_grad_and_hessian as value_grad_and_hessian
@@ -32,8 +32,8 @@ from qhess.circuits.observables import expval as expval
 from qhess.circuits.observables import probs as probs
 from qhess.circuits.observables import var as var
 from qhess.interop.pennylane import from_pennylane as from_pennylane
-from qhess.interop.pennylane import to_pennylane as to_pennylane
-from qhess.interop.qiskit import from_openqasm as from_openqasm
+from qhess.interop.pennylane_export import to_pennylane as to_pennylane
+from qhess.interop.openqasm import from_openqasm as from_openqasm
 from qhess.interop.qiskit import from_qiskit as from_qiskit
 from qhess.interop.qiskit import to_qiskit as to_qiskit
 from qhess.shift.rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning

@@ -17,14 +17,12 @@ last, so ``"01"`` means ``c[0] = 1, c[1] = 0``; ``"big"`` writes ``c[0]`` first.
 array of counts is indexed by the integer whose binary digits are that bitstring
 (Qiskit's ``Statevector.probabilities()`` order for ``"qiskit"``).
 
-`to_openqasm` writes a tape as an OpenQASM 3 program (gates of ``stdgates.inc``); gates
-outside it are decomposed exactly up to a global phase (`lower`). Qiskit itself
-(`to_qiskit`, `from_qiskit`) lives in ``_qiskit.py``, imported only when called.
+An experiment's tape is exported by `to_openqasm` (`qhess.interop.openqasm`) or
+`to_qiskit` (`qhess.interop.qiskit`).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Sequence
@@ -42,227 +40,6 @@ from qhess.derivatives import budget as _budget
 from qhess.derivatives import options as _options
 from qhess.derivatives import pipeline as _pipeline
 from qhess.derivatives import evaluate as _evaluate
-
-# ------------------------------------------------------------------- lowering to stdgates
-
-# qhess gates that are stdgates.inc gates with the same matrix and argument order.
-_DIRECT = {
-    "RX": "rx", "RY": "ry", "RZ": "rz", "PhaseShift": "p", "U3": "u3",
-    "CRX": "crx", "CRY": "cry", "CRZ": "crz", "ControlledPhaseShift": "cp",
-    "Hadamard": "h", "PauliX": "x", "PauliY": "y", "PauliZ": "z", "S": "s", "T": "t",
-    "SX": "sx", "CNOT": "cx", "CZ": "cz", "CY": "cy", "SWAP": "swap", "Toffoli": "ccx",
-}
-# Rotations of a Pauli letter into Z (before) and back (after): V† P V = Z.
-_TO_Z = {"X": (("h",), ("h",)), "Y": (("sdg", "h"), ("h", "s"))}
-
-
-class Instruction(NamedTuple):
-  """One gate of ``stdgates.inc`` (or ``"unitary"``), in application order.
-
-  Attributes:
-    name: the stdgates.inc name (``"rx"``, ``"cx"``, ...) or ``"unitary"``.
-    params: its real arguments (floats), or ``(matrix,)`` for ``"unitary"``.
-    wires: the wires it acts on, controls first (qhess's order).
-  """
-
-  name: str
-  params: tuple
-  wires: tuple[int, ...]
-
-
-def _pauli_rotation(theta: float, word: str, wires) -> list[Instruction]:
-  """``exp(-i θ/2 P)`` exactly: basis changes, a CNOT ladder and one ``rz``.
-
-  An all-identity word is a global phase and gives no instruction.
-  """
-  active = [(w, ch) for w, ch in zip(wires, word) if ch != "I"]
-  if len(active) == 1:  # a single-qubit rotation
-    w, ch = active[0]
-    return [Instruction("r" + ch.lower(), (theta,), (w,))]
-  if not active:
-    return []
-  before, after = [], []
-  for w, ch in active:
-    if ch in _TO_Z:
-      before += [Instruction(g, (), (w,)) for g in _TO_Z[ch][0]]
-      after += [Instruction(g, (), (w,)) for g in _TO_Z[ch][1]]
-  ws = [w for w, _ in active]
-  # The parity of the active wires is accumulated on the last one.
-  ladder = [Instruction("cx", (), (a, b)) for a, b in zip(ws[:-1], ws[1:])]
-  return (before + ladder + [Instruction("rz", (theta,), (ws[-1],))]
-          + ladder[::-1] + after)
-
-
-def zyz_angles(u) -> tuple[float, float, float, float]:
-  """``(α, β, γ, δ)`` with ``U = e^{iα} RZ(β) RY(γ) RZ(δ)`` for a 2x2 unitary ``U``.
-
-  From ``V = U / sqrt(det U) = [[a, -b*], [b, a*]]`` in SU(2): ``γ = 2 atan2(|b|, |a|)``,
-  ``arg a = -(β + δ)/2`` and ``arg b = (β - δ)/2``.
-  """
-  u = np.asarray(u, dtype=complex)
-  det = np.linalg.det(u)
-  alpha = float(np.angle(det)) / 2
-  v = u * np.exp(-1j * alpha)
-  a, b = v[0, 0], v[1, 0]
-  gamma = 2 * math.atan2(abs(b), abs(a))
-  arg_a = float(np.angle(a)) if abs(a) > 1e-300 else 0.0
-  arg_b = float(np.angle(b)) if abs(b) > 1e-300 else 0.0
-  return alpha, arg_b - arg_a, gamma, -arg_a - arg_b
-
-
-def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
-  """The tape's gates as stdgates.inc instructions, exact up to a global phase.
-
-  Rot becomes ``rz, ry, rz``; Ising gates, MultiRZ and PauliRot a CNOT ladder around
-  one ``rz`` (with H or S†·H basis changes); a one-wire QubitUnitary its ZYZ angles
-  (`zyz_angles`); ``Z`` directly followed by ``S`` on a wire (the S† of a Y basis
-  rotation, ``Z·S = S†``) becomes ``sdg``.
-
-  Args:
-    tape: a `Tape` with concrete arguments.
-    unitaries: keep a QubitUnitary on several wires as a ``"unitary"`` instruction (for
-      targets that accept matrices); otherwise it raises.
-
-  Raises:
-    ValueError: for a QubitUnitary on several wires when ``unitaries`` is False, or a
-      non-finite gate argument.
-  """
-  params = np.asarray(tape.params, dtype=np.float64)
-  if not np.all(np.isfinite(params)):
-    raise ValueError(
-        f"`tape` has non-finite gate arguments ({params[~np.isfinite(params)][:3]}); "
-        "a program needs finite numbers.")
-  out: list[Instruction] = []
-  for op in tape.operations:
-    args = tuple(float(params[i]) for i in op.param_index)
-    name, wires = op.name, op.wires
-    if (name == "S" and out and out[-1] == Instruction("z", (), wires)):
-      out[-1] = Instruction("sdg", (), wires)
-    elif name in _DIRECT:
-      out.append(Instruction(_DIRECT[name], args, wires))
-    elif name == "Rot":
-      phi, theta, omega = args
-      out += [Instruction("rz", (phi,), wires), Instruction("ry", (theta,), wires),
-              Instruction("rz", (omega,), wires)]
-    elif name in ("IsingXX", "IsingYY", "IsingZZ"):
-      out += _pauli_rotation(args[0], name[-2:], wires)
-    elif name == "MultiRZ":
-      out += _pauli_rotation(args[0], "Z" * len(wires), wires)
-    elif name == "PauliRot":
-      out += _pauli_rotation(args[0], op.hyper, wires)
-    elif name == "QubitUnitary":
-      # An owned copy: Aer 0.18.2 simulates a UnitaryGate whose matrix is a NumPy view
-      # of a JAX array wrongly (seen for a two-wire V† of an experiment's tape).
-      u = np.array(tape.consts[op.hyper], dtype=complex, copy=True)
-      if len(wires) == 1:
-        _, beta, gamma, delta = zyz_angles(u)
-        out += [Instruction("rz", (delta,), wires), Instruction("ry", (gamma,), wires),
-                Instruction("rz", (beta,), wires)]
-      elif unitaries:
-        out.append(Instruction("unitary", (u,), wires))
-      else:
-        raise ValueError(
-            f"A QubitUnitary on {len(wires)} wires {wires} has no exact OpenQASM 3 form "
-            "in stdgates.inc gates here (only one-wire unitaries are decomposed, ZYZ); "
-            "export it with qhess.to_qiskit, which keeps unitaries, or write the circuit "
-            "with parametrized gates.")
-    else:  # pragma: no cover  (every catalogue gate is handled above)
-      raise ValueError(f"No export for gate {name!r}.")
-  return out
-
-
-def measured_wires(tape: Tape, measure: bool) -> tuple[int, ...]:
-  """The wires read into classical bits: those of the tape's ``probs``, in order.
-
-  Raises:
-    ValueError: when ``measure`` and the tape has a measurement other than ``probs``,
-      or measures a wire twice.
-  """
-  if not measure:
-    return ()
-  wires: list[int] = []
-  for m in tape.measurements:
-    if m.kind != "probs":
-      raise ValueError(
-          "An exported circuit measures in the computational basis, but `tape` has a "
-          f"{m.kind} measurement. Get measurement-ready tapes (basis rotations and probs) "
-          "from qhess.hessian_experiments, or pass measure=False to export the gates "
-          "only.")
-    for w in m.wires:
-      if w in wires:
-        raise ValueError(f"`tape` measures wire {w} twice; a wire is read into one bit.")
-      wires.append(w)
-  return tuple(wires)
-
-
-def _check_tape(tape, fname: str) -> Tape:
-  if not isinstance(tape, Tape):
-    raise TypeError(
-        f"{fname} takes a qhess.Tape (e.g. circuit.tape(x) or an experiment's tape); "
-        f"got {type(tape).__name__}.")
-  if any(isinstance(v, jax.core.Tracer) for v in (tape.params, *tape.consts)):
-    raise TypeError(
-        f"{fname} writes concrete numbers; got a tape holding traced values (it was "
-        "recorded under jax.jit, vmap or grad). Record it outside the transformation.")
-  return tape
-
-
-def to_openqasm(tape: Tape, *, measure: bool = True) -> str:
-  """An OpenQASM 3 program of a tape: ``stdgates.inc`` gates and its measurement.
-
-  Qubit ``q[w]`` is wire ``w``. Gate arguments are written at full precision (Python's
-  ``repr`` of the float64 value, which reads back to the same number). Gates outside
-  ``stdgates.inc`` are decomposed exactly up to a global phase (Rot as ``rz ry rz``;
-  IsingXX/YY/ZZ, MultiRZ and PauliRot as a CNOT ladder around ``rz`` with basis
-  changes; a one-wire QubitUnitary by its ZYZ angles). The wires of the tape's
-  ``probs`` measurements are read into a ``bit`` register ``c``, ``c[i]`` from the
-  ``i``-th measured wire (see the module docs on bit order).
-
-  Args:
-    tape: a `Tape` with concrete arguments, e.g. ``experiment.tape`` from
-      `hessian_experiments` or ``circuit.tape(x)``.
-    measure: read the ``probs`` wires into ``c`` (False: the gates only).
-
-  Returns:
-    the program, a string.
-
-  Raises:
-    TypeError: for a non-tape, or a tape holding traced values.
-    ValueError: for a QubitUnitary on several wires, a non-finite gate argument, or
-      (with ``measure``) a measurement other than ``probs``.
-
-  Examples:
-    >>> import jax.numpy as jnp, qhess
-    >>> @qhess.circuit(wires=2)
-    ... def f(x):
-    ...   qhess.RX(x[0], wires=0)
-    ...   qhess.IsingZZ(x[1], wires=(0, 1))
-    ...   return qhess.probs(wires=(1,))
-    >>> print(qhess.to_openqasm(f.tape(jnp.array([0.5, 0.25]))))
-    OPENQASM 3.0;
-    include "stdgates.inc";
-    qubit[2] q;
-    bit[1] c;
-    rx(0.5) q[0];
-    cx q[0], q[1];
-    rz(0.25) q[1];
-    cx q[0], q[1];
-    c[0] = measure q[1];
-    <BLANKLINE>
-  """
-  tape = _check_tape(tape, "qhess.to_openqasm")
-  wires = measured_wires(tape, measure)
-  lines = ["OPENQASM 3.0;", 'include "stdgates.inc";', f"qubit[{tape.n_wires}] q;"]
-  if wires:
-    lines.append(f"bit[{len(wires)}] c;")
-  for ins in lower(tape, unitaries=False):
-    args = f"({', '.join(repr(float(a)) for a in ins.params)})" if ins.params else ""
-    lines.append(f"{ins.name}{args} {', '.join(f'q[{w}]' for w in ins.wires)};")
-  lines += [f"c[{i}] = measure q[{w}];" for i, w in enumerate(wires)]
-  return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------- experiments
 
 
 class Experiment(NamedTuple):
@@ -502,17 +279,7 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   argnums = _options._check_argnums(argnums)
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
-  if shots is None:
-    raise ValueError(
-        "`shots` is required: an int, a tuple of ints or a qhess.ShotBudget (the shots "
-        "each experiment runs with); got None.")
-  shots = _shots.check_shots(shots)
-  if isinstance(shots, _shots.ShotBudget) and shots.pilot:
-    raise ValueError(
-        f"`shots` {shots} has a pilot; hessian_experiments allocates the budget before "
-        "anything runs, and a pilot would need a second round of experiments. Use "
-        "ShotBudget(total, pilot=None) (Neyman allocation from the bound on the spread), "
-        "or allocate yourself from a first run.")
+  shots = _check_device_shots(shots)
   if not isinstance(return_stderr, bool):
     raise TypeError(f"`return_stderr` must be a bool; got {return_stderr!r}.")
   bit_order = _check_bit_order(bit_order)
@@ -524,68 +291,132 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     dtype = tape.params.dtype
     _shots.check_counts_fit(shots, dtype)
     mg = _groups.measurement_groups(tape.raw_measurements)
-    b, g = plan.n_points, len(mg.groups)
     if isinstance(shots, _shots.ShotBudget):
-      _budget.check_budget(shots, b, g)
+      _budget.check_budget(shots, plan.n_points, len(mg.groups))
     a = _groups.estimator_matrix(mg, tape.raw_measurements, tape.consts, dtype)
-    if isinstance(shots, tuple):
-      n = np.broadcast_to(np.asarray(shots)[:, None, None], (len(shots), b, g))
-    elif isinstance(shots, int):
-      n = np.full((1, b, g), shots)
-    else:
-      # jitted: the allocation differentiates `post_y`, which is slow op by op
-      n = np.asarray(jax.jit(lambda: _budget.budget_shots(shots, post_y, a, mg, b, dtype))())
-      n = n[None]
-    n = n.astype(np.int64)
-    theta = np.asarray(_evaluate._reduced_params(tape), dtype=np.float64)
-    points = np.tile(theta, (b, 1))  # (B, P)
-    rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
-    np.add.at(points, (rows, plan.point_index), plan.point_shift)
-    # Groups measuring no wire (an identity observable) need no circuit: their one
-    # outcome happens every time.
-    measured = [grp for grp in range(g) if mg.groups[grp].wires]
-    experiments = [
-        Experiment(_group_tape(tape, points[t], mg.groups[grp]), int(n[s, t, grp]),
-                   mg.groups[grp].wires, t, grp, s)
-        for s in range(n.shape[0]) for t in range(b) for grp in measured]
-    n_out = mg.n_outcomes
-
-    @jax.jit
-    def estimate(freq, n_):  # (B, G, O), (B, G)
-      return _estimators.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
-
-    def post(counts: Sequence[Any]):
-      if isinstance(counts, (str, bytes, Mapping)) or not hasattr(counts, "__len__"):
-        raise TypeError(
-            "`counts` must be a sequence with one counts table per experiment; got "
-            f"{type(counts).__name__}.")
-      if len(counts) != len(experiments):
-        raise ValueError(
-            f"`counts` has {len(counts)} table(s); there are {len(experiments)} "
-            "experiments (one table each, in the order of the experiments).")
-      # Frequencies and the shots each circuit really had (its counts' total), both
-      # float64 until every table has been validated.
-      freq = np.zeros((n.shape[0], b, g, n_out))
-      totals = np.zeros((n.shape[0], b, g))
-      for grp in range(g):  # unmeasured groups: the single outcome, every shot
-        if not mg.groups[grp].wires:
-          freq[:, :, grp, 0] = 1.0
-          totals[:, :, grp] = n[:, :, grp]
-      for e, (exp, c) in enumerate(zip(experiments, counts)):
-        k = len(exp.wires)
-        row, total = _counts_row(c, e, k, bit_order)
-        freq[exp.entry, exp.point, exp.group, :2**k] = row
-        totals[exp.entry, exp.point, exp.group] = total
-      # (a total beyond the dtype's range is as good as infinitely many shots)
-      totals = np.minimum(totals, np.finfo(dtype).max)
-      freq, totals = jnp.asarray(freq, dtype), jnp.asarray(totals, dtype)
-      results = [estimate(freq[s], totals[s]) for s in range(n.shape[0])]
-      if isinstance(shots, tuple):
-        if return_stderr:
-          return tuple(r[0] for r in results), tuple(r[1] for r in results)
-        return tuple(results)
-      return results[0]
-
+    n = _shots_per_group(shots, post_y, a, mg, plan.n_points, dtype)
+    experiments = _group_experiments(tape, _shifted_points(tape, plan), mg, n)
+    post = _post_processing(experiments, mg, n, post_y, a, dtype, shots, return_stderr,
+                            bit_order)
     return experiments, post
 
   return experiments_fn
+
+
+def _check_device_shots(shots):
+  """``shots`` checked as `hessian_experiments` takes them: required, and a
+  `ShotBudget` only without a pilot (a pilot would need a second round on the device)."""
+  if shots is None:
+    raise ValueError(
+        "`shots` is required: an int, a tuple of ints or a qhess.ShotBudget (the shots "
+        "each experiment runs with); got None.")
+  shots = _shots.check_shots(shots)
+  if isinstance(shots, _shots.ShotBudget) and shots.pilot:
+    raise ValueError(
+        f"`shots` {shots} has a pilot; hessian_experiments allocates the budget before "
+        "anything runs, and a pilot would need a second round of experiments. Use "
+        "ShotBudget(total, pilot=None) (Neyman allocation from the bound on the spread), "
+        "or allocate yourself from a first run.")
+  return shots
+
+
+def _shots_per_group(shots, post_y, a, mg, b: int, dtype) -> np.ndarray:
+  """The shots of each shot-vector entry, shifted point and group: int64 ``(S, B, G)``.
+
+  An int or a shot vector (``S`` entries) gives every point and group the same shots; a
+  `ShotBudget` is allocated over the ``B`` points and ``G`` groups (``S = 1``) from the
+  estimator matrix ``a`` and the post-processing ``post_y``.
+  """
+  g = len(mg.groups)
+  if isinstance(shots, tuple):
+    n = np.broadcast_to(np.asarray(shots)[:, None, None], (len(shots), b, g))
+  elif isinstance(shots, int):
+    n = np.full((1, b, g), shots)
+  else:
+    # jitted: the allocation differentiates `post_y`, which is slow op by op
+    n = np.asarray(jax.jit(lambda: _budget.budget_shots(shots, post_y, a, mg, b, dtype))())
+    n = n[None]
+  return n.astype(np.int64)
+
+
+def _shifted_points(tape: Tape, plan) -> np.ndarray:
+  """The gate arguments of the plan's shifted points: float64 ``(B, P)``."""
+  b = plan.n_points
+  theta = np.asarray(_evaluate._reduced_params(tape), dtype=np.float64)
+  points = np.tile(theta, (b, 1))  # (B, P)
+  rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
+  np.add.at(points, (rows, plan.point_index), plan.point_shift)
+  return points
+
+
+def _group_experiments(tape: Tape, points: np.ndarray, mg,
+                       n: np.ndarray) -> list[Experiment]:
+  """One `Experiment` per shot-vector entry × shifted point × measured group (in that
+  nesting order), with the shots ``n[entry, point, group]``.
+
+  Groups measuring no wire (an identity observable) need no circuit: their one outcome
+  happens every time.
+  """
+  measured = [grp for grp in range(len(mg.groups)) if mg.groups[grp].wires]
+  return [
+      Experiment(_group_tape(tape, points[t], mg.groups[grp]), int(n[s, t, grp]),
+                 mg.groups[grp].wires, t, grp, s)
+      for s in range(n.shape[0]) for t in range(points.shape[0]) for grp in measured]
+
+
+def _post_processing(experiments: list[Experiment], mg, n: np.ndarray, post_y, a, dtype,
+                     shots, return_stderr: bool, bit_order: str) -> Callable:
+  """``post`` of `hessian_experiments`: the Hessian (and its standard errors) from one
+  counts table per experiment, through the estimators of simulated shots."""
+
+  @jax.jit
+  def estimate(freq, n_):  # (B, G, O), (B, G)
+    return _estimators.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
+
+  def post(counts: Sequence[Any]):
+    _check_counts_sequence(counts, len(experiments))
+    freq, totals = _frequencies(counts, experiments, mg, n, bit_order)
+    # (a total beyond the dtype's range is as good as infinitely many shots)
+    totals = np.minimum(totals, np.finfo(dtype).max)
+    freq, totals = jnp.asarray(freq, dtype), jnp.asarray(totals, dtype)
+    results = [estimate(freq[s], totals[s]) for s in range(n.shape[0])]
+    if isinstance(shots, tuple):
+      if return_stderr:
+        return tuple(r[0] for r in results), tuple(r[1] for r in results)
+      return tuple(results)
+    return results[0]
+
+  return post
+
+
+def _check_counts_sequence(counts, n_experiments: int) -> None:
+  """Raises unless ``counts`` is a sequence of one table per experiment."""
+  if isinstance(counts, (str, bytes, Mapping)) or not hasattr(counts, "__len__"):
+    raise TypeError(
+        "`counts` must be a sequence with one counts table per experiment; got "
+        f"{type(counts).__name__}.")
+  if len(counts) != n_experiments:
+    raise ValueError(
+        f"`counts` has {len(counts)} table(s); there are {n_experiments} "
+        "experiments (one table each, in the order of the experiments).")
+
+
+def _frequencies(counts: Sequence[Any], experiments: list[Experiment], mg, n: np.ndarray,
+                 bit_order: str) -> tuple[np.ndarray, np.ndarray]:
+  """The outcome frequencies ``(S, B, G, O)`` and the shots each circuit really had (its
+  counts' total) ``(S, B, G)``, both float64, from every table validated.
+
+  Groups measuring no wire have their single outcome every shot (``n`` of them).
+  """
+  freq = np.zeros(n.shape + (mg.n_outcomes,))
+  totals = np.zeros(n.shape)
+  for grp in range(n.shape[2]):  # unmeasured groups: the single outcome, every shot
+    if not mg.groups[grp].wires:
+      freq[:, :, grp, 0] = 1.0
+      totals[:, :, grp] = n[:, :, grp]
+  for e, (exp, c) in enumerate(zip(experiments, counts)):
+    k = len(exp.wires)
+    row, total = _counts_row(c, e, k, bit_order)
+    freq[exp.entry, exp.point, exp.group, :2**k] = row
+    totals[exp.entry, exp.point, exp.group] = total
+  return freq, totals

@@ -1,12 +1,11 @@
-"""PennyLane in and out: QNodes as qhess circuits, qhess tapes as PennyLane tapes.
+"""PennyLane in: `from_pennylane`, QNodes and quantum functions as qhess circuits.
 
 `from_pennylane` records a PennyLane quantum function (or QNode, or QuantumScript) into
 a `Circuit`: the function runs under PennyLane's queuing with JAX values flowing through
 it, inside qhess's recording, and each queued operation is replayed as a qhess gate.
 The classical processing in the function thus stays JAX code, and the hybrid chain rule,
-`jax.jit`, `jax.vmap` and `jax.grad` work as for native circuits. `to_pennylane` turns a
-`Tape` (e.g. one of `hessian_tapes`' shifted tapes) into a ``qml.tape.QuantumScript`` for
-any PennyLane device.
+`jax.jit`, `jax.vmap` and `jax.grad` work as for native circuits. The way out,
+`to_pennylane`, is `qhess.interop.pennylane_export`.
 
 PennyLane is an optional dependency (``pip install "qhess[pennylane]"``): it is imported
 inside the functions only, so ``import qhess`` never imports it.
@@ -29,26 +28,14 @@ from qhess.circuits import catalogue as _ops
 from qhess.circuits import tape as _tape
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import Tape
+from qhess.interop.optional import import_pennylane as _import_pennylane
 
 # qhess's catalogue: PennyLane's name -> how to record it. Everything else is decomposed.
 _PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary")
-# Noise channels export as qml.QubitChannel of their Kraus operators (Tape.consts).
+# Noise channels, recorded as qhess's channels of the same name.
 _CHANNELS = frozenset(n for n, s in _ops.CATALOGUE.items() if s.kind == "channel")
 _CATALOGUE = frozenset(_tape.GATES) | frozenset(_PARAMETRIC_HYPER)
 _MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
-
-
-def _import_pennylane(fname: str):
-  try:
-    import pennylane as qml  # pylint: disable=import-outside-toplevel
-  except ImportError as err:
-    raise ImportError(
-        f"qhess.{fname} needs PennyLane, an optional dependency of qhess: install it with "
-        '`pip install "qhess[pennylane]"`.') from err
-  return qml
-
-
-# ----------------------------------------------------------------------------------- in
 
 
 class _PennyLaneCircuit(Circuit):
@@ -145,40 +132,54 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
      [ 0.0464  0.0552]]
   """
   qml = _import_pennylane("from_pennylane")
-  labels_from_device = None
-  script = None
-  if isinstance(qnode_or_function, qml.tape.QuantumScript):
-    script = qnode_or_function
-    func = _script_function(script, qml)
-  elif isinstance(qnode_or_function, qml.QNode):
-    func = qnode_or_function.func
-    device_wires = qnode_or_function.device.wires
-    labels_from_device = None if device_wires is None else tuple(device_wires.labels)
-  elif callable(qnode_or_function):
-    func = qnode_or_function
-  else:
-    raise TypeError(
-        "`qnode_or_function` of from_pennylane must be a qml.QNode, a quantum function or "
-        f"a qml.tape.QuantumScript; got {type(qnode_or_function).__name__}.")
+  func, script, labels_from_device = _source(qnode_or_function, qml)
+  labels = _wire_labels(wires, qnode_or_function, script, labels_from_device, qml)
+  fn = _recording_fn(func, {w: i for i, w in enumerate(labels)}, qml)
+  if script is not None:
+    fn.__name__ = fn.__qualname__ = "quantum_script"
+  return _PennyLaneCircuit(fn, labels)
 
+
+def _source(qnode_or_function, qml) -> tuple[Callable, object, tuple | None]:
+  """The quantum function to record, the QuantumScript it replays (else None) and the
+  wire labels of the QNode's device (else None)."""
+  if isinstance(qnode_or_function, qml.tape.QuantumScript):
+    return _script_function(qnode_or_function, qml), qnode_or_function, None
+  if isinstance(qnode_or_function, qml.QNode):
+    device_wires = qnode_or_function.device.wires
+    labels = None if device_wires is None else tuple(device_wires.labels)
+    return qnode_or_function.func, None, labels
+  if callable(qnode_or_function):
+    return qnode_or_function, None, None
+  raise TypeError(
+      "`qnode_or_function` of from_pennylane must be a qml.QNode, a quantum function or "
+      f"a qml.tape.QuantumScript; got {type(qnode_or_function).__name__}.")
+
+
+def _wire_labels(wires, qnode_or_function, script, labels_from_device,
+                 qml) -> tuple[Hashable, ...]:
+  """The circuit's wire labels in order: ``wires``, else the device's, else the
+  script's (``0 .. max`` for non-negative ints); a ValueError when there are none."""
   if wires is not None:
-    labels = _check_labels(wires)
-  elif labels_from_device:
-    labels = labels_from_device
-  elif script is not None and len(script.wires):
+    return _check_labels(wires)
+  if labels_from_device:
+    return labels_from_device
+  if script is not None and len(script.wires):
     script_labels = tuple(script.wires.labels)
     if all(isinstance(w, numbers.Integral) and w >= 0 for w in script_labels):
-      labels = tuple(range(max(script_labels) + 1))
-    else:
-      labels = script_labels
-  else:
-    what = ("a QNode on a device without wires" if isinstance(qnode_or_function, qml.QNode)
-            else "a QuantumScript without wires" if script is not None
-            else "a quantum function")
-    raise ValueError(
-        f"from_pennylane needs `wires` for {what}: pass wires=n (labels 0..n-1) or the "
-        "wire labels in order, e.g. wires=['a', 'b'].")
-  index = {w: i for i, w in enumerate(labels)}
+      return tuple(range(max(script_labels) + 1))
+    return script_labels
+  what = ("a QNode on a device without wires" if isinstance(qnode_or_function, qml.QNode)
+          else "a QuantumScript without wires" if script is not None
+          else "a quantum function")
+  raise ValueError(
+      f"from_pennylane needs `wires` for {what}: pass wires=n (labels 0..n-1) or the "
+      "wire labels in order, e.g. wires=['a', 'b'].")
+
+
+def _recording_fn(func: Callable, index: dict, qml) -> Callable:
+  """The circuit's function: runs ``func`` under PennyLane's queuing, replays its
+  operations as qhess gates and returns its measurements as qhess's."""
 
   @functools.wraps(func)
   def fn(*args, **kwargs):
@@ -186,22 +187,7 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
       try:
         result = func(*args, **kwargs)
       except jax.errors.TracerArrayConversionError as err:
-        listed = _traced_sequence_argument(func, args, kwargs)
-        if listed is not None:
-          raise TypeError(
-              f"from_pennylane: the argument {listed} of the quantum function "
-              f"`{getattr(func, '__name__', func)}` is a Python list or tuple of traced "
-              "JAX scalars (qhess.hessian, jax.jit and grad trace each entry of a list "
-              "separately), and PennyLane converts such a list to NumPy (templates such "
-              "as qml.AllSinglesDoubles, and any operation given a list), which a traced "
-              "value cannot be. Pass a JAX array instead of a list, e.g. "
-              "qhess.hessian(circuit)(jnp.array([0.5, 0.3])).") from err
-        raise TypeError(
-            f"from_pennylane: the quantum function `{getattr(func, '__name__', func)}` "
-            "converted a traced JAX value to NumPy: its classical processing must be JAX "
-            "code, e.g. jnp.sin(x) rather than pennylane.numpy.sin(x) (autograd) or "
-            "np.sin(x). qhess traces the function with abstract values for its Hessians, "
-            "jax.jit, vmap and grad.") from err
+        raise _numpy_conversion_error(func, args, kwargs) from err
     recorded = qml.tape.QuantumScript.from_queue(queue)
     for op in recorded.operations:
       _apply(op, index, qml, depth=0)
@@ -210,9 +196,28 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
     outs = tuple(_measurement(m, index, qml) for m in measurements)
     return outs if returns_tuple else outs[0]
 
-  if script is not None:
-    fn.__name__ = fn.__qualname__ = "quantum_script"
-  return _PennyLaneCircuit(fn, labels)
+  return fn
+
+
+def _numpy_conversion_error(func: Callable, args, kwargs) -> TypeError:
+  """The TypeError for a quantum function that converted a traced value to NumPy,
+  naming the list argument that caused it when there is one."""
+  listed = _traced_sequence_argument(func, args, kwargs)
+  if listed is not None:
+    return TypeError(
+        f"from_pennylane: the argument {listed} of the quantum function "
+        f"`{getattr(func, '__name__', func)}` is a Python list or tuple of traced "
+        "JAX scalars (qhess.hessian, jax.jit and grad trace each entry of a list "
+        "separately), and PennyLane converts such a list to NumPy (templates such "
+        "as qml.AllSinglesDoubles, and any operation given a list), which a traced "
+        "value cannot be. Pass a JAX array instead of a list, e.g. "
+        "qhess.hessian(circuit)(jnp.array([0.5, 0.3])).")
+  return TypeError(
+      f"from_pennylane: the quantum function `{getattr(func, '__name__', func)}` "
+      "converted a traced JAX value to NumPy: its classical processing must be JAX "
+      "code, e.g. jnp.sin(x) rather than pennylane.numpy.sin(x) (autograd) or "
+      "np.sin(x). qhess traces the function with abstract values for its Hessians, "
+      "jax.jit, vmap and grad.")
 
 
 def _traced_sequence_argument(func, args, kwargs) -> str | None:
@@ -463,145 +468,4 @@ def _from_pauli_sentence(sentence, index, obs) -> _observables.Observable:
 def _dense(obs, index, qml) -> _observables.Observable:
   matrix = qml.matrix(obs, wire_order=obs.wires)
   return _observables.Hermitian(matrix, wires=_wires(obs, index))
-
-
-# ---------------------------------------------------------------------------------- out
-
-
-def to_pennylane(tape: Tape, *, shots=None):
-  """A qhess `Tape` as a PennyLane ``qml.tape.QuantumScript``.
-
-  The script has the same operations (PennyLane's names, wires and arguments) and
-  measurements, so that any PennyLane device runs it. With the tapes of `hessian_tapes`,
-  ``post([r for r in qml.execute([qhess.to_pennylane(t) for t in tapes], dev)])`` is the
-  Hessian on device ``dev`` (``post`` takes PennyLane's result types as they come).
-  A raw ``<O²>`` measurement of those tapes (the second moment of a ``var``) becomes
-  ``qml.expval`` of ``O²``: for Pauli words a sum of Pauli words (``O`` squared in the
-  Pauli algebra), otherwise ``qml.Hermitian`` of the squared matrix.
-
-  Noise channels become ``qml.QubitChannel`` of their Kraus operators (run them on
-  ``default.mixed``); a tape with readout error is refused (ValueError).
-
-  Wires are ``tape.wire_labels`` (``0 .. n_wires-1`` when ``None``). Only the gate
-  arguments are trainable parameters (``script.trainable_params``), so PennyLane's
-  gradient transforms differentiate what ``qhess.hessian(..., hybrid=False)`` does.
-  ``from_pennylane(to_pennylane(tape))`` records the same tape (structure and values)
-  when its wires all occur in it and it returns a tuple exactly when it has several
-  measurements, as PennyLane's tapes do; its noise channels come back as
-  ``QubitChannel`` of the same Kraus operators (the same values).
-
-  Args:
-    tape: a `Tape`, e.g. ``circuit.tape(x)`` or one of `hessian_tapes`' tapes.
-    shots: ``None`` (analytic), an int or a shot vector (a tuple of ints): the
-      script's ``shots``, which PennyLane devices use when executing it.
-
-  Returns:
-    a ``qml.tape.QuantumScript``.
-
-  Raises:
-    ImportError: when PennyLane is not installed.
-    TypeError: when ``tape`` is not a `Tape`.
-    ValueError: when ``tape`` has readout error.
-
-  Examples:
-    >>> import jax.numpy as jnp, pennylane as qml, qhess
-    >>> @qhess.circuit(wires=2)
-    ... def f(x):
-    ...   qhess.RX(x[0], wires=0)
-    ...   qhess.CRY(x[1], wires=(0, 1))
-    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
-    >>> tapes, post = qhess.hessian_tapes(f.tape(jnp.array([0.5, 0.2])))
-    >>> scripts = [qhess.to_pennylane(t) for t in tapes]
-    >>> len(scripts), [op.name for op in scripts[0].operations], scripts[0].measurements
-    (13, ['RX', 'CRY'], [expval(Z(0) @ Z(1))])
-    >>> print(post(qml.execute(scripts, qml.device("default.qubit"))).round(6))
-    [[-0.868836  0.047624]
-     [ 0.047624  0.059989]]
-  """
-  qml = _import_pennylane("to_pennylane")
-  if not isinstance(tape, Tape):
-    raise TypeError(f"`tape` of to_pennylane must be a qhess.Tape; got {type(tape).__name__}.")
-  labels = tape.wire_labels if tape.wire_labels is not None else tuple(range(tape.n_wires))
-  concrete = not isinstance(tape.params, jax.core.Tracer)
-  params = np.asarray(tape.params, dtype=np.float64) if concrete else tape.params
-  consts = [c if isinstance(c, jax.core.Tracer) else np.asarray(c) for c in tape.consts]
-
-  with qml.QueuingManager.stop_recording():  # also when called inside a QNode
-    ops, trainable = [], []
-    for op in tape.operations:
-      args = [float(params[i]) if concrete else params[i] for i in op.param_index]
-      wires = [labels[w] for w in op.wires]
-      if op.name == "PauliRot":
-        ops.append(qml.PauliRot(args[0], op.hyper, wires=wires))
-      elif op.name == "QubitUnitary":
-        ops.append(qml.QubitUnitary(consts[op.hyper], wires=wires))
-      elif op.name == "ReadoutError":
-        raise ValueError(
-            "`tape` has readout error (qhess.with_noise(..., readout=...)), which a "
-            "PennyLane tape cannot hold; export the circuit without it.")
-      elif op.name in _CHANNELS:
-        ops.append(qml.QubitChannel(list(consts[op.hyper]), wires=wires))  # Kraus data
-      else:
-        ops.append(getattr(qml, op.name)(*args, wires=wires))
-      start = sum(len(o.data) for o in ops[:-1])
-      if op.name != "QubitUnitary" and op.name not in _CHANNELS:
-        trainable.extend(range(start, start + len(args)))
-    measurements = [_pl_measurement(m, consts, labels, qml) for m in tape.measurements]
-    script = qml.tape.QuantumScript(ops, measurements, shots=shots)
-  script.trainable_params = trainable
-  return script
-
-
-def _pl_factor(f, consts, labels, qml):
-  if f[0] == "H":
-    return qml.Hermitian(consts[f[2]], wires=[labels[w] for w in f[1]])
-  return {"X": qml.X, "Y": qml.Y, "Z": qml.Z}[f[0]](labels[f[1]])
-
-
-def _pl_observable(terms, consts, labels, qml):
-  ops = []
-  for _, factors in terms:
-    pl = [_pl_factor(f, consts, labels, qml) for f in factors]
-    ops.append(qml.Identity(labels[0]) if not pl else pl[0] if len(pl) == 1
-               else qml.prod(*pl))
-  coeffs = [c for c, _ in terms]
-  if len(ops) == 1:
-    return ops[0] if coeffs[0] == 1.0 else qml.s_prod(coeffs[0], ops[0])
-  return qml.Hamiltonian(coeffs, ops)
-
-
-def _pl_square(terms, consts, labels, qml):
-  """``O²`` of an observable's terms: a Pauli sum, or a Hermitian matrix."""
-  if all(f[0] != "H" for _, fs in terms for f in fs):
-    pauli = qml.pauli
-    sentence = pauli.PauliSentence()
-    for c, fs in terms:
-      word = pauli.PauliWord({labels[w]: char for char, w in fs})
-      sentence[word] = sentence.get(word, 0.0) + c
-    square = sentence @ sentence
-    square.simplify()
-    coeffs, ops = [], []
-    for word, c in square.items():
-      coeffs.append(float(np.real(c)))
-      ops.append(word.operation() if len(word) else qml.Identity(labels[0]))
-    if not ops:  # O = 0
-      return qml.s_prod(0.0, qml.Identity(labels[0]))
-    return qml.Hamiltonian(coeffs, ops)
-  # With Hermitian factors: the squared matrix on the observable's wires.
-  obs = _observables.Observable(
-      (c, tuple(_observables.HermitianFactor(consts[f[2]], f[1]) if f[0] == "H"
-                else _observables.Pauli(f[0], f[1]) for f in fs)) for c, fs in terms)
-  wires = obs.wires
-  m = obs.matrix(wire_order=wires)
-  return qml.Hermitian(np.asarray(m @ m) if not isinstance(m, jax.core.Tracer) else m @ m,
-                       wires=[labels[w] for w in wires])
-
-
-def _pl_measurement(m, consts, labels, qml):
-  if m.kind == "probs":
-    return qml.probs(wires=[labels[w] for w in m.wires])
-  if m.kind == "expval_sq":
-    return qml.expval(_pl_square(m.terms, consts, labels, qml))
-  obs = _pl_observable(m.terms, consts, labels, qml)
-  return qml.expval(obs) if m.kind == "expval" else qml.var(obs)
 
