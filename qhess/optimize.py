@@ -74,6 +74,7 @@ import numpy as np
 
 from qhess.derivatives.counting import CircuitCount as CircuitCount
 from qhess.derivatives.counting import count_circuits as count_circuits
+from qhess.derivatives.flat import flat_inputs as _flat_inputs
 from jax.flatten_util import ravel_pytree
 
 
@@ -172,73 +173,18 @@ def _check_order(small: float, large: float, small_name: str, large_name: str,
         f"{large_name}={large:g}.")
 
 
-# ----------------------------------------------------------------- flat views
-
-
-def _flat_hess(hess, sizes: list[int], n: int, name: str) -> jax.Array:
-  """``hess`` (as `jax.hessian` lays it out for ``params``) as a ``(n, n)`` matrix."""
-  leaves = jax.tree_util.tree_leaves(hess)
-  n_leaves = len(sizes)
-  if len(leaves) != n_leaves**2 or any(
-      np.size(leaf) != sizes[i // n_leaves] * sizes[i % n_leaves]
-      for i, leaf in enumerate(leaves)):
-    raise ValueError(
-        f"`{name}` must be laid out as jax.hessian lays it out for `params` ({n_leaves} "
-        f"leaf/leaves of sizes {sizes}: {n_leaves**2} blocks, {n}x{n} entries); got "
-        f"{len(leaves)} block(s) of sizes {[int(np.size(leaf)) for leaf in leaves]}.")
-  if n_leaves == 0:
-    return jnp.zeros((0, 0))
-  # Leaves come outer leaf first: block (a, b) is leaves[a * n_leaves + b].
-  rows = [jnp.concatenate([jnp.reshape(leaves[a * n_leaves + b], (sizes[a], sizes[b]))
-                           for b in range(n_leaves)], axis=1) for a in range(n_leaves)]
-  return jnp.concatenate(rows, axis=0)  # (n, n)
-
-
-def _flat_inputs(params, value, grad, hess, stderr, dtype, fname: str):
-  """Flat ``(x, f, g, H, se_f, ‖se_H‖_F, unravel)`` in ``dtype``, shapes checked (static)."""
-  x, unravel = ravel_pytree(params)
-  n = x.shape[0]
-  sizes = [int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params)]
-  if np.ndim(value) != 0:
-    raise ValueError(
-        f"{fname}: `value` must be a scalar (the objective, e.g. one expval); got shape "
-        f"{np.shape(value)}.")
-  g_leaves = jax.tree_util.tree_leaves(grad)
-  if [int(np.size(leaf)) for leaf in g_leaves] != sizes:
-    raise ValueError(
-        f"{fname}: `grad` must be laid out as `params` (leaf sizes {sizes}); got leaf "
-        f"sizes {[int(np.size(leaf)) for leaf in g_leaves]}.")
-  g = ravel_pytree(grad)[0] if g_leaves else jnp.zeros((0,), x.dtype)
-  h = _flat_hess(hess, sizes, n, "hess")
-  se_f = jnp.zeros((), dtype)
-  se_h = jnp.zeros((), dtype)
-  if stderr is not None:
-    if not isinstance(stderr, (tuple, list)) or len(stderr) != 3:
-      raise TypeError(
-          f"{fname}: `stderr` must be None or the (value, grad, hess) standard errors that "
-          "qhess.value_grad_and_hessian(..., return_stderr=True) returns; got "
-          f"{type(stderr).__name__}"
-          + (f" of length {len(stderr)}" if isinstance(stderr, (tuple, list)) else "") + ".")
-    if np.ndim(stderr[0]) != 0:
-      raise ValueError(
-          f"{fname}: `stderr[0]` (the value's standard error) must be a scalar; got shape "
-          f"{np.shape(stderr[0])}.")
-    se_f = jnp.asarray(stderr[0], dtype)
-    se_h = jnp.linalg.norm(_flat_hess(stderr[2], sizes, n, "stderr[2]")).astype(dtype)
-  return (x.astype(dtype), jnp.asarray(value, dtype), g.astype(dtype), h.astype(dtype),
-          se_f, se_h, unravel)
-
-
-def _init(params) -> NewtonState:
+def _init(params, damping: float) -> NewtonState:
+  """The state before the first update: nothing accepted, the damping at ``damping``."""
   x, _ = ravel_pytree(params)
   n = x.shape[0]
   dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
   zero = jnp.zeros((), dtype)
   return NewtonState(
-      count=jnp.zeros((), jnp.int32), damping=zero, nu=jnp.asarray(2.0, dtype),
-      params=x.astype(dtype), value=zero, grad=jnp.zeros((n,), dtype),
-      hess=jnp.zeros((n, n), dtype), value_stderr=zero, hess_stderr=zero, predicted=zero,
-      step_norm=zero, accepted=jnp.zeros((), bool), n_rejected=jnp.zeros((), jnp.int32))
+      count=jnp.zeros((), jnp.int32), damping=jnp.asarray(damping, dtype),
+      nu=jnp.asarray(2.0, dtype), params=x.astype(dtype), value=zero,
+      grad=jnp.zeros((n,), dtype), hess=jnp.zeros((n, n), dtype), value_stderr=zero,
+      hess_stderr=zero, predicted=zero, step_norm=zero, accepted=jnp.zeros((), bool),
+      n_rejected=jnp.zeros((), jnp.int32))
 
 
 def _solve(gt, d):
@@ -283,8 +229,7 @@ def _tr_step(h, gt, radius, floor):
 
   _, mu_b = jax.lax.fori_loop(0, 200, bisect, (lo, hi))
   newton_inside = (h_min > 0) & (norm(0.0) <= radius)
-  mu = jnp.where(newton_inside, 0.0, mu_b)
-  mu = jnp.maximum(mu, floor)
+  mu = jnp.maximum(jnp.where(newton_inside, 0.0, mu_b), floor)
   d = h + mu
   safe = d > jnp.finfo(h.dtype).eps * jnp.maximum(jnp.max(jnp.abs(h), initial=0.0), 1.0)
   s = jnp.where(safe, -gt / jnp.where(safe, d, 1.0), 0.0)
@@ -292,117 +237,132 @@ def _tr_step(h, gt, radius, floor):
   # the lowest eigenvector (μ = -h_min, above the noise floor) to the boundary.
   hard = (h_min < 0) & (mu <= lo * (1 + 1e-12) + jnp.finfo(h.dtype).tiny) & ~newton_inside
   tau = jnp.sqrt(jnp.maximum(radius**2 - jnp.sum(s**2), 0.0))
-  s = s.at[jnp.argmin(h)].add(jnp.where(hard, tau, 0.0))
-  return s
+  return s.at[jnp.argmin(h)].add(jnp.where(hard, tau, 0.0))
 
 
 def _make(fname: str, mode: str, *, damping: float, min_damping: float = 0.0,
           max_damping: float = math.inf, accept_ratio: float = 0.0,
           max_step: float = math.inf) -> Optimizer:
   """The shared engine; ``mode`` is newton, damped, saddle_free or trust_region."""
-  adaptive = mode != "newton"
-
-  def init_fn(params) -> NewtonState:
-    state = _init(params)
-    return state._replace(damping=jnp.asarray(damping, state.value.dtype))
+  bounds = (min_damping, max_damping)
 
   def update_fn(state: NewtonState, params, value, grad, hess, *, stderr=None):
     dtype = state.value.dtype
-    x, f, g, h_mat, se_f, se_h, unravel = _flat_inputs(params, value, grad, hess, stderr,
-                                                       dtype, fname)
-    if x.shape != state.params.shape:
-      raise ValueError(
-          f"{fname}: `params` has {x.shape[0]} entries; `state` was initialised for "
-          f"{state.params.shape[0]}.")
-    lam, nu = state.damping, state.nu
-    if adaptive:
-      # No point accepted yet: every update so far was a rejection (only non-finite
-      # inputs reject a first point; the next call is then again the first).
-      first = state.count == state.n_rejected
-      # A non-finite value, gradient, Hessian or standard error would turn the step,
-      # and every one after it, into NaN: such a point is rejected like an increase.
-      finite = (jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(h_mat))
-                & jnp.isfinite(se_f) & jnp.isfinite(se_h))
-      actual = state.value - f  # decrease achieved by the pending step
-      pred = state.predicted
-      # Differences at the level of rounding (or, with shots, of the noise) are no
-      # evidence either way: they neither reject a point nor change the damping.
-      rounding = _ROUNDING * jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(state.value), 1.0)
-      slack = _NOISE_SIGMAS * jnp.sqrt(state.value_stderr**2 + se_f**2) + rounding
-      accept = finite & (first | (actual + slack > accept_ratio * pred))
-      stalled = pred <= rounding
-      rho = jnp.where(finite & (pred > 0), actual / jnp.where(pred > 0, pred, 1.0), -1.0)
-      if mode == "trust_region":
-        # Nocedal & Wright Alg. 4.1: shrink on a poor model, grow on a good one whose
-        # step reached the boundary.
-        at_boundary = state.step_norm >= 0.99 * lam
-        lam_new = jnp.where(rho < 0.25, 0.25 * lam,
-                            jnp.where((rho > 0.75) & at_boundary, 2.0 * lam, lam))
-        nu_new = nu
-      else:
-        # Nielsen's rule (Madsen, Nielsen & Tingleff 2004, eq. 3.16): on acceptance
-        # λ·max(1/3, 1 - (2ρ - 1)³) and ν = 2; on rejection λ·ν and ν doubles.
-        r = jnp.clip(rho, 0.0, 1.0)
-        lam_new = jnp.where(accept, lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * r - 1.0)**3),
-                            lam * nu)
-        nu_new = jnp.where(accept, 2.0, jnp.minimum(2.0 * nu, _MAX_NU))
-      keep = first | (stalled & accept)
-      lam = jnp.where(keep, lam, jnp.clip(lam_new, min_damping, max_damping))
-      nu = jnp.where(keep, nu, nu_new)
-      pick = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
-      base = (pick(x, state.params), pick(f, state.value), pick(g, state.grad),
-              pick(h_mat, state.hess), pick(se_f, state.value_stderr),
-              pick(se_h, state.hess_stderr))
+    *point, unravel = _flat_inputs(params, value, grad, hess, stderr, dtype, fname)
+    if point[0].shape != state.params.shape:
+      raise ValueError(f"{fname}: `params` has {point[0].shape[0]} entries; `state` was "
+                       f"initialised for {state.params.shape[0]}.")
+    if mode == "newton":
+      accept, lam, nu, base = jnp.ones((), bool), state.damping, state.nu, point
     else:
-      accept = jnp.ones((), bool)
-      base = (x, f, g, h_mat, se_f, se_h)
-    bx, bf, bg, bh, bse_f, bse_h = base
-    # Symmetrise: a sampled Hessian is symmetric only up to its noise.
-    ev, vecs = jnp.linalg.eigh(0.5 * (bh + bh.T))
-    gt = vecs.T @ bg  # (n,)
-    if mode == "trust_region":
-      s = _tr_step(ev, gt, lam, bse_h)
-    else:
-      lam_eff = jnp.maximum(lam, bse_h) if adaptive else lam
-      if mode == "newton":
-        d = ev + lam_eff
-      elif mode == "damped":
-        # Shift H to positive definite by twice its most negative eigenvalue (that one
-        # becomes its magnitude, as in saddle-free Newton), then damp: every step
-        # descends the model, and none is huge along negative curvature.
-        d = ev - 2.0 * jnp.min(ev, initial=0.0) + lam_eff
-      else:  # saddle_free
-        d = jnp.abs(ev) + lam_eff
-      s = _solve(gt, d)
-      if adaptive:
-        # Gate angles are periodic: a step longer than ``max_step`` is shortened (the
-        # model still decreases along it, d being positive).
-        norm = jnp.linalg.norm(s)
-        s = s * jnp.minimum(1.0, max_step / jnp.where(norm > 0, norm, 1.0))
-    step = vecs @ s  # (n,)
-    predicted = _predicted(ev, s, gt)
-    if adaptive:
-      # A step that overflows (finite but huge inputs) is not taken: the candidate is the
-      # base point itself, and the damping grows (the radius shrinks) as on a rejection.
-      s_ok = jnp.all(jnp.isfinite(bx + step)) & jnp.isfinite(predicted)
-      s = jnp.where(s_ok, s, 0.0)
-      step = jnp.where(s_ok, step, 0.0)
-      predicted = jnp.where(s_ok, predicted, 0.0)
-      if mode == "trust_region":
-        lam_rej, nu_rej = 0.25 * lam, nu
-      else:
-        lam_rej, nu_rej = lam * nu, jnp.minimum(2.0 * nu, _MAX_NU)
-      lam = jnp.where(s_ok, lam, jnp.clip(lam_rej, min_damping, max_damping))
-      nu = jnp.where(s_ok, nu, nu_rej)
+      accept, evidence = _judge_candidate(state, point, accept_ratio)
+      lam, nu = _adapt_damping(state, mode, accept, evidence, bounds)
+      # The next step starts from the candidate if accepted, else from the stored point.
+      stored = (state.params, state.value, state.grad, state.hess, state.value_stderr,
+                state.hess_stderr)
+      base = [jnp.where(accept, new, old) for new, old in zip(point, stored)]
+    proposal = _propose_step(base, lam, mode, max_step)
+    if mode != "newton":
+      proposal, (lam, nu) = _drop_overflow(base[0], proposal, lam, nu, mode, bounds)
+    s, step, predicted = proposal
     new_state = NewtonState(
         count=state.count + 1, damping=lam.astype(dtype), nu=jnp.asarray(nu, dtype),
-        params=bx, value=bf, grad=bg, hess=bh, value_stderr=bse_f, hess_stderr=bse_h,
-        predicted=predicted.astype(dtype),
+        params=base[0], value=base[1], grad=base[2], hess=base[3], value_stderr=base[4],
+        hess_stderr=base[5], predicted=predicted.astype(dtype),
         step_norm=jnp.linalg.norm(s).astype(dtype), accepted=accept,
         n_rejected=state.n_rejected + (~accept).astype(jnp.int32))
-    return unravel(bx + step), new_state
+    return unravel(base[0] + step), new_state
 
-  return Optimizer(init_fn, update_fn)
+  return Optimizer(lambda params: _init(params, damping), update_fn)
+
+
+def _judge_candidate(state: NewtonState, point, accept_ratio: float):
+  """Judge the pending step by its candidate: ``accept, (first, stalled, ρ)``."""
+  _, f, g, h, se_f, se_h = point
+  # No point accepted yet: every update so far was a rejection (only non-finite inputs
+  # reject a first point; the next call is then again the first).
+  first = state.count == state.n_rejected
+  # A non-finite value, gradient, Hessian or standard error would turn the step, and
+  # every one after it, into NaN: such a point is rejected like an increase.
+  finite = (jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(h))
+            & jnp.isfinite(se_f) & jnp.isfinite(se_h))
+  actual = state.value - f  # decrease achieved by the pending step
+  pred = state.predicted
+  # Differences at the level of rounding (or, with shots, of the noise) are no evidence
+  # either way: they neither reject a point nor change the damping.
+  rounding = _ROUNDING * jnp.finfo(f.dtype).eps * jnp.maximum(jnp.abs(state.value), 1.0)
+  slack = _NOISE_SIGMAS * jnp.sqrt(state.value_stderr**2 + se_f**2) + rounding
+  accept = finite & (first | (actual + slack > accept_ratio * pred))
+  stalled = pred <= rounding
+  rho = jnp.where(finite & (pred > 0), actual / jnp.where(pred > 0, pred, 1.0), -1.0)
+  return accept, (first, stalled, rho)
+
+
+def _adapt_damping(state: NewtonState, mode: str, accept, evidence, bounds):
+  """The next ``λ`` (``Δ`` for trust_region) and ``ν``, after the verdict on the candidate."""
+  first, stalled, rho = evidence
+  lam, nu = state.damping, state.nu
+  if mode == "trust_region":
+    # Nocedal & Wright Alg. 4.1: shrink on a poor model, grow on a good one whose step
+    # reached the boundary.
+    at_boundary = state.step_norm >= 0.99 * lam
+    lam_new = jnp.where(rho < 0.25, 0.25 * lam,
+                        jnp.where((rho > 0.75) & at_boundary, 2.0 * lam, lam))
+    nu_new = nu
+  else:
+    # Nielsen's rule (Madsen, Nielsen & Tingleff 2004, eq. 3.16): on acceptance
+    # λ·max(1/3, 1 - (2ρ - 1)³) and ν = 2; on rejection λ·ν and ν doubles.
+    r = jnp.clip(rho, 0.0, 1.0)
+    lam_new = jnp.where(accept, lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * r - 1.0)**3),
+                        lam * nu)
+    nu_new = jnp.where(accept, 2.0, jnp.minimum(2.0 * nu, _MAX_NU))
+  keep = first | (stalled & accept)
+  return jnp.where(keep, lam, jnp.clip(lam_new, *bounds)), jnp.where(keep, nu, nu_new)
+
+
+def _propose_step(base, lam, mode: str, max_step: float):
+  """The step from ``base``: ``(s, δ, predicted decrease)``, ``s`` in the eigenbasis."""
+  _, _, g, h, _, se_h = base
+  # Symmetrise: a sampled Hessian is symmetric only up to its noise.
+  ev, vecs = jnp.linalg.eigh(0.5 * (h + h.T))
+  gt = vecs.T @ g  # (n,)
+  s = _eigen_step(ev, gt, lam, se_h, mode, max_step)
+  return s, vecs @ s, _predicted(ev, s, gt)
+
+
+def _eigen_step(ev, gt, lam, floor, mode: str, max_step: float):
+  """The step for ``mode`` in the eigenbasis (eigenvalues ``ev``), with damping ``lam``."""
+  if mode == "trust_region":
+    return _tr_step(ev, gt, lam, floor)
+  if mode == "newton":
+    return _solve(gt, ev + lam)
+  lam_eff = jnp.maximum(lam, floor)
+  if mode == "damped":
+    # Shift H to positive definite by twice its most negative eigenvalue (that one
+    # becomes its magnitude, as in saddle-free Newton), then damp: every step descends
+    # the model, and none is huge along negative curvature.
+    d = ev - 2.0 * jnp.min(ev, initial=0.0) + lam_eff
+  else:  # saddle_free
+    d = jnp.abs(ev) + lam_eff
+  s = _solve(gt, d)
+  # Gate angles are periodic: a step longer than ``max_step`` is shortened (the model
+  # still decreases along it, d being positive).
+  norm = jnp.linalg.norm(s)
+  return s * jnp.minimum(1.0, max_step / jnp.where(norm > 0, norm, 1.0))
+
+
+def _drop_overflow(x, proposal, lam, nu, mode: str, bounds):
+  """A step that overflows (huge inputs) is not taken; ``λ`` grows (``Δ`` shrinks) instead."""
+  step, predicted = proposal[1:]
+  s_ok = jnp.all(jnp.isfinite(x + step)) & jnp.isfinite(predicted)
+  proposal = tuple(jnp.where(s_ok, v, 0.0) for v in proposal)
+  if mode == "trust_region":
+    lam_rej, nu_rej = 0.25 * lam, nu
+  else:
+    lam_rej, nu_rej = lam * nu, jnp.minimum(2.0 * nu, _MAX_NU)
+  return proposal, (jnp.where(s_ok, lam, jnp.clip(lam_rej, *bounds)),
+                    jnp.where(s_ok, nu, nu_rej))
+
 
 
 # ----------------------------------------------------------------- public constructors
@@ -414,8 +374,8 @@ def newton(damping: float = 0.0) -> Optimizer:
   Every point is accepted (``stderr``, if given, is not used). On a quadratic form with
   ``λ = 0`` one step reaches the stationary point, and near any non-degenerate
   stationary point (minimum, saddle or maximum) the iteration converges to it
-  quadratically. Directions with ``H + λ I``
-  singular (an eigenvalue within rounding of 0) get no step (a pseudo-inverse).
+  quadratically. Directions with ``H + λ I`` singular (an eigenvalue within rounding of
+  0) get no step (a pseudo-inverse).
 
   Args:
     damping: ``λ >= 0``, added to every eigenvalue of the Hessian.
@@ -636,8 +596,3 @@ def accepted_params(state: NewtonState, params):
     raise ValueError(
         f"`params` has {x.shape[0]} entries; `state` holds {state.params.shape[-1]}.")
   return unravel(state.params.astype(x.dtype))
-
-
-# ----------------------------------------------------------------- circuit counts
-
-
