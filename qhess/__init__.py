@@ -1,6 +1,8 @@
 """qhess: parameter-shift Hessians of parametrized quantum circuits, JAX-native.
 
-Everything public is re-exported here; the ``_``-prefixed modules are private.
+Everything public is re-exported here, with ``__all__``. The stage subpackages
+(``circuits``, ``shift``, ``simulate``, ``derivatives``, ``interop``) are internal: their
+modules may change between releases; ``qhess.optimize`` is public.
 """
 
 from qhess.simulate.circuit import Circuit as Circuit
