@@ -216,15 +216,23 @@ def test_observable_non_real_scalar(make):
     lambda c: qhess.X(0) @ qhess.Y(1) * c,
 ])
 def test_observable_traced_coefficient(make):
+  # Traced coefficients are data (were refused before): the value under jit is the
+  # eager one, and the derivative is the expectation of the observable without it.
   @qhess.circuit(wires=2)
   def f(c):
+    qhess.RY(0.3, wires=0)
+    qhess.RX(0.4, wires=1)
     return qhess.expval(make(c))
 
-  with pytest.raises(TypeError, match=r"Observable coefficients must be concrete real "
-                                      r"numbers .*got a traced value"):
-    jax.jit(f)(0.5)
-  with pytest.raises(TypeError, match=r"got a traced value"):
-    jax.grad(f)(0.5)
+  assert abs(float(jax.jit(f)(0.5)) - float(f(0.5))) < 1e-12
+  assert abs(float(jax.grad(f)(0.5)) - float(f(1.0))) < 1e-12
+
+  @qhess.circuit(wires=1)
+  def vector(c):
+    return qhess.expval(c * qhess.Z(0))
+
+  with pytest.raises(TypeError, match=r"traced observable coefficient must be a real scalar"):
+    jax.jit(vector)(jnp.ones(2))
 
 
 @pytest.mark.parametrize("make, error, match", [

@@ -313,11 +313,9 @@ class _NoDecomposition(qml.operation.Operation):
      r"wire 'q' of RX.* not among the circuit's wires \(0, 1\)"),
     (lambda x: (qml.RX(np.array([0.1, 0.2]), 0), qml.expval(qml.Z(0)))[1], ValueError,
      r"broadcast .*jax.vmap"),
-    (lambda x: (qml.RX(x, 0), qml.expval(x * qml.Z(0)))[1], TypeError,
-     r"coefficients must be concrete"),
     (lambda x: qml.RX(x, 0), TypeError, r"must return measurements"),
 ], ids=["undecomposable", "state", "sample", "probs_of_op", "mid_circuit", "measure_value",
-        "unknown_wire", "broadcast", "traced_coefficient", "no_measurement"])
+        "unknown_wire", "broadcast", "no_measurement"])
 def test_from_pennylane_bad_function(body, error, match):
   circuit = qhess.from_pennylane(body, wires=2)
   with pytest.raises(error, match=match):

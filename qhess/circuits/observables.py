@@ -2,8 +2,10 @@
 
 An `Observable` is a real linear combination of *terms*; a term is a tensor product of
 factors on distinct wires, each a single-qubit Pauli or a `Hermitian` matrix on some wires.
-Coefficients are concrete real numbers (they are part of the circuit's static structure);
-Hermitian matrices may be traced arrays.
+Coefficients are real numbers: concrete ones are part of the circuit's static structure
+(one compiled kernel per value), traced ones (computed from the circuit's array arguments)
+are data: one compiled kernel serves every value, and derivatives with respect to them
+are exact (`expval` only). Hermitian matrices may be traced arrays.
 
 Measurements are what a circuit function returns: `expval`, `var` and `probs`. The kernel
 computes *raw* quantities that are linear in the state's density matrix — ``<O>``,
@@ -191,7 +193,9 @@ class Observable:
     parts = []
     for i, (c, fs) in enumerate(self.terms):
       word = " @ ".join(_factor_repr(f) for f in fs)
-      if i == 0:
+      if isinstance(c, jax.core.Tracer):  # coefficients as data: no value to show
+        parts.append(f"{'' if i == 0 else '+ '}<traced> * {word}")
+      elif i == 0:
         parts.append(f"{c} * {word}" if c != 1.0 else word)
       else:
         parts.append(f"{'-' if c < 0 else '+'} {abs(c)} * {word}")
@@ -217,14 +221,15 @@ def _factor_repr(f) -> str:
   return f"Hermitian(wires={list(f.wires)})"
 
 
-def _real_scalar(x) -> float:
+def _real_scalar(x):
+  """A coefficient as a float, or a traced real scalar as it is (coefficients as data)."""
   if isinstance(x, jax.core.Tracer):
-    raise TypeError(
-        "Observable coefficients must be concrete real numbers (they are part of the "
-        "circuit's static structure); got a traced value, computed from the circuit's "
-        "array (or float) arguments. Put parameter dependence in the gates instead; a "
-        "constant may be a Python number, a NumPy or jnp value computed from constants, "
-        "or a global.")
+    if np.shape(x) != () or not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(
+        x.dtype, np.integer):
+      raise TypeError(
+          "A traced observable coefficient must be a real scalar; got a traced value of "
+          f"shape {np.shape(x)} and dtype {x.dtype}.")
+    return x
   if isinstance(x, (numbers.Number, np.number)) or (
       hasattr(x, "shape") and np.shape(x) == ()):
     val = np.asarray(x)

@@ -49,20 +49,32 @@ class MeasurementSpec(NamedTuple):
     terms: for observables, a tuple of ``(coefficient, factors)``; a factor is
       ``(char, wire)`` for a Pauli or ``("H", wires, const_index)`` for a Hermitian.
     wires: the wires of ``probs`` (all measured wires resolved).
+    coeffs: ``None`` when the coefficients are in ``terms`` (static); else the index in
+      ``Tape.consts`` of the coefficient vector, data of the computation (traced
+      coefficients of an ``expval``): the terms then hold 1.0, each term is its own raw
+      measurement, and `finalize` weighs them, so one compiled kernel serves every
+      coefficient vector and derivatives with respect to the coefficients come from the
+      per-term values.
   """
 
   kind: str
   terms: tuple | None = None
   wires: tuple[int, ...] | None = None
+  coeffs: int | None = None
 
   def raw(self) -> tuple["MeasurementSpec", ...]:
     """The measurements, linear in the density matrix, that this one is computed from."""
+    if self.coeffs is not None:
+      return tuple(MeasurementSpec("expval", (term,)) for term in self.terms)
     if self.kind == "var":
       return (self._replace(kind="expval"), self._replace(kind="expval_sq"))
     return (self,)
 
-  def finalize(self, raw_values: Sequence[jax.Array]) -> jax.Array:
-    """This measurement's output from the values of its `raw` measurements."""
+  def finalize(self, raw_values: Sequence[jax.Array], consts: Sequence = ()) -> jax.Array:
+    """This measurement's output from the values of its `raw` measurements (and, for
+    coefficients as data, the tape's ``consts``)."""
+    if self.coeffs is not None:
+      return jnp.stack(raw_values, axis=-1) @ consts[self.coeffs]
     if self.kind == "var":
       first, second = raw_values
       return second - first**2
@@ -151,11 +163,14 @@ class Tape:
     """The linear measurements the kernel computes (variances split into two moments)."""
     return tuple(r for m in self.measurements for r in m.raw())
 
-  def finalize(self, raw: jax.Array) -> Any:
+  def finalize(self, raw: jax.Array, consts: Sequence | None = None) -> Any:
     """Outputs of the circuit from the concatenated raw outputs.
 
     Args:
       raw: float array of shape ``(..., n_raw)``, the kernel's output.
+      consts: the tape's constants to use (``None``: ``self.consts``); the chain rule
+        passes those of a re-recorded tape, so that coefficients computed from the
+        differentiated inputs are differentiated too.
 
     Returns:
       one array, or a tuple of arrays when ``returns_tuple``; each of shape
@@ -169,7 +184,7 @@ class Tape:
         value = raw[..., start:start + size]
         values.append(value if r.kind == "probs" else value[..., 0])
         start += size
-      outs.append(m.finalize(values))
+      outs.append(m.finalize(values, self.consts if consts is None else consts))
     return tuple(outs) if self.returns_tuple else outs[0]
 
   @property
@@ -507,8 +522,25 @@ def _lower_measurement(m, rec: _Recorder) -> MeasurementSpec:
         wires = _check_wires(rec, f.wires, "Hermitian", None)
         cdtype = jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
         lowered.append(("H", wires, rec.add_const(jnp.asarray(f.matrix, dtype=cdtype))))
-    terms.append((_NAN if coeff != coeff else coeff, tuple(lowered)))
-  return MeasurementSpec(m.kind, tuple(terms), None)
+    terms.append((coeff, tuple(lowered)))
+  if any(isinstance(c, jax.core.Tracer) for c, _ in terms):
+    return _coefficients_as_data(m.kind, terms, rec)
+  return MeasurementSpec(m.kind, tuple((_NAN if c != c else c, fs) for c, fs in terms), None)
+
+
+def _coefficients_as_data(kind: str, terms, rec: "_Recorder") -> MeasurementSpec:
+  """An ``expval`` whose coefficients are traced: each term is its own raw measurement and
+  the coefficient vector is a constant of the tape (see `MeasurementSpec.coeffs`)."""
+  if kind != "expval":
+    raise TypeError(
+        f"qhess.{kind} of an observable with traced coefficients (computed from the "
+        "circuit's array arguments) is not supported: only qhess.expval takes its "
+        "coefficients as data. Return qhess.expval of the observable (or of each term) "
+        "and compute the variance from <O> and <O²> outside, or make the coefficients "
+        "constants.")
+  vector = jnp.stack([jnp.asarray(c, dtype=float_dtype()) for c, _ in terms])
+  index = rec.add_const(vector)
+  return MeasurementSpec(kind, tuple((1.0, fs) for _, fs in terms), None, coeffs=index)
 
 
 # One NaN object for every NaN coefficient: NaN != NaN, but containers compare elements

@@ -110,8 +110,11 @@ def _jaxpr_levels(jaxpr, in_levels) -> list[int]:
 
 
 
-def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarray:
-  """How each gate argument depends on the differentiated inputs: CONST/AFFINE/NONLINEAR.
+def _dependence(circuit: Circuit, args, kwargs, argnums,
+                tape: Tape) -> tuple[np.ndarray, bool]:
+  """``(levels, coefficients_depend)``: how each gate argument depends on the
+  differentiated inputs (CONST/AFFINE/NONLINEAR), and whether observable coefficients
+  held as data (`MeasurementSpec.coeffs`) depend on them.
 
   Decided from the traced computation params -> θ. Raises when a QubitUnitary or
   Hermitian matrix depends on the differentiated inputs (no shift rule applies).
@@ -120,13 +123,16 @@ def _dependence(circuit: Circuit, args, kwargs, argnums, tape: Tape) -> np.ndarr
   in_levels = [AFFINE if i in positions else CONST for i in dynamic]
   out = _jaxpr_levels(closed.jaxpr, in_levels)
   levels, const_levels = np.array(out[:tape.num_params], dtype=int), out[tape.num_params:]
+  coefficients = {m.coeffs for m in tape.measurements if m.coeffs is not None}
+  coefficients_depend = any(const_levels[i] > CONST for i in coefficients)
+  const_levels = [lvl for i, lvl in enumerate(const_levels) if i not in coefficients]
   if any(lvl > CONST for lvl in const_levels):
     raise ValueError(
         "A QubitUnitary or Hermitian matrix depends on the differentiated arguments (or "
         "a noise channel's parameter does); parameter-shift rules apply to gate arguments "
         "only. Express the dependence through parametrized gates, or pass the matrix or "
         "noise parameter as a non-differentiated argument.")
-  return levels
+  return levels, coefficients_depend
 
 
 

@@ -27,10 +27,10 @@ from qhess.derivatives.options import _DEFAULT_RULE, _Options, _check_float_inpu
 
 def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
   """θ -> circuit outputs from the second-order Taylor model of the raw outputs."""
-  def model(theta):
+  def model(theta, consts=None):  # consts: a re-recorded tape's (coefficients as data)
     d = theta - theta0
     raw = value + grad @ d + 0.5 * jnp.einsum("rij,i,j->r", hess, d, d)
-    return tape.finalize(raw)
+    return tape.finalize(raw, consts)
   return model
 
 
@@ -48,8 +48,11 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
   tape = circuit.tape(*args, **kwargs)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
   if hybrid:
-    levels = _dependence(circuit, args, kwargs, argnums, tape)
+    levels, coefficients_depend = _dependence(circuit, args, kwargs, argnums, tape)
     depends = levels > CONST
+    # Coefficients as data that depend on the inputs: mixed second derivatives are the
+    # per-term first derivatives, from the first-order points.
+    nonlinear_post = nonlinear_post or coefficients_depend
     if gate_argnum is not None:
       _check_selection(circuit, args, kwargs, argnums, tape, gate_argnum)
     nonlinear_pre = bool(np.any(levels == NONLINEAR))
@@ -65,7 +68,7 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
       def model(*a):
         t = circuit.tape(*a, **kwargs)
         _check_same_structure(tape.structure, t)
-        return model_theta(t.params)
+        return model_theta(t.params, t.consts)
       nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
       fn, at = model, args
     else:
