@@ -38,10 +38,14 @@ from qhess.interop.pennylane_export import to_pennylane as to_pennylane
 from qhess.interop.openqasm import from_openqasm as from_openqasm
 from qhess.interop.qiskit import from_qiskit as from_qiskit
 from qhess.interop.qiskit import to_qiskit as to_qiskit
+from qhess.interop.primitives import to_sampler_pubs as to_sampler_pubs
 from qhess.shift.rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
 from qhess.simulate.sampling import ShotBudget as ShotBudget
 from qhess import optimize as optimize
 from qhess.circuits.tape import GATES as _GATES
+from qhess.circuits.generator_gates import GATES as _GENERATOR_GATES
+from qhess.circuits.generator_gates import Evolution as Evolution
+from qhess.circuits.generator_gates import PCPhase as PCPhase
 from qhess.circuits.tape import MultiRZ as MultiRZ
 from qhess.circuits.tape import PauliRot as PauliRot
 from qhess.circuits.tape import QubitUnitary as QubitUnitary
@@ -72,7 +76,20 @@ CZ = _GATES["CZ"]
 CY = _GATES["CY"]
 SWAP = _GATES["SWAP"]
 Toffoli = _GATES["Toffoli"]
-del _GATES
+SingleExcitation = _GENERATOR_GATES["SingleExcitation"]
+SingleExcitationPlus = _GENERATOR_GATES["SingleExcitationPlus"]
+SingleExcitationMinus = _GENERATOR_GATES["SingleExcitationMinus"]
+DoubleExcitation = _GENERATOR_GATES["DoubleExcitation"]
+DoubleExcitationPlus = _GENERATOR_GATES["DoubleExcitationPlus"]
+DoubleExcitationMinus = _GENERATOR_GATES["DoubleExcitationMinus"]
+OrbitalRotation = _GENERATOR_GATES["OrbitalRotation"]
+FermionicSWAP = _GENERATOR_GATES["FermionicSWAP"]
+IsingXY = _GENERATOR_GATES["IsingXY"]
+CPhaseShift00 = _GENERATOR_GATES["CPhaseShift00"]
+CPhaseShift01 = _GENERATOR_GATES["CPhaseShift01"]
+CPhaseShift10 = _GENERATOR_GATES["CPhaseShift10"]
+U1 = _GENERATOR_GATES["U1"]
+del _GATES, _GENERATOR_GATES
 
 __all__ = [
     "AmplitudeDamping", "BitFlip", "Channel", "DepolarizingChannel",
@@ -83,7 +100,11 @@ __all__ = [
     "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
     "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
-    "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
+    "U3", "X", "Y", "Z", "circuit",
+    "CPhaseShift00", "CPhaseShift01", "CPhaseShift10", "DoubleExcitation",
+    "DoubleExcitationMinus", "DoubleExcitationPlus", "Evolution", "FermionicSWAP",
+    "IsingXY", "OrbitalRotation", "PCPhase", "SingleExcitation", "SingleExcitationMinus",
+    "SingleExcitationPlus", "U1", "execute", "expval", "from_openqasm", "from_pennylane",
     "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs", "to_openqasm",
-    "to_pennylane", "to_qiskit", "value_grad_and_hessian", "var",
+    "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var",
 ]

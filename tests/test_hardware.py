@@ -530,7 +530,8 @@ def test_from_qiskit_rejects_bad_input():
 
 def test_import_qhess_imports_no_qiskit():
   code = ("import sys, qhess; mods = {m.split('.')[0] for m in sys.modules}; "
-          "print(sorted(mods & {'qiskit', 'qiskit_aer', 'qiskit_qasm3_import', 'sympy'}))")
+          "print(sorted(mods & {'qiskit', 'qiskit_aer', 'qiskit_qasm3_import', "
+          "'qiskit_ibm_runtime', 'sympy'}))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
   assert out.stdout.strip() == "[]"

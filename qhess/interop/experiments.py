@@ -18,7 +18,9 @@ array of counts is indexed by the integer whose binary digits are that bitstring
 (Qiskit's ``Statevector.probabilities()`` order for ``"qiskit"``).
 
 An experiment's tape is exported by `to_openqasm` (`qhess.interop.openqasm`) or
-`to_qiskit` (`qhess.interop.qiskit`).
+`to_qiskit` (`qhess.interop.qiskit`); `to_sampler_pubs` (`qhess.interop.primitives`)
+packs all of them into Qiskit Sampler V2 PUBs, one parametrized circuit per group, and
+``post(result, pubs)`` reads the sampler's result.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from qhess.derivatives import budget as _budget
 from qhess.derivatives import options as _options
 from qhess.derivatives import pipeline as _pipeline
 from qhess.derivatives import evaluate as _evaluate
+from qhess.interop import optional as _optional
 
 
 class Experiment(NamedTuple):
@@ -233,7 +236,10 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   Returns:
     a function of the circuit's arguments returning ``(experiments, post)``: a list of
     `Experiment` and a function of a sequence of counts, one per experiment. ``post``
-    validates every table before computing anything.
+    validates every table before computing anything. ``post(result, pubs)`` reads a
+    Qiskit Sampler V2 ``PrimitiveResult`` of ``pubs = qhess.to_sampler_pubs(experiments,
+    ...)`` instead (or one array of register counts per PUB, see
+    ``SamplerPubs.counts``), checked against the PUBs first.
 
   Raises:
     TypeError: as ``qhess.hessian``; for a non-bool ``return_stderr``.
@@ -242,7 +248,8 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
       ValueError for the wrong number of tables, bitstrings of the wrong length,
       negative, non-finite or all-zero counts, or an array of the wrong shape, and
       TypeError for tables or keys of the wrong kind, count values that are not real
-      numbers, or arrays of bool, complex, string or object dtype.
+      numbers, or arrays of bool, complex, string or object dtype; with ``pubs``, as
+      ``SamplerPubs.counts``, and TypeError for a PrimitiveResult without its ``pubs``.
 
   Examples:
     >>> import jax.numpy as jnp, numpy as np, qhess
@@ -373,7 +380,14 @@ def _post_processing(experiments: list[Experiment], mg, n: np.ndarray, post_y, a
   def estimate(freq, n_):  # (B, G, O), (B, G)
     return _estimators.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
 
-  def post(counts: Sequence[Any]):
+  def post(counts: Sequence[Any], pubs=None):
+    if pubs is not None:  # a Sampler V2 result of `to_sampler_pubs(experiments)`
+      counts = _pub_counts(counts, pubs, experiments, bit_order)
+    elif _optional.is_primitive_result(counts):
+      raise TypeError(
+          "`counts` is a Qiskit PrimitiveResult; pass the PUBs it ran too, "
+          "post(result, pubs) with pubs = qhess.to_sampler_pubs(experiments, ...): they "
+          "say which experiment each row is and which wire each bit holds.")
     _check_counts_sequence(counts, len(experiments))
     freq, totals = _frequencies(counts, experiments, mg, n, bit_order)
     # (a total beyond the dtype's range is as good as infinitely many shots)
@@ -387,6 +401,23 @@ def _post_processing(experiments: list[Experiment], mg, n: np.ndarray, post_y, a
     return results[0]
 
   return post
+
+
+def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str) -> list:
+  """One counts table per experiment from a result of ``pubs``
+  (`qhess.interop.primitives.SamplerPubs`), after checking that ``pubs`` were made from
+  these experiments."""
+  mine = getattr(pubs, "experiments", None)
+  if not callable(getattr(pubs, "counts", None)) or mine is None:
+    raise TypeError(
+        "`pubs` must be the qhess.to_sampler_pubs(experiments, ...) that ran; got "
+        f"{type(pubs).__name__}.")
+  if len(mine) != len(experiments) or any(a is not b for a, b in zip(mine, experiments)):
+    raise ValueError(
+        f"`pubs` were made from {len(mine)} other experiments; this post's are "
+        f"{len(experiments)}. Pass qhess.to_sampler_pubs(experiments, ...) of the "
+        "experiments returned with this post.")
+  return pubs.counts(result, bit_order)
 
 
 def _check_counts_sequence(counts, n_experiments: int) -> None:

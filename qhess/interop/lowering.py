@@ -83,7 +83,7 @@ def zyz_angles(u) -> tuple[float, float, float, float]:
   return alpha, arg_b - arg_a, gamma, -arg_a - arg_b
 
 
-def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
+def lower(tape: Tape, *, unitaries: bool, symbols=None) -> list[Instruction]:
   """The tape's gates as stdgates.inc instructions, exact up to a global phase.
 
   Rot becomes ``rz, ry, rz``; Ising gates, MultiRZ and PauliRot a CNOT ladder around
@@ -95,6 +95,8 @@ def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
     tape: a `Tape` with concrete arguments.
     unitaries: keep a QubitUnitary on several wires as a ``"unitary"`` instruction (for
       targets that accept matrices); otherwise it raises.
+    symbols: one value per gate argument written in place of ``tape.params`` (e.g.
+      Qiskit ``Parameter``s, for a parametrized circuit); None: the tape's floats.
 
   Raises:
     ValueError: for a QubitUnitary on several wires when ``unitaries`` is False, or a
@@ -105,9 +107,10 @@ def lower(tape: Tape, *, unitaries: bool) -> list[Instruction]:
     raise ValueError(
         f"`tape` has non-finite gate arguments ({params[~np.isfinite(params)][:3]}); "
         "a program needs finite numbers.")
+  values = [float(v) for v in params] if symbols is None else list(symbols)
   out: list[Instruction] = []
   for op in tape.operations:
-    args = tuple(float(params[i]) for i in op.param_index)
+    args = tuple(values[i] for i in op.param_index)
     name, wires = op.name, op.wires
     if (name == "S" and out and out[-1] == Instruction("z", (), wires)):
       out[-1] = Instruction("sdg", (), wires)

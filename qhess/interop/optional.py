@@ -9,6 +9,7 @@ extra that installs it.
 from __future__ import annotations
 
 import importlib
+import sys
 
 QISKIT_EXTRA = 'pip install "qhess[qiskit]"'
 
@@ -22,7 +23,14 @@ def require_qiskit(module: str, fname: str):
     raise ImportError(
         f"{fname} needs the optional dependency {module.split('.')[0]!r}, which is not "
         f"installed: {QISKIT_EXTRA} (the qiskit extra: qiskit, qiskit-aer, "
-        "qiskit-qasm3-import, sympy).") from err
+        "qiskit-qasm3-import, qiskit-ibm-runtime, sympy).") from err
+
+
+def is_primitive_result(obj) -> bool:
+  """Whether ``obj`` is a Qiskit ``PrimitiveResult``, without importing Qiskit (an
+  object cannot be one unless ``qiskit.primitives`` is loaded)."""
+  prim = sys.modules.get("qiskit.primitives")
+  return prim is not None and isinstance(obj, prim.PrimitiveResult)
 
 
 def import_pennylane(fname: str):

@@ -79,10 +79,22 @@ def to_qiskit(tape: Tape, *, measure: bool = True):
     ['rx', 'h', 'h', 'cx', 'rz', 'cx', 'h', 'h', 'measure', 'measure']
   """
   tape = _lowering.check_tape(tape, "qhess.to_qiskit")
-  qiskit = _require("qiskit", "qhess.to_qiskit")
+  return quantum_circuit(tape, measure, "qhess.to_qiskit")
+
+
+def quantum_circuit(tape: Tape, measure: bool, fname: str, *, symbols=None,
+                    register: str | None = None):
+  """`to_qiskit`'s circuit, with ``symbols`` (one per gate argument, e.g. a Qiskit
+  ``ParameterVector``) in place of the tape's numbers, and the classical register named
+  ``register`` (None: Qiskit's default ``"c"``)."""
+  qiskit = _require("qiskit", fname)
   wires = _lowering.measured_wires(tape, measure)
-  qc = qiskit.QuantumCircuit(tape.n_wires, len(wires))
-  for ins in _lowering.lower(tape, unitaries=True):
+  if register is None:
+    qc = qiskit.QuantumCircuit(tape.n_wires, len(wires))
+  else:
+    qc = qiskit.QuantumCircuit(qiskit.QuantumRegister(tape.n_wires, "q"),
+                               qiskit.ClassicalRegister(len(wires), register))
+  for ins in _lowering.lower(tape, unitaries=True, symbols=symbols):
     if ins.name == "unitary":
       # Qiskit's matrix index has its first qubit as the least significant bit.
       qc.unitary(ins.params[0], list(reversed(ins.wires)))
