@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import statistics
-import time
 
 import common
 from common import qhess
