@@ -146,6 +146,38 @@ def test_a_layout_that_moves_the_wires(setup):
   assert np.all(np.abs(got - exact) <= 4.5 * err + 1e-9), (got - exact) / err
 
 
+_H2 = np.kron(np.diag([1.0, -0.5]), np.array([[0.2, 0.6 - 0.3j], [0.6 + 0.3j, -0.4]]))
+
+
+@qhess.circuit(wires=3)
+def _g(x):
+  qhess.RY(x[0], wires=0)
+  qhess.CNOT(wires=(0, 2))
+  qhess.Rot(x[1], x[2], 0.3, wires=2)
+  qhess.SWAP(wires=(1, 2))
+  qhess.IsingZZ(x[0] * x[1], wires=(0, 1))
+  return qhess.expval(qhess.Hermitian(_H2, wires=(2, 0)) + 0.5 * qhess.Y(1))
+
+
+def test_elided_swaps_hermitian_bases_and_budgets_are_exact():
+  # Level 3 elides the SWAP into the final layout (ElidePermutations); the Hermitian on
+  # two wires is a `unitary` synthesized by the transpiler; a budget makes one PUB per
+  # distinct shot count.
+  x = jnp.array([0.3, -0.7, 1.2])
+  exact = qhess.hessian(_g)(x)
+  experiments, post = qhess.hessian_experiments(
+      _g, shots=qhess.ShotBudget(20_000, pilot=None))(x)
+  for level in (0, 3):
+    pubs = qhess.to_sampler_pubs(experiments, fake_provider.FakeManilaV2(),
+                                 optimization_level=level, seed_transpiler=5)
+    assert len(pubs) == len({e.shots for e in experiments}) > 1
+    if level == 3:
+      assert "swap" not in pubs[0].circuit.count_ops()
+      assert pubs[0].circuit.count_ops()["cx"] < 10  # the SWAP's three went
+    got = post(_exact_register_probs(pubs), pubs)
+    np.testing.assert_allclose(got, exact, atol=ATOL, rtol=0)
+
+
 def test_results_that_do_not_belong_are_refused(setup):
   experiments, post, _ = setup
   pubs = qhess.to_sampler_pubs(experiments)
