@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qhess.shift.lightcone import pruned_tape
 from qhess.shift.plan import ShiftPlan, build_plan
 from qhess.shift.schedule import Schedule, build_schedule
 from qhess.shift import rules as _shift_rules
@@ -117,9 +118,10 @@ def _point_sampler(tape: Tape, plan: ShiftPlan, opts: _Options,
     ValueError: when a chunk of states cannot fit in memory (`_memory.check_memory`).
   """
   dtype = np.dtype(tape.params.dtype)
+  theta = _reduced_params(tape)
+  tape = pruned_tape(tape)  # the gates outside the light cone change no output
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
-  theta = _reduced_params(tape)
   if schedule is not None:
     return lambda sampler: _kernel.sample_points_shared(
         _kernel.kernel_key(tape), theta, schedule, tape.consts, sampler,
@@ -142,9 +144,10 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
   if plan.n_points == 0:
     n_raw = sum(m.raw_size for m in tape.measurements)
     return jnp.zeros((0, n_raw), tape.params.dtype)
+  theta = _reduced_params(tape)
+  tape = pruned_tape(tape)  # the gates outside the light cone change no output
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
-  theta = _reduced_params(tape)
   if schedule is not None:
     return _kernel.run_points_shared(
         _kernel.kernel_key(tape), theta, schedule, tape.consts, batch_size,
@@ -175,7 +178,11 @@ _MIN_SHARED_WORK = 2**24
 def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
   # On the kernel's gate list (a noisy tape's doubles each gate: the first of a pair).
   operations = _kernel.kernel_key(tape)[0]
-  positions = np.zeros(tape.num_params, dtype=int)
+  positions = np.full(tape.num_params, -1)
   for i, op in reversed(list(enumerate(operations))):
     positions[list(op.param_index)] = i
+  # Arguments of gates dropped outside the light cone are never shifted: placed at the
+  # first parametrized gate, they add no segment boundary.
+  placed = positions >= 0
+  positions[~placed] = positions[placed].min() if placed.any() else 0
   return build_schedule(positions, len(operations), plan.point_index, plan.point_shift)

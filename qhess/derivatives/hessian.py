@@ -120,11 +120,14 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   and U3 count 3): an array of shape ``(*out_shape, P, P)`` per measurement.
 
   Circuit count: gate arguments that do not depend on the differentiated inputs get no
-  circuits; when the classical processing is affine and no variance is measured, only
-  second-derivative circuits run, otherwise the diagonal shares the gradient's points.
-  Shifted points that coincide (also modulo the period) are merged. For P
-  single-frequency arguments that is ``(3P² - P + 2)/2`` circuits with the default
-  diagonal rule for mixed entries (``1 + 2P + 3P(P-1)/2`` with the gradient), and
+  circuits, nor do those of gates outside the backward light cone of the measured wires
+  (no path to a measurement, as in PennyLane: their Hessian and gradient entries are
+  exactly zero, and the evaluated circuits leave those gates out); when the classical
+  processing is affine and no variance is measured, only second-derivative circuits run,
+  otherwise the diagonal shares the gradient's points. Shifted points that coincide
+  (also modulo the period) are merged. For P single-frequency arguments that is
+  ``(3P² - P + 2)/2`` circuits with the default diagonal rule for mixed entries
+  (``1 + 2P + 3P(P-1)/2`` with the gradient), and
   ``1 + P + 2P(P-1)`` with ``off_diagonal_rule="product"`` (PennyLane's count;
   ``1 + 2P + 2P(P-1)`` with the gradient). The diagonal rule is the default for exact
   evaluation because it runs fewer circuits for the same result (25% fewer at large

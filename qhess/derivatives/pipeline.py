@@ -17,6 +17,7 @@ import numpy as np
 
 from qhess.derivatives import adjoint as _adjoint
 from qhess.simulate.circuit import Circuit
+from qhess.shift.lightcone import pruned_tape, reachable_params
 from qhess.shift.plan import ShiftPlan
 from qhess.circuits.tape import Tape
 from qhess.derivatives import estimators as _estimators
@@ -40,24 +41,26 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
   """``(tape, depends, need_value, need_grad, chain)``: what every evaluation needs.
 
   ``depends`` (bool ``(P,)``) marks the gate arguments that depend on the differentiated
-  inputs; ``chain(value, grad, hess)`` maps R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R
+  inputs and lie in the measurements' light cone (`reachable_params`);
+  ``chain(value, grad, hess)`` maps R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R
   ``(n_raw, P, P)`` at θ to the outputs through the chain rule (`_local_model`).
   """
   argnums = _normalize_argnums(argnums_spec, len(args))
   _check_float_inputs(args, argnums, fname)
   tape = circuit.tape(*args, **kwargs)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
+  # Arguments outside the measurements' light cone: zero derivatives, no circuits.
+  depends = reachable_params(tape)
   if hybrid:
     levels, coefficients_depend = _dependence(circuit, args, kwargs, argnums, tape)
-    depends = levels > CONST
+    depends &= levels > CONST
     # Coefficients as data that depend on the inputs: mixed second derivatives are the
     # per-term first derivatives, from the first-order points.
     nonlinear_post = nonlinear_post or coefficients_depend
     if gate_argnum is not None:
       _check_selection(circuit, args, kwargs, argnums, tape, gate_argnum)
-    nonlinear_pre = bool(np.any(levels == NONLINEAR))
+    nonlinear_pre = bool(np.any(levels[depends] == NONLINEAR))
   else:
-    depends = np.ones(tape.num_params, dtype=bool)
     nonlinear_pre = False
   want_all = want == "all"
   need_grad = want_all or nonlinear_pre or nonlinear_post
@@ -117,9 +120,9 @@ def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid:
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
-  return chain(*_adjoint.derivatives(
-      tape, _tape_spectra(tape), mask, grad_args=grad_args, need_value=need_value,
-      batch_size=opts.batch_size, devices=opts.devices, what=fname))
+  return chain(*_adjoint.derivatives(  # on the gates inside the light cone only
+      pruned_tape(tape), _tape_spectra(tape), mask, grad_args=grad_args,
+      need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname))
 
 
 

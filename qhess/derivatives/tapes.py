@@ -15,6 +15,7 @@ import numpy as np
 
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import Tape
+from qhess.shift.lightcone import reachable_params
 from qhess.derivatives.evaluate import _contract, _plan_for, _shifted_points
 from qhess.derivatives.options import _Options
 from qhess.derivatives.pipeline import _local_model
@@ -28,8 +29,10 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
   ``hessian_tapes(circuit)`` (a `Circuit` instead of a tape) returns a function of the
   circuit's arguments that records the tape and returns ``(tapes, post)``.
 
-  Every gate argument of the tape is differentiated (``hybrid=False`` semantics). The
-  tapes measure raw quantities: a ``var(O)`` becomes ``expval(O)`` and ``<O²>``.
+  Every gate argument of the tape is differentiated (``hybrid=False`` semantics); one
+  whose gate is outside the measurements' backward light cone gets no tapes and a zero
+  row and column, as in PennyLane. The tapes measure raw quantities: a ``var(O)``
+  becomes ``expval(O)`` and ``<O²>``.
   ``post(qhess.execute(tapes))`` equals ``qhess.hessian(circuit, hybrid=False)(x)``, and
   ``len(tapes)`` is ``qhess.optimize.count_circuits(qhess.hessian, circuit,
   hybrid=False, off_diagonal_rule="product")(x).points`` (one fewer with ``f0``). The
@@ -93,7 +96,7 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                   off_diagonal_rule=off_diagonal_rule)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
-  plan = _plan_for(tape, opts, np.ones(tape.num_params, dtype=bool),
+  plan = _plan_for(tape, opts, reachable_params(tape),  # outside the light cone: none
                    need_value=nonlinear_post, need_grad=nonlinear_post,
                    share=nonlinear_post, rule=opts.rule("product"))
   f0_raw = None if f0 is None else _f0_to_raw(tape, f0, nonlinear_post)
