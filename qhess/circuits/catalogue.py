@@ -8,6 +8,9 @@ applies it:
 - ``"controlled"``: a base gate applied to the block where all control bits are 1;
 - ``"pauli"``: ``exp(-i θ/2 P) = cos(θ/2) I - i sin(θ/2) P`` for a Pauli word ``P``;
 - ``"permutation"``: bit flips with phases (X, Y, SWAP);
+- ``"sparse"``: a fixed pattern of nonzero entries (``entries``): Givens rotations of
+  pairs of basis states with phases on the others (the excitation gates, IsingXY,
+  FermionicSWAP, OrbitalRotation; `qhess.circuits.generator_matrices`);
 - ``"dense"``: an explicit matrix.
 
 A Pauli rotation is the state plus its bit-flipped copy times a constant phase pattern,
@@ -26,9 +29,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from qhess.circuits import generator_matrices as _gm
 
 
 class Spectrum(NamedTuple):
@@ -40,6 +44,18 @@ class Spectrum(NamedTuple):
 
 _ONE = Spectrum(1.0, 1)  # exp(-i θ G) with G's eigenvalues ±1/2 (or 0, 1)
 _CONTROLLED = Spectrum(0.5, 2)  # controlled rotation: eigenvalues {0, 0, ±1/2}
+_GIVENS = Spectrum(0.5, 2)  # a Givens rotation of two basis states: eigenvalues {0.., ±1/2}
+# OrbitalRotation: two commuting Givens generators, eigenvalues {0, ±1/2, ±1}.
+_ORBITAL = Spectrum(0.5, 4)
+_PCPHASE = Spectrum(2.0, 1)  # PCPhase: exp(iφ (2Π - I)), eigenvalues ±1
+
+
+class DataKey(NamedTuple):
+  """The ``hyper`` of an `Evolution` gate: its data's index in ``Tape.consts`` and the
+  spectrum of its argument (from its generator's eigenvalues, per gate)."""
+
+  index: int
+  spectrum: Spectrum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +79,10 @@ class GateSpec:
       matrix``; QubitUnitary, its conjugate and channels (see `qhess.simulate.density`).
     conjugate: the complex conjugate of the ``"pauli"`` gate of the same name without
       the ``*`` (density matrices' column wires, `qhess.simulate.density`).
+    entries: for ``"sparse"`` gates, ``(*params, hyper) -> {(row, col): value}``, the
+      entries that can be nonzero (a fixed pattern; NumPy constants or traced scalars).
+    spectra_of: ``hyper -> spectra`` when the spectra depend on the gate instance
+      (`Evolution`); `op_spectra` reads it.
   """
 
   name: str
@@ -78,6 +98,8 @@ class GateSpec:
   base: str | None = None
   from_consts: Callable | None = None
   conjugate: bool = False
+  entries: Callable | None = None
+  spectra_of: Callable | None = None
 
 
 def _cs(theta):
@@ -88,16 +110,11 @@ def _complex(x):
   return jnp.asarray(x) * (1 + 0j)
 
 
-def _expi(phi):
-  """``exp(i φ)`` of a real scalar, from its cosine and sine.
-
-  Phases are built from real scalars and stacked rather than taken as ``jnp.exp`` of a
-  complex vector: under vmap XLA's CPU backend otherwise multiplies the state by the
-  broadcast phase vector about 20x more slowly (measured: ten batched RZ passes at 10
-  wires, 0.57 s against 0.023 s).
-  """
-  phi = jnp.asarray(phi)
-  return jax.lax.complex(jnp.cos(phi), jnp.sin(phi))
+# ``exp(i φ)`` of a real scalar, from its cosine and sine. Phases are built from real
+# scalars and stacked rather than taken as ``jnp.exp`` of a complex vector: under vmap
+# XLA's CPU backend otherwise multiplies the state by the broadcast phase vector about
+# 20x more slowly (measured: ten batched RZ passes at 10 wires, 0.57 s against 0.023 s).
+_expi = _gm.expi
 
 
 def _rx(theta, hyper=None):
@@ -224,6 +241,7 @@ def _build_catalogue() -> dict[str, GateSpec]:
       GateSpec("SWAP", 0, 2, "permutation", (), "SWAP"),
       GateSpec("QubitUnitary", 0, None, "dense", (), "U", matrix=None,
                from_consts=lambda m: m),
+      *_generator_specs(),
   ]
   for name, (label, mat) in _FIXED_DENSE.items():
     specs.append(GateSpec(name, 0, 1, "dense", (), label, matrix=_const(mat)))
@@ -245,9 +263,40 @@ def _build_catalogue() -> dict[str, GateSpec]:
   return catalogue
 
 
+def _generator_specs() -> list[GateSpec]:
+  """The generator gates (`qhess.circuits.generator_matrices`): PennyLane's names,
+  argument order, matrices and wire order; spectra from their generators' eigenvalues."""
+  specs = []
+  for suffix, phase in (("", 0), ("Plus", 1), ("Minus", -1)):
+    spectrum = _GIVENS if phase == 0 else _ONE  # ±: eigenvalues ±1/2 only
+    specs += [
+        GateSpec("SingleExcitation" + suffix, 1, 2, "sparse", (spectrum,), "G" + suffix[:1],
+                 entries=lambda t, h=None, p=phase: _gm.single_excitation(t, h, p)),
+        GateSpec("DoubleExcitation" + suffix, 1, 4, "sparse", (spectrum,),
+                 "G²" + suffix[:1],
+                 entries=lambda t, h=None, p=phase: _gm.double_excitation(t, h, p))]
+  specs += [
+      GateSpec("OrbitalRotation", 1, 4, "sparse", (_ORBITAL,), "OrbitalRotation",
+               entries=_gm.orbital_rotation),
+      GateSpec("FermionicSWAP", 1, 2, "sparse", (_ONE,), "fSWAP",
+               entries=_gm.fermionic_swap),
+      GateSpec("IsingXY", 1, 2, "sparse", (_GIVENS,), "IsingXY", entries=_gm.ising_xy),
+      GateSpec("U1", 1, 1, "diagonal", (_ONE,), "U1", diagonal=_phase_diag),
+      GateSpec("PCPhase", 1, None, "diagonal", (_PCPHASE,), "∏_ϕ",
+               diagonal=_gm.pcphase_diag),
+      GateSpec("Evolution", 1, None, "dense", (), "Exp", from_consts=_gm.evolution_matrix,
+               spectra_of=lambda hyper: (hyper.spectrum,)),
+  ]
+  for position, bits in enumerate(("00", "01", "10")):
+    specs.append(GateSpec("CPhaseShift" + bits, 1, 2, "diagonal", (_ONE,), "Rϕ" + bits,
+                          diagonal=_gm.cphase_diag(position)))
+  return specs
+
+
 # Gates with real matrices: their conjugate is the gate itself.
 _REAL_GATES = frozenset({"RY", "CRY", "Hadamard", "PauliX", "PauliZ", "CNOT", "CZ",
-                         "SWAP", "Toffoli"})
+                         "SWAP", "Toffoli", "SingleExcitation", "DoubleExcitation",
+                         "OrbitalRotation"})
 
 # Noise channels (PennyLane's names): label and wire count (None: given by `wires`).
 # Their Kraus operators are data (``Tape.consts[hyper]``, shape ``(r, 2**k, 2**k)``).
@@ -284,8 +333,11 @@ def _conjugate(spec: GateSpec) -> GateSpec:
     base = spec.base if spec.base in _REAL_GATES else spec.base + "*"
     return dataclasses.replace(spec, name=name, base=base)
   if spec.from_consts is not None:
-    return dataclasses.replace(spec, name=name,
-                               from_consts=lambda m, f=spec.from_consts: jnp.conj(f(m)))
+    return dataclasses.replace(
+        spec, name=name, from_consts=lambda m, *p, f=spec.from_consts: jnp.conj(f(m, *p)))
+  if spec.kind == "sparse":
+    return dataclasses.replace(
+        spec, name=name, entries=lambda *a, e=spec.entries: _gm.conj_entries(e(*a)))
   if spec.kind == "pauli":  # conj(exp(-i θ/2 P)) is again a rotation about P
     return dataclasses.replace(spec, name=name, conjugate=True)
   # permutation and dense gates: an explicit matrix.
@@ -336,4 +388,19 @@ def gate_matrix(name: str, params, hyper=None) -> jnp.ndarray:
     return jnp.conj(matrix) if spec.conjugate else matrix
   if spec.kind == "permutation":
     return jnp.asarray(_pauli_matrix(spec.pauli(hyper)))
+  if spec.kind == "sparse":
+    return _gm.entries_matrix(spec.entries(*params, hyper), 2**spec.n_wires)
   return spec.matrix(*params, hyper)
+
+
+def op_spectra(name: str, hyper) -> tuple[Spectrum, ...]:
+  """The spectra of a gate's arguments: its catalogue entry's, or its instance's."""
+  spec = CATALOGUE[name]
+  return spec.spectra_of(hyper) if spec.spectra_of is not None else spec.spectra
+
+
+def data_matrix(name: str, params, hyper, consts):
+  """The matrix of a gate whose matrix is data (``from_consts``: QubitUnitary, Evolution,
+  their conjugates, channels), from ``Tape.consts`` and its arguments."""
+  index = hyper.index if isinstance(hyper, DataKey) else hyper
+  return CATALOGUE[name].from_consts(consts[index], *params)

@@ -47,7 +47,8 @@ import numpy as np
 
 from qhess.shift import rules as _shift_rules
 from qhess.simulate import evolve as sv
-from qhess.circuits.catalogue import CATALOGUE, Spectrum, gate_matrix
+from qhess.circuits.catalogue import CATALOGUE, Spectrum, data_matrix, gate_matrix
+from qhess.circuits.generator_matrices import dagger_entries
 from qhess.simulate import memory as _memory
 from qhess.simulate import gates as _gates
 from qhess.simulate import measure as _measure
@@ -78,8 +79,10 @@ def _inverse_on(x, name: str, wires: Sequence[int], params, hyper, consts, view)
   if spec.kind == "diagonal":
     diag = jnp.conj(spec.diagonal(*params, hyper)).astype(x.dtype)
     return _gates._cmul(view.place(jnp.reshape(diag, (2,) * len(wires)), wires), x)
-  if name == "QubitUnitary":
-    matrix = consts[hyper]
+  if spec.kind == "sparse":  # U† of a Givens rotation: its entries transposed, conjugated
+    return _gates._sparse_on(x, dagger_entries(spec.entries(*params, hyper)), wires, view)
+  if spec.from_consts is not None:  # QubitUnitary, Evolution
+    matrix = data_matrix(name, params, hyper, consts)
   else:
     matrix = _gates._static_matrix(name, hyper)
     if matrix is None:
@@ -137,8 +140,8 @@ def _blocks(ops) -> list[tuple]:
 
 
 def _op_matrix(op, params, consts):
-  if op.name == "QubitUnitary":
-    return consts[op.hyper]
+  if CATALOGUE[op.name].from_consts is not None:  # QubitUnitary, Evolution
+    return data_matrix(op.name, params, op.hyper, consts)
   matrix = _gates._static_matrix(op.name, op.hyper)
   return gate_matrix(op.name, params, op.hyper) if matrix is None else jnp.asarray(matrix)
 

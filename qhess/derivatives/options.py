@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qhess.simulate.circuit import Circuit
-from qhess.circuits.catalogue import CATALOGUE
+from qhess.circuits.catalogue import op_spectra
 from qhess.shift import rules as _shift_rules
 from qhess.circuits.tape import Tape
 from qhess.simulate import memory as _memory
@@ -38,7 +38,7 @@ def _leaf_range(args, argnum) -> range:
 def _tape_spectra(tape: Tape):
   spectra = [None] * tape.num_params
   for op in tape.operations:
-    for i, s in zip(op.param_index, CATALOGUE[op.name].spectra):
+    for i, s in zip(op.param_index, op_spectra(op.name, op.hyper)):
       spectra[i] = s
   return tuple(spectra)
 

@@ -20,6 +20,9 @@ rank-≤7 expressions fast; a rank-n tensor with one axis per qubit compiles slo
 - Pauli rotations ``exp(-i θ/2 P)`` (RX, IsingXX/YY, PauliRot of any width) are
   ``cos(θ/2)`` times the state plus ``sin(θ/2)`` times its copy with the X/Y wires'
   bits flipped and a constant phase pattern applied: two scaled copies per amplitude;
+- sparse gates (Givens rotations: the excitation gates, IsingXY, FermionicSWAP,
+  OrbitalRotation) combine only their nonzero entries: two input blocks per rotated
+  output block, one (a phase or a copy) per other block, on up to 4 wires;
 - every other gate on k ≤ 3 wires (rotations, bit flips, SWAP, dense matrices) builds
   each of its ``2**k`` output blocks as a scalar combination of the input blocks and
   concatenates them; with a constant matrix (a bit flip, SWAP, CNOT's X) zero terms
@@ -53,15 +56,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess.circuits.catalogue import CATALOGUE, gate_matrix
+from qhess.circuits.catalogue import CATALOGUE, data_matrix, gate_matrix
 from qhess.simulate.gates import _View, _assemble, _cmul, _matrix_on, _slice, _static_matrix, _word_phase, apply_gate, apply_matrix, initial_state
 
 
 def _op_matrix(op, params, consts):
   values = [params[i] for i in op.param_index]
-  from_consts = CATALOGUE[op.name].from_consts
-  if from_consts is not None:
-    return from_consts(consts[op.hyper])
+  if CATALOGUE[op.name].from_consts is not None:
+    return data_matrix(op.name, values, op.hyper, consts)
   return gate_matrix(op.name, values, op.hyper)
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qhess.circuits.catalogue import CATALOGUE, gate_matrix
+from qhess.circuits.catalogue import CATALOGUE, data_matrix, gate_matrix
 
 
 _MAX_SLICE_SUM_WIRES = 3  # beyond this a dense gate uses tensordot (2**k terms grow fast)
@@ -222,6 +222,46 @@ def _pauli_rotation_on(x, theta, word: str, wires: Sequence[int], view: _View):
 
 
 
+def _scale(c, x):
+  """``c * x`` for a NumPy constant (`_combine`'s rules), a traced real scalar (one real
+  product per part) or a traced complex scalar (`_cmul`)."""
+  if isinstance(c, (np.generic, np.ndarray)):
+    return _combine([c], [x])
+  if not jnp.issubdtype(c.dtype, jnp.complexfloating):
+    c = jax.lax.convert_element_type(c, np.finfo(x.dtype).dtype)
+    return jax.lax.complex(jax.lax.mul(jax.lax.real(x), c), jax.lax.mul(jax.lax.imag(x), c))
+  return _cmul(jax.lax.convert_element_type(c, x.dtype), x)
+
+
+
+def _sparse_on(x, entries: dict, wires: Sequence[int], view: _View):
+  """A ``"sparse"`` gate (its nonzero ``entries``, `qhess.circuits.generator_matrices`)
+  on ``wires`` of ``x``: each output block (the gate wires fixed to some bits) is the
+  sum of its few entries times input blocks: two for a Givens-rotated block, one (a
+  phase, or a plain copy for a constant 1) for the others; never a dense matrix."""
+  k = len(wires)
+  axes = [view.axis[w] for w in wires]
+  all_bits = list(itertools.product((0, 1), repeat=k))
+  rows: dict[int, list] = {}
+  for (r, c), value in sorted(entries.items()):
+    rows.setdefault(r, []).append((c, value))
+  inputs: dict[int, jax.Array] = {}
+
+  def block(c):
+    if c not in inputs:
+      inputs[c] = _slice(x, view, axes, all_bits[c])
+    return inputs[c]
+
+  out = {}
+  for r, bits in enumerate(all_bits):
+    terms = [_scale(v, block(c)) for c, v in rows.get(r, ())]
+    out[bits] = terms[0] if terms else jnp.zeros_like(block(r))
+    for t in terms[1:]:
+      out[bits] = jax.lax.add(out[bits], t)
+  return _assemble(out, axes)
+
+
+
 def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _View):
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
@@ -240,10 +280,12 @@ def _gate_on(x, name: str, wires: Sequence[int], params, hyper, consts, view: _V
     if spec.conjugate:  # conj(exp(-i θ/2 P)) = exp(i θ/2 P*), P* = (-1)**(#Y) P
       theta = theta if word.count("Y") % 2 else -theta
     return _pauli_rotation_on(x, theta, word, wires, view)
+  if spec.kind == "sparse":
+    return _sparse_on(x, spec.entries(*params, hyper), wires, view)
   # Everything else, bit flips included, is a small matrix combined from slices: XLA's
   # reverse op (jnp.flip) inside these batched chains compiles pathologically slowly.
-  if spec.from_consts is not None:  # QubitUnitary, its conjugate, a channel (_density)
-    matrix = spec.from_consts(consts[hyper])
+  if spec.from_consts is not None:  # QubitUnitary, Evolution, conjugates, channels
+    matrix = data_matrix(name, params, hyper, consts)
   else:
     matrix = _static_matrix(name, hyper)
     if matrix is None:
