@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import inspect
 import numbers
 from typing import Any, Hashable, NamedTuple, Sequence
 
@@ -22,6 +23,8 @@ import numpy as np
 
 from qhess.circuits import observables as _observables
 from qhess.circuits.catalogue import CATALOGUE
+from qhess.circuits.measurement import MeasurementSpec as MeasurementSpec
+from qhess.circuits.measurement import float_dtype as float_dtype
 
 
 class Operation(NamedTuple):
@@ -39,71 +42,6 @@ class Operation(NamedTuple):
   wires: tuple[int, ...]
   param_index: tuple[int, ...]
   hyper: Hashable = None
-
-
-class MeasurementSpec(NamedTuple):
-  """One measurement of a tape (static).
-
-  Attributes:
-    kind: ``"expval"``, ``"var"``, ``"probs"``, or ``"expval_sq"`` (``<O²>``).
-    terms: for observables, a tuple of ``(coefficient, factors)``; a factor is
-      ``(char, wire)`` for a Pauli or ``("H", wires, const_index)`` for a Hermitian.
-    wires: the wires of ``probs`` (all measured wires resolved).
-    coeffs: ``None`` when the coefficients are in ``terms`` (static); else the index in
-      ``Tape.consts`` of the coefficient vector, data of the computation (traced
-      coefficients of an ``expval``): the terms then hold 1.0, each term is its own raw
-      measurement, and `finalize` weighs them, so one compiled kernel serves every
-      coefficient vector and derivatives with respect to the coefficients come from the
-      per-term values.
-  """
-
-  kind: str
-  terms: tuple | None = None
-  wires: tuple[int, ...] | None = None
-  coeffs: int | None = None
-
-  def raw(self) -> tuple["MeasurementSpec", ...]:
-    """The measurements, linear in the density matrix, that this one is computed from."""
-    if self.coeffs is not None:
-      return tuple(MeasurementSpec("expval", (term,)) for term in self.terms)
-    if self.kind == "var":
-      return (self._replace(kind="expval"), self._replace(kind="expval_sq"))
-    return (self,)
-
-  def finalize(self, raw_values: Sequence[jax.Array], consts: Sequence = ()) -> jax.Array:
-    """This measurement's output from the values of its `raw` measurements (and, for
-    coefficients as data, the tape's ``consts``)."""
-    if self.coeffs is not None:
-      return jnp.stack(raw_values, axis=-1) @ consts[self.coeffs]
-    if self.kind == "var":
-      first, second = raw_values
-      return second - first**2
-    (value,) = raw_values
-    return value
-
-  @property
-  def raw_size(self) -> int:
-    """Number of raw real outputs, e.g. ``2**len(wires)`` for probs."""
-    return sum(2 ** len(m.wires) if m.kind == "probs" else 1 for m in self.raw())
-
-  @property
-  def shape(self) -> tuple[int, ...]:
-    """Shape of this measurement's output."""
-    return (2 ** len(self.wires),) if self.kind == "probs" else ()
-
-  @property
-  def all_wires(self) -> tuple[int, ...]:
-    if self.kind == "probs":
-      return self.wires
-    return tuple(sorted({w for _, fs in self.terms for f in fs
-                         for w in ((f[1],) if f[0] != "H" else f[1])}))
-
-
-def float_dtype():
-  """float64 when ``jax_enable_x64`` is on, float32 otherwise."""
-  # Not jnp.zeros(()).dtype: that runs a computation, once per gate argument when
-  # recording under jax.ensure_compile_time_eval.
-  return jax.dtypes.canonicalize_dtype(np.float64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -352,6 +290,10 @@ def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
     return None
 
   gate.__name__ = gate.__qualname__ = name
+  gate.__module__ = "qhess"  # its public home, `qhess.<name>` (pickling, the API docs)
+  gate.__signature__ = inspect.Signature(
+      [inspect.Parameter(a, inspect.Parameter.POSITIONAL_ONLY) for a in argnames]
+      + [inspect.Parameter("wires", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
   sig = ", ".join(argnames + ("wires",))
   pauli_note = f"""
   Also an observable, as in PennyLane: ``qhess.expval(qhess.{name}(0))`` measures it
