@@ -487,7 +487,11 @@ def saddle_free_newton(damping: float = 0.1, *, min_damping: float = 1e-12,
   or rejected, as in `damped_newton`.
 
   Args:
-    damping, min_damping, max_damping, accept_ratio, max_step: as in `damped_newton`.
+    damping: as in `damped_newton`.
+    min_damping: as in `damped_newton`.
+    max_damping: as in `damped_newton`.
+    accept_ratio: as in `damped_newton`.
+    max_step: as in `damped_newton`.
 
   Returns:
     an `Optimizer`.

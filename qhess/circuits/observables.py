@@ -248,7 +248,7 @@ def _pauli(char: str):
       raise ValueError(f"`wires` of {char} must be a single wire; got {wires!r}.")
     return Observable([(1.0, (Pauli(char, ws[0]),))])
 
-  make.__name__ = char
+  make.__name__ = make.__qualname__ = char  # qhess.circuits.observables.X (pickle, docs)
   make.__doc__ = f"""The Pauli-{char} observable on one wire.
 
   Args:

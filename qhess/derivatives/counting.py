@@ -60,8 +60,13 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
   Args:
     fn: `qhess.hessian` or `qhess.value_grad_and_hessian`.
     circuit: a `qhess.Circuit`.
-    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, shots: as in ``fn``.
+    argnums: as in ``fn``.
+    hybrid: as in ``fn``.
+    gate_argnum: as in ``fn``.
+    diagonal_shifts: as in ``fn``.
+    off_diagonal_shifts: as in ``fn``.
+    off_diagonal_rule: as in ``fn``.
+    shots: as in ``fn``.
     **ignored: ``batch_size``, ``devices``, ``evaluation``, ``return_stderr``.
 
   Returns:

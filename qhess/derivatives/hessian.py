@@ -268,9 +268,18 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   ``1 + 2P + 3P(P-1)/2`` with the default diagonal rule for mixed entries.
 
   Args:
-    circuit, argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule, batch_size, devices, evaluation, shots, return_stderr: as in
-    `hessian` (with shots the function takes ``key=``).
+    circuit: as in `hessian`.
+    argnums: as in `hessian`.
+    hybrid: as in `hessian`.
+    gate_argnum: as in `hessian`.
+    diagonal_shifts: as in `hessian`.
+    off_diagonal_shifts: as in `hessian`.
+    off_diagonal_rule: as in `hessian`.
+    batch_size: as in `hessian`.
+    devices: as in `hessian`.
+    evaluation: as in `hessian`.
+    shots: as in `hessian` (with shots the function takes ``key=``).
+    return_stderr: as in `hessian`.
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their

@@ -42,7 +42,9 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     tape: a `Tape`, e.g. ``circuit.tape(x)``, or a `Circuit`.
     f0: the circuit's outputs at the tape's arguments; when given, the unshifted
       circuit is not among the tapes and ``f0`` is used instead (expval and probs only).
-    gate_argnum, diagonal_shifts, off_diagonal_shifts: as in `hessian`.
+    gate_argnum: as in `hessian`.
+    diagonal_shifts: as in `hessian`.
+    off_diagonal_shifts: as in `hessian`.
     off_diagonal_rule: as in `hessian`, but defaulting to ``"product"`` (PennyLane's
       circuits and counts).
 

@@ -225,9 +225,13 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
 
   Args:
     circuit: a `Circuit`.
-    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-    off_diagonal_rule: as in ``qhess.hessian`` (the off-diagonal rule defaults to
-      ``"product"``, as with shots).
+    argnums: as in ``qhess.hessian``.
+    hybrid: as in ``qhess.hessian``.
+    gate_argnum: as in ``qhess.hessian``.
+    diagonal_shifts: as in ``qhess.hessian``.
+    off_diagonal_shifts: as in ``qhess.hessian``.
+    off_diagonal_rule: as in ``qhess.hessian`` (defaults to ``"product"``, as with
+      shots).
     shots: an int, a tuple of ints or a `ShotBudget` (no pilot); required.
     return_stderr: ``post`` also returns first-order standard errors in the Hessian's
       layout: ``(hessian, stderr)``.

@@ -136,7 +136,9 @@ def to_sampler_pubs(experiments: Sequence[Experiment], backend=None, *,
     experiments: the list of `Experiment` from ``hessian_experiments(...)(*args)``.
     backend: a ``qiskit.providers.BackendV2`` to transpile for, or None (the circuits as
       exported: stdgates and, for Hermitian factors on several wires, ``unitary``).
-    optimization_level, seed_transpiler, initial_layout: the preset pass manager's.
+    optimization_level: the preset pass manager's.
+    seed_transpiler: the preset pass manager's.
+    initial_layout: the preset pass manager's.
     pass_manager: a pass manager (anything with ``run(circuit)``) used instead of the
       preset one; then leave ``backend`` and the three above unset.
 
