@@ -362,7 +362,8 @@ def markdown_table(cases: list[dict]) -> str:
       err = r.get("max_abs_diff_vs_jax")
       lines.append(
           start + f"| {method} | {r['n_circuits'] or ''} | {common.fmt_s(r['compile_s'])} "
-          f"| {common.fmt_ms(r['median_s'])} | {common.fmt_ms(r['min_s'])}–{common.fmt_ms(r['max_s'])} "
+          f"| {common.fmt_ms(r['median_s'])} "
+          f"| {common.fmt_ms(r['min_s'])}–{common.fmt_ms(r['max_s'])} "
           f"| {r['repeat']} | {common.fmt_s(r.get('circuits_per_s'))} "
           f"| {common.fmt_s(r.get('gate_apps_per_s'))} | {common.fmt_s(r.get('ratio_to_default'))} "
           f"| {'' if err is None else f'{err:.1e}'}"

@@ -490,8 +490,10 @@ def markdown(rows: list[dict]) -> str:
         f"| {ms.get('jax_hessian', '')} "
         f"| {ms.get(pl, '')} | {common.fmt_x(s['independent_over_default'])} "
         f"| {common.fmt_x(s.get('default_over_adjoint'))} "
-        f"| {common.fmt_x(s['pennylane_over_default'])} | {common.fmt_x(s['default_over_jax_hessian'])} "
-        f"| {common.fmt_s(s['default_us_per_circuit'])} | {common.fmt_x(s['per_circuit_over_hea_a'])} "
+        f"| {common.fmt_x(s['pennylane_over_default'])} "
+        f"| {common.fmt_x(s['default_over_jax_hessian'])} "
+        f"| {common.fmt_s(s['default_us_per_circuit'])} "
+        f"| {common.fmt_x(s['per_circuit_over_hea_a'])} "
         f"| {common.fmt_s(s['default_compile_s'])} "
         f"| {'' if err is None else f'{err:.1e}'}{'' if s['all_match_jax'] else ' MISMATCH'} |")
   for row in rows:
@@ -511,7 +513,8 @@ def markdown(rows: list[dict]) -> str:
       err = r.get("max_abs_diff_vs_jax")
       n_c = r.get("n_circuits")
       lines.append(
-          f"| {label} | {n_c or ''} | {common.fmt_s(r['compile_s'])} | {common.fmt_ms(r['median_s'])} "
+          f"| {label} | {n_c or ''} | {common.fmt_s(r['compile_s'])} "
+          f"| {common.fmt_ms(r['median_s'])} "
           f"| {common.fmt_ms(r['min_s'])}–{common.fmt_ms(r['max_s'])} | {r['repeat']} "
           f"| {common.fmt_s(1e6 * r['median_s'] / n_c) if n_c else ''} "
           f"| {common.fmt_s(r.get('ratio_to_default'))} "

@@ -147,7 +147,8 @@ def main(argv=None) -> None:
   print(common.source_line(meta["qhess"]), flush=True)
   jobs = [(case, m) for case in args.cases for m in args.methods]
   jobs += [(case, "jax_hessian") for case in args.cases
-           if common.parse_case(case)[0] <= args.jax_max_wires and "jax_hessian" not in args.methods]
+           if common.parse_case(case)[0] <= args.jax_max_wires
+           and "jax_hessian" not in args.methods]
   items, _ = common.progress(jobs, desc="methods")
   rows = [run_method(case, m, args.timeout) for case, m in items]
   compare(rows)

@@ -5,6 +5,13 @@ Everything public is re-exported here, with ``__all__``. The stage subpackages
 modules may change between releases; ``qhess.optimize`` is public.
 """
 
+from importlib import metadata as _metadata
+
+try:
+  __version__ = _metadata.version("qhess")  # pyproject.toml's version, once installed
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+  __version__ = "0+unknown"
+
 from qhess.simulate.circuit import Circuit as Circuit
 from qhess.simulate.circuit import circuit as circuit
 from qhess.simulate.circuit import execute as execute
@@ -99,12 +106,14 @@ __all__ = [
     "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingYY",
     "IsingZZ", "Measurement",
     "MultiRZ", "Observable", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseShift",
-    "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape", "Toffoli",
+    "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "T", "Tape",
+    "Toffoli",
     "U3", "X", "Y", "Z", "circuit",
     "CPhaseShift00", "CPhaseShift01", "CPhaseShift10", "DoubleExcitation",
     "DoubleExcitationMinus", "DoubleExcitationPlus", "Evolution", "FermionicSWAP",
     "IsingXY", "OrbitalRotation", "PCPhase", "SingleExcitation", "SingleExcitationMinus",
     "SingleExcitationPlus", "U1", "execute", "expval", "from_openqasm", "from_pennylane",
-    "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs", "to_openqasm",
+    "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs",
+    "to_openqasm",
     "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var",
 ]

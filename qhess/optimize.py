@@ -528,9 +528,9 @@ def trust_region(radius: float = 0.5, *, max_radius: float = 2 * math.pi,
   bisection on the eigendecomposition; the "hard case" moves along the lowest
   eigenvector), so negative curvature is followed to the boundary. The candidate is
   accepted when ``actual > accept_ratio · predicted`` and its inputs are finite (a NaN
-  or infinity rejects it); ``Δ`` is quartered when ``ρ < 1/4`` or on such a rejection and doubled (up to ``max_radius``) when ``ρ > 3/4`` and the step reached
-  the boundary (Alg. 4.1). With ``stderr``, ``μ`` is at least the Hessian's standard
-  error.
+  or infinity rejects it); ``Δ`` is quartered when ``ρ < 1/4`` or on such a rejection
+  and doubled (up to ``max_radius``) when ``ρ > 3/4`` and the step reached the boundary
+  (Alg. 4.1). With ``stderr``, ``μ`` is at least the Hessian's standard error.
 
   Args:
     radius: the initial ``Δ > 0`` (in the parameters' units: radians for gate angles).

@@ -5,16 +5,18 @@ import qhess
 
 def test_api_all_is_pinned():
   assert sorted(qhess.__all__) == [
-      "AmplitudeDamping", "BitFlip", "CNOT", "CPhaseShift00", "CPhaseShift01", "CPhaseShift10", "CRX", "CRY", "CRZ", "CY", "CZ", "Channel", "Circuit", "ControlledPhaseShift",
-      "DepolarizingChannel", "DoubleExcitation", "DoubleExcitationMinus", "DoubleExcitationPlus", "Evolution",
-      "FermionicSWAP", "GeneralizedAmplitudeDamping", "Hadamard", "Hermitian", "I", "IllConditionedShiftsWarning", "IsingXX", "IsingXY", "IsingYY", "IsingZZ", "Measurement",
-      "MultiRZ", "Observable", "OrbitalRotation", "PCPhase", "PauliError", "PauliRot", "PauliX", "PauliY", "PauliZ", "PhaseDamping", "PhaseFlip", "PhaseShift",
-      "QubitChannel", "QubitUnitary", "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget",
-      "SingleExcitation", "SingleExcitationMinus", "SingleExcitationPlus", "T", "Tape",
-      "Toffoli",
-      "U1", "U3", "X", "Y", "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane",
-      "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs",
-      "to_openqasm", "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var", "with_noise",
+      "AmplitudeDamping", "BitFlip", "CNOT", "CPhaseShift00", "CPhaseShift01", "CPhaseShift10",
+      "CRX", "CRY", "CRZ", "CY", "CZ", "Channel", "Circuit", "ControlledPhaseShift",
+      "DepolarizingChannel", "DoubleExcitation", "DoubleExcitationMinus", "DoubleExcitationPlus",
+      "Evolution", "FermionicSWAP", "GeneralizedAmplitudeDamping", "Hadamard", "Hermitian", "I",
+      "IllConditionedShiftsWarning", "IsingXX", "IsingXY", "IsingYY", "IsingZZ", "Measurement",
+      "MultiRZ", "Observable", "OrbitalRotation", "PCPhase", "PauliError", "PauliRot", "PauliX",
+      "PauliY", "PauliZ", "PhaseDamping", "PhaseFlip", "PhaseShift", "QubitChannel", "QubitUnitary",
+      "RX", "RY", "RZ", "Rot", "S", "SWAP", "SX", "ShotBudget", "SingleExcitation",
+      "SingleExcitationMinus", "SingleExcitationPlus", "T", "Tape", "Toffoli", "U1", "U3", "X", "Y",
+      "Z", "circuit", "execute", "expval", "from_openqasm", "from_pennylane", "from_qiskit",
+      "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs", "to_openqasm",
+      "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var", "with_noise",
   ]
 
 

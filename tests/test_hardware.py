@@ -1,4 +1,5 @@
-"""Hardware round trip (qhess.interop.experiments, qhess.interop.qiskit), checked against Qiskit and Aer.
+"""Hardware round trip (qhess.interop.experiments, qhess.interop.qiskit), checked against
+Qiskit and Aer.
 
 Runs when the qiskit extra is installed (``pip install -e .[qiskit]``; CI installs it).
 Exports are checked by simulating them in Aer (statevectors to 1e-10 up to a global
@@ -262,7 +263,7 @@ def test_shot_vector_and_budget(small):
   assert [e.entry for e in vec] == [0] * n + [1] * n
   hs, errs = post([e.shots * p for e, p in zip(vec, probs + probs)])
   assert len(hs) == len(errs) == 2
-  for h, err in zip(hs, errs):
+  for h in hs:
     np.testing.assert_allclose(h, exact, atol=ATOL, rtol=0)
   assert np.all(errs[0] >= errs[1])  # more shots, smaller errors
   budget, post = qhess.hessian_experiments(_small, shots=qhess.ShotBudget(5000))(_XS)

@@ -1,4 +1,5 @@
-"""No silent wrong answers at the interop boundary (issue 26): `qhess.interop.qiskit`, `qhess.interop.pennylane`.
+"""No silent wrong answers at the interop boundary (issue 26): `qhess.interop.qiskit`,
+`qhess.interop.pennylane`.
 
 Qiskit parameter expressions are refused unless provably real (they were NaN), the
 real ones (``2**a``, ``conjugate(a)``) are supported and checked against Qiskit's own

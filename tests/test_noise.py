@@ -1,4 +1,5 @@
-"""Noisy circuits (qhess.circuits.channels, qhess.simulate.density): channels, density matrices, readout error.
+"""Noisy circuits (qhess.circuits.channels, qhess.simulate.density): channels, density
+matrices, readout error.
 
 References: an independent NumPy density-matrix simulator (explicit Kraus sums, the Kraus
 operators written out below from PennyLane's documentation, gate matrices from

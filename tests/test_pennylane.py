@@ -307,7 +307,8 @@ def _noisy_pair(x, with_more: bool):
     out = [lib.RX(x[0], wires=0), lib.DepolarizingChannel(0.1, wires=0),
            lib.CRY(x[1], wires=(0, 1)), lib.AmplitudeDamping(0.2, wires=1)]
     if with_more:
-      out += [lib.Rot(x[2], x[3], x[4], wires=1), lib.GeneralizedAmplitudeDamping(0.3, 0.6, wires=1),
+      out += [lib.Rot(x[2], x[3], x[4], wires=1),
+              lib.GeneralizedAmplitudeDamping(0.3, 0.6, wires=1),
               lib.PauliError("YZ", 0.1, wires=(1, 0)), lib.CNOT(wires=(1, 0)),
               lib.PhaseDamping(0.25, wires=0), lib.BitFlip(0.05, wires=1)]
     return out

@@ -1,4 +1,5 @@
-"""Finite-shot Hessians (qhess.simulate.sampling): statistics under fixed keys, shot vectors, budgets.
+"""Finite-shot Hessians (qhess.simulate.sampling): statistics under fixed keys, shot
+vectors, budgets.
 
 Statistical checks use 200 keys run with jax.vmap: the mean of the sampled Hessians must
 lie within 4 standard errors (of the mean) of the exact Hessian, and the reported

@@ -37,7 +37,7 @@ class MeasurementSpec(NamedTuple):
   wires: tuple[int, ...] | None = None
   coeffs: int | None = None
 
-  def raw(self) -> tuple["MeasurementSpec", ...]:
+  def raw(self) -> tuple[MeasurementSpec, ...]:
     """The measurements, linear in the density matrix, that this one is computed from."""
     if self.coeffs is not None:
       return tuple(MeasurementSpec("expval", (term,)) for term in self.terms)

@@ -97,7 +97,7 @@ class Observable:
     """Sorted wires the observable acts on."""
     return tuple(sorted({w for _, fs in self.terms for f in fs for w in f.wires}))
 
-  def __matmul__(self, other: "Observable") -> "Observable":
+  def __matmul__(self, other: Observable) -> Observable:
     if not isinstance(other, Observable):
       return NotImplemented
     terms = []
@@ -112,14 +112,14 @@ class Observable:
         terms.append((c1 * c2, f1 + f2))
     return Observable(terms)
 
-  def __add__(self, other: "Observable") -> "Observable":
+  def __add__(self, other: Observable) -> Observable:
     if _is_zero(other):  # sum(terms) starts from 0
       return self
     if not isinstance(other, Observable):
       return NotImplemented
     return Observable(self.terms + other.terms)
 
-  def __radd__(self, other) -> "Observable":
+  def __radd__(self, other) -> Observable:
     if _is_zero(other):
       return self
     return NotImplemented
@@ -176,15 +176,15 @@ class Observable:
       total = total + coeff * term.reshape(2**n, 2**n)
     return jnp.asarray(total)
 
-  def __sub__(self, other: "Observable") -> "Observable":
+  def __sub__(self, other: Observable) -> Observable:
     if not isinstance(other, Observable):
       return NotImplemented
     return self + (-1.0) * other
 
-  def __neg__(self) -> "Observable":
+  def __neg__(self) -> Observable:
     return (-1.0) * self
 
-  def __mul__(self, scalar) -> "Observable":
+  def __mul__(self, scalar) -> Observable:
     return Observable((_real_scalar(scalar) * c, fs) for c, fs in self.terms)
 
   __rmul__ = __mul__

@@ -129,7 +129,7 @@ class Tape:
   def output_shapes(self) -> tuple[tuple[int, ...], ...]:
     return tuple(m.shape for m in self.measurements)
 
-  def with_params(self, params: jax.typing.ArrayLike) -> "Tape":
+  def with_params(self, params: jax.typing.ArrayLike) -> Tape:
     """The same circuit with other gate arguments, shape ``(n_params,)``."""
     params = jnp.asarray(params, dtype=float_dtype())
     if params.shape != (self.num_params,):
@@ -137,7 +137,7 @@ class Tape:
           f"`params` must have shape ({self.num_params},); got {params.shape}.")
     return dataclasses.replace(self, params=params)
 
-  def with_measurements(self, measurements, returns_tuple: bool) -> "Tape":
+  def with_measurements(self, measurements, returns_tuple: bool) -> Tape:
     return dataclasses.replace(self, measurements=tuple(measurements),
                                returns_tuple=returns_tuple)
 
@@ -295,6 +295,9 @@ def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
       [inspect.Parameter(a, inspect.Parameter.POSITIONAL_ONLY) for a in argnames]
       + [inspect.Parameter("wires", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
   sig = ", ".join(argnames + ("wires",))
+  arg_docs = "".join(
+      f"    {a}: gate argument, a real scalar (float or 0-d array).\n" for a in argnames)
+  controls = " (controls first)" if CATALOGUE[name].controls else ""
   pauli_note = f"""
   Also an observable, as in PennyLane: ``qhess.expval(qhess.{name}(0))`` measures it
   (the call is then not a gate of the circuit), and outside a circuit the call just
@@ -305,7 +308,7 @@ def _make_gate(name: str, argnames: tuple[str, ...], doc: str):
   Call inside a function decorated with `qhess.circuit`: ``qhess.{name}({sig})``.
 {pauli_note}
   Args:
-{''.join(f'    {a}: gate argument, a real scalar (float or 0-d array).{chr(10)}' for a in argnames)}    wires: the wire(s) it acts on{' (controls first)' if CATALOGUE[name].controls else ''}.
+{arg_docs}    wires: the wire(s) it acts on{controls}.
 
   Raises:
     RuntimeError: when called outside a circuit.
@@ -470,7 +473,7 @@ def _lower_measurement(m, rec: _Recorder) -> MeasurementSpec:
   return MeasurementSpec(m.kind, tuple((_NAN if c != c else c, fs) for c, fs in terms), None)
 
 
-def _coefficients_as_data(kind: str, terms, rec: "_Recorder") -> MeasurementSpec:
+def _coefficients_as_data(kind: str, terms, rec: _Recorder) -> MeasurementSpec:
   """An ``expval`` whose coefficients are traced: each term is its own raw measurement and
   the coefficient vector is a constant of the tape (see `MeasurementSpec.coeffs`)."""
   if kind != "expval":

@@ -65,7 +65,10 @@ def _dagger(matrix):
 
 
 def _inverse_on(x, name: str, wires: Sequence[int], params, hyper, consts, view):
-  """``U†`` of one catalogue gate on the split view ``x`` (mirrors `qhess.simulate.gates._gate_on`)."""
+  """``U†`` of one catalogue gate on the split view ``x``.
+
+  Mirrors `qhess.simulate.gates._gate_on`.
+  """
   spec = CATALOGUE[name]
   if spec.kind == "controlled":
     c = spec.controls

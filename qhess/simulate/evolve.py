@@ -57,7 +57,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from qhess.circuits.catalogue import CATALOGUE, data_matrix, gate_matrix
-from qhess.simulate.gates import _View, _assemble, _cmul, _matrix_on, _slice, _static_matrix, _word_phase, apply_gate, apply_matrix, initial_state
+from qhess.simulate.gates import (_View, _assemble, _cmul, _matrix_on, _slice, _static_matrix,
+                                  _word_phase, apply_gate, apply_matrix, initial_state)
 
 
 def _op_matrix(op, params, consts):

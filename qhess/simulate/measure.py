@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from qhess.circuits.catalogue import CATALOGUE
-from qhess.simulate.gates import _PAULI, _PAULI_PHASE, _View, _cmul, _slice, _static_matrix, _word_phase, apply_matrix
+from qhess.simulate.gates import (_PAULI, _PAULI_PHASE, _View, _cmul, _slice, _static_matrix,
+                                  _word_phase, apply_matrix)
 
 
 def _apply_term(psi, factors, consts, n):

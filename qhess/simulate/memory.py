@@ -31,7 +31,7 @@ WORKING_COPIES = 3
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _device_memory(device) -> int | None:
   stats = None
   try:
