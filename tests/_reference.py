@@ -182,13 +182,13 @@ def ref_probs(state: np.ndarray, wires, n: int) -> np.ndarray:
   return out
 
 
-def ref_expval(state: np.ndarray, obs: "Obs", n: int) -> float:
+def ref_expval(state: np.ndarray, obs: Obs, n: int) -> float:
   value = np.vdot(state, observable_matrix(obs, n) @ state)
   assert abs(value.imag) < 1e-9
   return float(value.real)
 
 
-def ref_var(state: np.ndarray, obs: "Obs", n: int) -> float:
+def ref_var(state: np.ndarray, obs: Obs, n: int) -> float:
   m = observable_matrix(obs, n)
   return float(np.vdot(state, m @ m @ state).real - np.vdot(state, m @ state).real ** 2)
 

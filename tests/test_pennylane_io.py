@@ -60,7 +60,7 @@ def classical(x):
   return jnp.sin(x) + 0.5 * x * jnp.roll(x, 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def all_gates_case():
   """Every gate on 3 wires, measured five ways (a tuple of outputs): the PennyLane
   function, and the native circuit with its dense autodiff oracle (`_dense.make_case`)."""
@@ -219,7 +219,7 @@ def test_to_pennylane_all_gates_values():
   assert_close(qml.execute([script], dev)[0], qml.execute([direct], dev)[0], atol=1e-12)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_case():
   """Two wires, several measurements: var of a Pauli sum and of a Hermitian product,
   probs, and an expval; gate arguments = inputs."""
@@ -232,7 +232,7 @@ def small_case():
   return _dense.make_case(ops, 2, specs), jnp.array([0.5, 0.2, -0.3, 1.1, 0.8])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def single_case():
   """The 13-circuit example: one Pauli-word expectation, gate arguments = inputs."""
   ops = [("RX", (0,), (0.0,)), ("CRY", (0, 1), (0.0,))]

@@ -2,10 +2,11 @@
 
 Each builds a function that validates its arguments, looks up a compiled Hessian
 (`qhess.derivatives.cache`) and runs the pipeline (`qhess.derivatives.pipeline`) under
-``jax.jit``. Data flow (docs/architecture.md): record the circuit into a tape (gate arguments θ = g(params),
-static structure) → build the `ShiftPlan` → evaluate its points in one batched kernel
-call → contract the raw outputs Y with the plan's coefficients into R(θ), ∂R/∂θ and
-∂²R/∂θ² → chain rule through the classical parts with JAX autodiff.
+``jax.jit``. Data flow (docs/architecture.md): record the circuit into a tape (gate
+arguments θ = g(params), static structure) → build the `ShiftPlan` → evaluate its
+points in one batched kernel call → contract the raw outputs Y with the plan's
+coefficients into R(θ), ∂R/∂θ and ∂²R/∂θ² → chain rule through the classical parts
+with JAX autodiff.
 
 The chain rule is applied by differentiating a *local model*: the second-order Taylor
 polynomial of the raw outputs around θ0,
@@ -35,7 +36,9 @@ from qhess.simulate.circuit import Circuit
 from qhess.simulate import sampling as _shots
 from qhess.simulate import sampling as _sampling
 from qhess.derivatives.cache import _cached_jit, _tape_signature
-from qhess.derivatives.options import _DYNAMIC, _Options, _check_argnums, _check_circuit, _check_float_inputs, _hashable, _merge_leaves, _normalize_argnums, _split_leaves
+from qhess.derivatives.options import (_DYNAMIC, _Options, _check_argnums, _check_circuit,
+                                       _check_float_inputs, _hashable, _merge_leaves,
+                                       _normalize_argnums, _split_leaves)
 from qhess.derivatives.pipeline import _derivatives
 
 

@@ -21,9 +21,11 @@ from qhess.shift.lightcone import pruned_tape, reachable_params
 from qhess.shift.plan import ShiftPlan
 from qhess.circuits.tape import Tape
 from qhess.derivatives import estimators as _estimators
-from qhess.derivatives.dependence import CONST, NONLINEAR, _check_same_structure, _check_selection, _dependence
+from qhess.derivatives.dependence import (CONST, NONLINEAR, _check_same_structure, _check_selection,
+                                          _dependence)
 from qhess.derivatives.evaluate import _contract, _evaluate, _plan_for, _point_sampler
-from qhess.derivatives.options import _DEFAULT_RULE, _Options, _check_float_inputs, _mask, _normalize_argnums, _tape_spectra
+from qhess.derivatives.options import (_DEFAULT_RULE, _Options, _check_float_inputs, _mask,
+                                       _normalize_argnums, _tape_spectra)
 
 
 def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
