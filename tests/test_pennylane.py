@@ -53,7 +53,7 @@ def _zz(*wires):
 
 
 CASES = {
-    # DESIGN.md's and PennyLane's docstring example: 13 circuits.
+    # PennyLane's docstring example (docs/guide/pennylane.md): 13 circuits.
     "example13": (2, [("RX", (0,)), ("CRY", (0, 1))], [("expval", _zz(0, 1))], _X13, {}),
     "rot": (2, [("Rot", (0,)), ("CNOT", (0, 1)), ("Rot", (1,))],
             [("expval", [(1.0, "XZ", (0, 1))])], _x(6, 1), {}),

@@ -92,7 +92,7 @@ def test_count_default_single_frequency(p):
 
 
 def test_count_rx_cry_example_is_13():
-  # DESIGN.md: RX then CRY gives 13 circuits, as PennyLane's param_shift_hessian.
+  # RX then CRY gives 13 circuits, as PennyLane's param_shift_hessian (docs/guide/pennylane.md).
   plan = build_plan([ONE, CONTROLLED], np.ones((2, 2), bool))
   assert plan.n_points == 13
 

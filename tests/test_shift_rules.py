@@ -81,7 +81,7 @@ def test_second_order_exact(rng, spectrum):
 
 
 def test_second_order_single_frequency_is_the_pi_rule():
-  # f'' = (f(θ+π) - f(θ)) / 2 for one frequency (DESIGN.md).
+  # f'' = (f(θ+π) - f(θ)) / 2 for one frequency (Wierichs et al. 2022).
   recipe = rules.second_order(Spectrum(1.0, 1))
   np.testing.assert_allclose(recipe.shifts, [0.0, np.pi], rtol=0, atol=1e-15)
   np.testing.assert_allclose(recipe.coeffs, [-0.5, 0.5], rtol=0, atol=1e-15)
@@ -126,7 +126,7 @@ def test_second_order_shared_exact(rng, spectrum, custom):
 
 
 def test_second_order_shared_single_frequency_formula():
-  # f'' = (f(θ+π/2) + f(θ-π/2))/2 - f(θ) (DESIGN.md, "Gradient and Hessian together").
+  # f'' = (f(θ+π/2) + f(θ-π/2))/2 - f(θ) (Wierichs et al. 2022).
   spectrum = Spectrum(1.0, 1)
   recipe = rules.second_order_shared(rules.first_order(spectrum), spectrum)
   np.testing.assert_allclose(recipe.shifts, [0.0, np.pi / 2, -np.pi / 2], rtol=0, atol=1e-15)
