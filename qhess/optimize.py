@@ -486,12 +486,7 @@ def saddle_free_newton(damping: float = 0.1, *, min_damping: float = 1e-12,
   minimum it is Newton's step. The damping ``λ`` adapts, and candidates are accepted
   or rejected, as in `damped_newton`.
 
-  Args:
-    damping: as in `damped_newton`.
-    min_damping: as in `damped_newton`.
-    max_damping: as in `damped_newton`.
-    accept_ratio: as in `damped_newton`.
-    max_step: as in `damped_newton`.
+  Its arguments (``damping`` ... ``max_step``) are those of `damped_newton`.
 
   Returns:
     an `Optimizer`.
