@@ -276,3 +276,64 @@ def test_families_match_jax_hessian(family, evaluation):
   chex.assert_trees_all_close(got, expected, rtol=0, atol=1e-10)
   # Not a vacuous comparison: every family has a Hessian far from zero.
   assert max(float(np.max(np.abs(e))) for e in jax.tree.leaves(expected)) > 0.05
+
+
+# ------------------------------------------------------------------ evaluation="auto"
+
+def _auto_choice(circuit, x, **options):
+  """Whether evaluation="auto" runs the adjoint method on ``circuit`` at ``x``."""
+  from qhess.derivatives import pipeline
+  opts = _options._Options(evaluation="auto", **options)
+  tape, plan, _ = pipeline.derivative_plan(circuit, opts, 0, True, "hessian", (x,), {},
+                                           sampled=False, fname="test")
+  return pipeline._auto_picks_adjoint(tape, plan, opts)
+
+
+def _layered(n, layers, measure=None, noise=False):
+  @qhess.circuit(wires=n)
+  def f(x):
+    x = x.reshape(layers, n, 2)
+    for layer in range(layers):
+      for w in range(n):
+        qhess.RY(x[layer, w, 0], wires=w)
+        qhess.RZ(x[layer, w, 1], wires=w)
+        if noise:
+          qhess.DepolarizingChannel(0.01, wires=w)
+      for w in range(n - 1):
+        qhess.CNOT(wires=(w, w + 1))
+    if measure == "probs":
+      return qhess.probs(wires=range(n))
+    return qhess.expval(sum((qhess.Z(w) @ qhess.Z(w + 1) for w in range(n - 1)),
+                            qhess.Z(0)))
+  return f
+
+
+def test_auto_cost_model_choices(monkeypatch):
+  # The thresholds of the shared schedule as in production (conftest forces sharing).
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_SAVING", 0.1)
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_WORK", 2**24)
+  deep = _layered(4, 12)
+  x_deep = jnp.linspace(0.1, 1.0, 96)
+  # many arguments on a few wires: Σ 2R_i adjoint circuits against O(P²) shifted ones
+  assert _auto_choice(deep, x_deep)
+  # one gate argument: 3 shifted circuits, nothing to gain
+  assert not _auto_choice(_layered(1, 1), jnp.array([0.3, 0.2]))
+  # the same deep circuit, but noisy (channels cannot be un-computed) or custom shifts
+  assert not _auto_choice(_layered(4, 12, noise=True), x_deep)
+  assert not _auto_choice(deep, x_deep, off_diagonal_rule="product")
+  # probabilities of 4 wires (16 raw outputs, up to 18 states per adjoint circuit):
+  # still the adjoint method here (measured 4.3x faster on a 2-core CPU)
+  assert _auto_choice(_layered(4, 12, measure="probs"), x_deep)
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["pure", "noisy"])
+def test_auto_matches_every_method(noise):
+  f = _layered(3, 3, noise=noise)
+  x = jnp.asarray(np.random.default_rng(11).uniform(-2, 2, 18))
+  auto = qhess.hessian(f)(x)
+  chex.assert_trees_all_close(auto, qhess.hessian(f, evaluation="independent")(x),
+                              rtol=0, atol=1e-10)
+  if not noise:
+    chex.assert_trees_all_close(auto, qhess.hessian(f, evaluation="adjoint")(x),
+                                rtol=0, atol=1e-10)
+  chex.assert_trees_all_close(auto, jax.hessian(f)(x), rtol=0, atol=1e-10)

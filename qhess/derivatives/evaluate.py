@@ -18,6 +18,7 @@ from qhess.shift.lightcone import pruned_tape
 from qhess.shift.plan import ShiftPlan, build_plan
 from qhess.shift.schedule import Schedule, build_schedule
 from qhess.shift import rules as _shift_rules
+from qhess.circuits.catalogue import CATALOGUE
 from qhess.circuits.tape import Tape
 from qhess.simulate import memory as _memory
 from qhess.simulate import kernel as _kernel
@@ -66,7 +67,7 @@ def _shared_schedule(tape: Tape, plan: ShiftPlan, opts: _Options) -> Schedule | 
   way, and independent evaluation compiles about three times faster (the shared one
   compiles the circuit's tail once per segment).
   """
-  if opts.evaluation != "shared" or not tape.operations:  # nothing to share without gates
+  if opts.evaluation not in ("shared", "auto") or not tape.operations:  # nothing to share
     return None
   schedule = _schedule_for(tape, plan)
   saved = schedule.independent_applications - schedule.gate_applications
@@ -186,3 +187,41 @@ def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
   placed = positions >= 0
   positions[~placed] = positions[placed].min() if placed.any() else 0
   return build_schedule(positions, len(operations), plan.point_index, plan.point_shift)
+
+
+# The choice of `evaluation="auto"` between the shift rules and the adjoint method. The
+# model counts state passes: a shift-rule evaluation applies `Schedule.gate_applications`
+# gates (prefix-shared) or T·L (independent); the adjoint method runs 2R_i circuits per
+# Hessian row, each L gates carrying `2 + min(n_raw, rows)` states (forward, and backward
+# with the adjoint states), plus one reduction per argument. Measured on this project's
+# 2-core CPU (bench/results/families-2026-11-27-vm-s19.md, adjoint-2026-11-27-vm.md,
+# scaling-2026-12-07-vm.md), the ratio of the two counts against the measured speed-up of
+# the adjoint method: five 10 × 2 families 3.2–5.5 against 1.9–2.1×; HEA 4 × 25 19
+# against 7.1×; HEA 20 × 1 8.1 against 6.6×; HEA 4 × 1 1.6 against 1.1×. So one adjoint
+# unit costs about two shift-rule gate applications (`_ADJOINT_PASS_COST`), and the
+# adjoint method, which compiles about twice as long, is chosen when it is predicted
+# `_ADJOINT_MARGIN` faster.
+_ADJOINT_PASS_COST = 2.0
+_ADJOINT_MARGIN = 1.25
+
+
+def _adjoint_pays(tape: Tape, plan: ShiftPlan, opts: _Options, rows: int,
+                  row_points: int) -> bool:
+  """Whether `evaluation="auto"` runs the adjoint method for an exact evaluation of
+  ``tape`` (already pruned to its light cone) instead of ``plan``'s shifted circuits.
+
+  ``rows`` Hessian rows are needed, ``row_points`` shifted circuits for them (Σ 2R_i).
+  Never for noisy tapes (a channel cannot be un-computed) or with custom shift options.
+  """
+  if opts.custom_shifts or rows == 0 or any(
+      CATALOGUE[op.name].kind == "channel" or op.name == "ReadoutError"
+      for op in tape.operations):
+    return False
+  n_gates = len(tape.operations)
+  schedule = _shared_schedule(tape, plan, opts)
+  shift = (schedule.gate_applications if schedule is not None
+           else plan.n_points * n_gates)
+  n_raw = sum(m.raw_size for m in tape.raw_measurements)
+  states = 2 + min(n_raw, rows)
+  adjoint = _ADJOINT_PASS_COST * row_points * (n_gates * states + tape.num_params)
+  return _ADJOINT_MARGIN * adjoint < shift

@@ -152,9 +152,9 @@ class _Options:
               f"`devices` must be distinct; got {d} {devices.count(d)} times among "
               f"{len(devices)} devices (the shifted circuits are sharded over them).")
     self.devices = devices
-    if evaluation not in ("shared", "independent", "adjoint"):
+    if evaluation not in ("auto", "shared", "independent", "adjoint"):
       raise ValueError(
-          '`evaluation` must be "shared", "independent" or "adjoint"; got '
+          '`evaluation` must be "auto", "shared", "independent" or "adjoint"; got '
           f"{evaluation!r}.")
     if evaluation == "adjoint":
       custom = [(name, value) for name, value in (
@@ -168,6 +168,12 @@ class _Options:
             f"differentiates exactly along the other; got {name}={value!r}. Leave it "
             "None, or use another evaluation.")
     self.evaluation = evaluation
+
+  @property
+  def custom_shifts(self) -> bool:
+    """Whether the options choose shift rules (custom shifts or an off-diagonal rule)."""
+    return not (self.diagonal_shifts is None and self.off_diagonal_shifts is None
+                and self.off_diagonal_rule is None)
 
   def rule(self, default: str) -> str:
     """The off-diagonal rule in force: custom shifts imply the product rule."""

@@ -23,7 +23,7 @@ from qhess.circuits.tape import Tape
 from qhess.derivatives import estimators as _estimators
 from qhess.derivatives.dependence import (CONST, NONLINEAR, _check_same_structure, _check_selection,
                                           _dependence)
-from qhess.derivatives.evaluate import _contract, _evaluate, _plan_for, _point_sampler
+from qhess.derivatives.evaluate import _adjoint_pays, _contract, _evaluate, _plan_for, _point_sampler
 from qhess.derivatives.options import (_DEFAULT_RULE, _Options, _check_float_inputs, _mask,
                                        _normalize_argnums, _tape_spectra)
 
@@ -141,6 +141,9 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
                                 fname)
   tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, args,
                                      kwargs, sampled=sampling is not None, fname=fname)
+  if opts.evaluation == "auto" and sampling is None and _auto_picks_adjoint(tape, plan, opts):
+    return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
+                                fname)
   if sampling is None or plan.n_points == 0:
     out = post(_evaluate(tape, plan, opts, fname))
     if sampling is None or not sampling[1]:
@@ -149,3 +152,12 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   shots, return_stderr = sampling
   return _estimators.estimate(post, tape, _point_sampler(tape, plan, opts, fname), plan.n_points,
                          shots, key, return_stderr=return_stderr)
+
+
+def _auto_picks_adjoint(tape: Tape, plan: ShiftPlan, opts: _Options) -> bool:
+  """`evaluation="auto"`: the cost model's choice (`evaluate._adjoint_pays`) between the
+  plan's shifted circuits and the adjoint method, whose rows are the plan's arguments."""
+  rows = np.unique(np.concatenate([plan.hess_row, plan.grad_arg]))
+  spectra = _tape_spectra(tape)
+  row_points = sum(2 * spectra[int(i)].count for i in rows)
+  return _adjoint_pays(pruned_tape(tape), plan, opts, len(rows), row_points)
