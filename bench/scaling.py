@@ -52,6 +52,10 @@ METHODS = {"default": {}, "independent": {"evaluation": "independent"},
 
 def worker(spec: dict) -> None:
   """One method on one case, in this (fresh) process; prints one RESULT line."""
+  if spec.get("cache_dir"):  # JAX's persistent compilation cache, every program kept
+    jax.config.update("jax_compilation_cache_dir", spec["cache_dir"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   n, layers = common.parse_case(spec["case"])
   x = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, 2 * n * layers))
   circuit = hea_circuit(n, layers)
@@ -72,15 +76,17 @@ def worker(spec: dict) -> None:
   print(common.RESULT + json.dumps(row), flush=True)
 
 
-def run_method(case: str, method: str, timeout: float | None) -> dict:
+def run_method(case: str, method: str, timeout: float | None,
+               cache_dir: str | None = None) -> dict:
   """``method`` on ``case`` in a fresh process: its row, or a row saying why not."""
-  w = common.Worker(pathlib.Path(__file__), {"case": case, "method": method}, timeout)
+  spec = {"case": case, "method": method, "cache_dir": cache_dir}
+  w = common.Worker(pathlib.Path(__file__), spec, timeout)
   rows = [row for kind, row in w.results() if kind == "result"]
   error = w.finish()
   if error or not rows:
     print(f"{case} {method}: {error or 'no result'}", flush=True)
     return {"case": case, "method": method, "status": error or "no result"}
-  row = dict(rows[0], status="ok")
+  row = dict(rows[0], status="ok", cache=cache_dir is not None)
   print(f"{case} {method:12s} first {row['first_call_s']:.3g} s, second "
         f"{row['second_call_s']:.3g} s ({row['second_call_cpu_s']:.3g} CPU s), peak RSS "
         f"{row['peak_rss_mib']:6.0f} MiB", flush=True)
@@ -130,6 +136,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--jax-max-wires", type=int, default=12,
                       help="also time jax.hessian up to this many wires (default 12)")
   parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per method")
+  parser.add_argument("--compilation-cache", action="store_true",
+                      help="also run each method twice more with JAX's persistent "
+                           "compilation cache (a fresh folder): filled, then read")
   parser.add_argument("--out", type=pathlib.Path, default=None)
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   return parser.parse_args(argv)
@@ -151,6 +160,16 @@ def main(argv=None) -> None:
            and "jax_hessian" not in args.methods]
   items, _ = common.progress(jobs, desc="methods")
   rows = [run_method(case, m, args.timeout) for case, m in items]
+  if args.compilation_cache:
+    import tempfile
+    for case, m in jobs:
+      if m == "jax_hessian":
+        continue
+      with tempfile.TemporaryDirectory() as cache_dir:
+        for _ in range(2):  # the first fills the cache, the second reads it
+          rows.append(run_method(case, m, args.timeout, cache_dir))
+          rows[-1]["method"] = f"{m}, persistent cache " + (
+              "filled" if _ == 0 else "read")
   compare(rows)
   out = common.default_out(args.out, "scaling", args.quick, meta)
   for r in rows:
