@@ -124,12 +124,62 @@ GATES: dict[str, tuple[int, int | None, Callable[..., np.ndarray]]] = {
     "QubitUnitary": (0, None, lambda u, *, wires: np.asarray(u)),
 }
 GATE_NAMES = tuple(GATES)
-N_REAL = {name: spec[0] for name, spec in GATES.items()}
+
+
+def _givens(d: int, a: int, b: int, t, rest=1.0) -> np.ndarray:
+  """``[[c, -s], [s, c]]`` on basis states ``a, b`` of ``d``, ``rest`` on the others."""
+  u = np.diag(np.full(d, rest, dtype=complex))
+  c, s = np.cos(t / 2), np.sin(t / 2)
+  u[a, a], u[a, b], u[b, a], u[b, b] = c, -s, s, c
+  return u
+
+
+def _orbital_rotation(t) -> np.ndarray:
+  # PennyLane's decomposition: FermionicSWAP(π) on (1, 2) around SE(0, 1) SE(2, 3); the
+  # fermionic swap is the SWAP of wires 1, 2 with a -1 on |11>.
+  fswap = embed(np.diag([1, 1, 1, -1]) @ _SWAP, (1, 2), 4)
+  se = embed(_givens(4, 1, 2, t), (0, 1), 4) @ embed(_givens(4, 1, 2, t), (2, 3), 4)
+  return fswap @ se @ fswap
+
+
+def _fermionic_swap(t) -> np.ndarray:
+  c, s, p = np.cos(t / 2), np.sin(t / 2), np.exp(0.5j * t)
+  return np.array([[1, 0, 0, 0], [0, p * c, -1j * p * s, 0], [0, -1j * p * s, p * c, 0],
+                   [0, 0, 0, np.exp(1j * t)]])
+
+
+def _phase_at(position: int, d: int = 4):
+  return lambda p: np.diag([np.exp(1j * p) if i == position else 1 for i in range(d)])
+
+
+# The generator gates (SingleExcitation ... Evolution), written out as above; not in
+# `GATES`, so random circuits leave them out (test_generator_gates.py covers them).
+# PCPhase takes ``dim`` and Evolution its generator matrix after the angle.
+GENERATOR_GATES: dict[str, tuple[int, int | None, Callable[..., np.ndarray]]] = {
+    "SingleExcitation": (1, 2, lambda t: _givens(4, 1, 2, t)),
+    "SingleExcitationPlus": (1, 2, lambda t: _givens(4, 1, 2, t, np.exp(0.5j * t))),
+    "SingleExcitationMinus": (1, 2, lambda t: _givens(4, 1, 2, t, np.exp(-0.5j * t))),
+    "DoubleExcitation": (1, 4, lambda t: _givens(16, 3, 12, t)),
+    "DoubleExcitationPlus": (1, 4, lambda t: _givens(16, 3, 12, t, np.exp(0.5j * t))),
+    "DoubleExcitationMinus": (1, 4, lambda t: _givens(16, 3, 12, t, np.exp(-0.5j * t))),
+    "OrbitalRotation": (1, 4, _orbital_rotation),
+    "FermionicSWAP": (1, 2, _fermionic_swap),
+    "IsingXY": (1, 2, lambda t: scipy.linalg.expm(
+        0.25j * t * (pauli_word_matrix("XX") + pauli_word_matrix("YY")))),
+    "CPhaseShift00": (1, 2, _phase_at(0)),
+    "CPhaseShift01": (1, 2, _phase_at(1)),
+    "CPhaseShift10": (1, 2, _phase_at(2)),
+    "U1": (1, 1, phase_shift),
+    "PCPhase": (1, None, lambda t, dim, *, wires: np.diag(np.where(
+        np.arange(2 ** len(wires)) < dim, np.exp(1j * t), np.exp(-1j * t)))),
+    "Evolution": (1, None, lambda t, g, *, wires: scipy.linalg.expm(-1j * t * np.asarray(g))),
+}
+N_REAL = {name: spec[0] for name, spec in {**GATES, **GENERATOR_GATES}.items()}
 
 
 def gate_matrix(name: str, args, wires) -> np.ndarray:
   """The gate's matrix in its own wire order (first wire = most significant bit)."""
-  _, n_wires, fn = GATES[name]
+  _, n_wires, fn = GATES[name] if name in GATES else GENERATOR_GATES[name]
   if n_wires is None:
     return np.asarray(fn(*args, wires=wires), dtype=complex)
   return np.asarray(fn(*args), dtype=complex)

@@ -140,14 +140,15 @@ def test_gate_argnum_refuses_decomposition_pieces():
   @qml.qnode(dev)
   def qnode(x):
     qml.BasisState(np.array([1, 1, 0, 0]), wires=range(4))
-    qml.DoubleExcitation(x[0], wires=[0, 1, 2, 3])
+    qml.ctrl(qml.RY, control=(0, 1))(x[0], wires=2)  # RY(θ/2), CCX, RY(-θ/2), CCX
+    qml.ctrl(qml.RY, control=(0, 1))(x[0], wires=3)
     qml.RY(x[1], wires=0)
     return qml.expval(qml.Z(0) + qml.X(1) @ qml.X(2))
 
   circuit = qhess.from_pennylane(qnode)
   x = jnp.array([0.3, 0.5])
   n = circuit.tape(x).num_params
-  assert n > 2  # DoubleExcitation is decomposed into several rotations
+  assert n > 2  # each controlled rotation is recorded as two rotations
   with pytest.raises(ValueError, match=r"indexes the tape's gate arguments.*after any "
                      r"decomposition.*input element 0 .*feeds gate arguments 0 \(RY\), 1 "
                      r"\(RY\).*selects \[0, 1\] of them"):

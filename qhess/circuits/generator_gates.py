@@ -227,7 +227,7 @@ def Evolution(generator, theta, wires=None) -> None:  # noqa: N802
     ...   qhess.Evolution(0.5 * qhess.X(0) @ qhess.Y(1) + qhess.Z(0), theta)
     ...   return qhess.expval(qhess.Z(0))
     >>> f.tape(0.5).operations[0].hyper.spectrum  # eigenvalues ±sqrt(5)/2
-    Spectrum(base=2.23606797749979, count=1)
+    Spectrum(base=2.2360679775, count=1)
     >>> round(float(f(0.5)), 4), round(float(qhess.hessian(f)(0.5)), 4)
     (0.8875, -0.4375)
   """

@@ -180,6 +180,13 @@ def evolution_data(generator: np.ndarray) -> np.ndarray:
   return np.concatenate([vecs, lam[None, :].astype(complex)])
 
 
+def evolution_generator(data):
+  """``G = V diag(λ) V†`` back from `evolution_data` (NumPy or JAX)."""
+  d = data.shape[-1]
+  g = (data[:d] * data[d].real[None, :]) @ data[:d].conj().T
+  return (g + g.conj().T) / 2
+
+
 def evolution_matrix(data, theta):
   """``exp(-iθG) = V diag(exp(-iθλ)) V†`` from `evolution_data`: complex ``(d, d)``."""
   d = data.shape[-1]
@@ -219,12 +226,14 @@ def equidistant(freqs, max_count: int = 64, atol: float = 1e-9):
 
 
 def _snap(base: float) -> float:
-  """``base`` rounded to a fraction with a small denominator when it is one (``0.5``)."""
+  """``base`` rounded to a fraction with a small denominator when it is one (``0.5``),
+  else to 12 significant digits (the same spectrum from a generator rebuilt from its
+  eigendecomposition, e.g. after a round trip through PennyLane)."""
   for q in range(1, 65):
     p = round(base * q)
     if p and abs(base - p / q) <= 1e-12 * max(1.0, base):
       return p / q
-  return float(base)
+  return float(f"{base:.12g}")
 
 
 # ------------------------------------------------------------------------------ generators

@@ -3,9 +3,11 @@
 `lower` writes a tape's gates as OpenQASM 3 standard gates (`Instruction`), exact up to
 a global phase: gates outside ``stdgates.inc`` are decomposed (Rot as ``rz ry rz``;
 IsingXX/YY/ZZ, MultiRZ and PauliRot as a CNOT ladder around ``rz`` with basis changes;
-a one-wire QubitUnitary by its ZYZ angles, `zyz_angles`). `measured_wires` are the wires
-an exported circuit reads into classical bits, `check_tape` the checks of an exported
-tape. `qhess.interop.openqasm` and `qhess.interop.qiskit` write the instructions out.
+a one-wire QubitUnitary by its ZYZ angles, `zyz_angles`; a generator gate ``exp(-iθG)``
+as one such Pauli rotation per Pauli term of ``G``, `_generator_rotations`).
+`measured_wires` are the wires an exported circuit reads into classical bits,
+`check_tape` the checks of an exported tape. `qhess.interop.openqasm` and
+`qhess.interop.qiskit` write the instructions out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from qhess.circuits import generator_matrices as _gm
+from qhess.circuits.catalogue import CATALOGUE
 from qhess.circuits.tape import Tape
 
 # qhess gates that are stdgates.inc gates with the same matrix and argument order.
@@ -24,7 +28,10 @@ _DIRECT = {
     "CRX": "crx", "CRY": "cry", "CRZ": "crz", "ControlledPhaseShift": "cp",
     "Hadamard": "h", "PauliX": "x", "PauliY": "y", "PauliZ": "z", "S": "s", "T": "t",
     "SX": "sx", "CNOT": "cx", "CZ": "cz", "CY": "cy", "SWAP": "swap", "Toffoli": "ccx",
+    "U1": "p",
 }
+# CPhaseShift00/01/10: ``cp`` between X gates on the wires whose bit is 0 (exact).
+_CPHASE_FLIPS = {"CPhaseShift00": (0, 1), "CPhaseShift01": (0,), "CPhaseShift10": (1,)}
 # Rotations of a Pauli letter into Z (before) and back (after): V† P V = Z.
 _TO_Z = {"X": (("h",), ("h",)), "Y": (("sdg", "h"), ("h", "s"))}
 
@@ -126,25 +133,61 @@ def lower(tape: Tape, *, unitaries: bool, symbols=None) -> list[Instruction]:
       out += _pauli_rotation(args[0], "Z" * len(wires), wires)
     elif name == "PauliRot":
       out += _pauli_rotation(args[0], op.hyper, wires)
+    elif name in _CPHASE_FLIPS:
+      flips = [Instruction("x", (), (wires[i],)) for i in _CPHASE_FLIPS[name]]
+      out += flips + [Instruction("cp", args, wires)] + flips
+    elif name == "Evolution" or (CATALOGUE[name].n_params == 1
+                                 and CATALOGUE[name].kind in ("sparse", "diagonal")):
+      out += _generator_rotations(tape, op, args[0], unitaries)
     elif name == "QubitUnitary":
       # An owned copy: Aer 0.18.2 simulates a UnitaryGate whose matrix is a NumPy view
       # of a JAX array wrongly (seen for a two-wire V† of an experiment's tape).
       u = np.array(tape.consts[op.hyper], dtype=complex, copy=True)
-      if len(wires) == 1:
-        _, beta, gamma, delta = zyz_angles(u)
-        out += [Instruction("rz", (delta,), wires), Instruction("ry", (gamma,), wires),
-                Instruction("rz", (beta,), wires)]
-      elif unitaries:
-        out.append(Instruction("unitary", (u,), wires))
-      else:
-        raise ValueError(
-            f"A QubitUnitary on {len(wires)} wires {wires} has no exact OpenQASM 3 form "
-            "in stdgates.inc gates here (only one-wire unitaries are decomposed, ZYZ); "
-            "export it with qhess.to_qiskit, which keeps unitaries, or write the circuit "
-            "with parametrized gates.")
+      out += _unitary(u, wires, unitaries, "A QubitUnitary")
     else:  # pragma: no cover  (every catalogue gate is handled above)
       raise ValueError(f"No export for gate {name!r}.")
   return out
+
+
+def _generator_rotations(tape: Tape, op, theta, unitaries: bool) -> list[Instruction]:
+  """``exp(-iθG)`` of a generator gate (excitations, IsingXY, FermionicSWAP,
+  OrbitalRotation, PCPhase, Evolution) as one Pauli rotation ``exp(-iθ c P)`` per term
+  ``c P`` of ``G`` (`_pauli_rotation`), exact up to a global phase (``G``'s identity
+  term): the terms are grouped into commuting words whose group sums commute
+  (`_gm.commuting_groups`: FermionicSWAP's ``XX + YY`` and ``ZI + IZ``), so the product
+  of the rotations is the gate. An Evolution whose generator does not split so (or acts
+  on more than 5 wires) is its matrix, as a QubitUnitary is."""
+  if op.name == "Evolution":
+    data = np.asarray(tape.consts[op.hyper.index], dtype=complex)
+    g = _gm.evolution_generator(data)
+    groups = _gm.commuting_groups(_gm.pauli_terms(g, atol=1e-10)) if len(g) <= 32 else None
+    if groups is None:
+      if not isinstance(theta, float):
+        raise ValueError(
+            f"An Evolution on wires {op.wires} whose generator's Pauli terms do not "
+            "split into commuting groups has no parametrized export; export the tape "
+            "with its values (no symbols).")
+      u = np.array(_gm.evolution_matrix(data, theta), dtype=complex, copy=True)
+      return _unitary(u, op.wires, unitaries, "An Evolution")
+  else:
+    groups = _gm.commuting_groups(_gm.pauli_terms(_gm.generator(op.name, op.hyper)))
+  return [ins for group in groups for word, c in group.items()
+          for ins in _pauli_rotation(2 * c * theta, word, op.wires)]
+
+
+def _unitary(u, wires, unitaries: bool, what: str) -> list[Instruction]:
+  """A constant matrix: ZYZ angles on one wire, else a ``"unitary"`` (or an error)."""
+  if len(wires) == 1:
+    _, beta, gamma, delta = zyz_angles(u)
+    return [Instruction("rz", (delta,), wires), Instruction("ry", (gamma,), wires),
+            Instruction("rz", (beta,), wires)]
+  if unitaries:
+    return [Instruction("unitary", (u,), wires)]
+  raise ValueError(
+      f"{what} on {len(wires)} wires {wires} has no exact OpenQASM 3 form "
+      "in stdgates.inc gates here (only one-wire unitaries are decomposed, ZYZ); "
+      "export it with qhess.to_qiskit, which keeps unitaries, or write the circuit "
+      "with parametrized gates.")
 
 
 def measured_wires(tape: Tape, measure: bool) -> tuple[int, ...]:

@@ -32,7 +32,9 @@ def to_openqasm(tape: Tape, *, measure: bool = True) -> str:
   ``repr`` of the float64 value, which reads back to the same number). Gates outside
   ``stdgates.inc`` are decomposed exactly up to a global phase (Rot as ``rz ry rz``;
   IsingXX/YY/ZZ, MultiRZ and PauliRot as a CNOT ladder around ``rz`` with basis
-  changes; a one-wire QubitUnitary by its ZYZ angles). The wires of the tape's
+  changes; a one-wire QubitUnitary by its ZYZ angles; CPhaseShift00/01/10 as ``cp``
+  between ``x`` gates; the other generator gates, ``exp(-iθG)``, as one such Pauli
+  rotation per Pauli term of ``G``). The wires of the tape's
   ``probs`` measurements are read into a ``bit`` register ``c``, ``c[i]`` from the
   ``i``-th measured wire (see the module docs).
 
@@ -46,7 +48,8 @@ def to_openqasm(tape: Tape, *, measure: bool = True) -> str:
 
   Raises:
     TypeError: for a non-tape, or a tape holding traced values.
-    ValueError: for a QubitUnitary on several wires, a non-finite gate argument, or
+    ValueError: for a QubitUnitary on several wires (or an Evolution whose generator's
+      Pauli terms do not split into commuting groups), a non-finite gate argument, or
       (with ``measure``) a measurement other than ``probs``.
 
   Examples:

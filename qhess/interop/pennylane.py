@@ -26,15 +26,20 @@ from qhess.circuits import channels as _noise
 from qhess.circuits import observables as _observables
 from qhess.circuits import catalogue as _ops
 from qhess.circuits import tape as _tape
+from qhess.circuits import generator_gates as _generator_gates
+from qhess.circuits import generator_matrices as _gm
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import Tape
 from qhess.interop.optional import import_pennylane as _import_pennylane
 
 # qhess's catalogue: PennyLane's name -> how to record it. Everything else is decomposed.
-_PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary")
+_PARAMETRIC_HYPER = ("MultiRZ", "PauliRot", "QubitUnitary", "PCPhase")
 # Noise channels, recorded as qhess's channels of the same name.
 _CHANNELS = frozenset(n for n, s in _ops.CATALOGUE.items() if s.kind == "channel")
-_CATALOGUE = frozenset(_tape.GATES) | frozenset(_PARAMETRIC_HYPER)
+_GATES = {**_tape.GATES, **_generator_gates.GATES}
+_CATALOGUE = frozenset(_GATES) | frozenset(_PARAMETRIC_HYPER)
+# Operations with a generator that are not one (a global phase): decomposed (to nothing).
+_NO_EVOLUTION = frozenset({"GlobalPhase", "Identity"})
 _MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
 
 
@@ -66,9 +71,13 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
   function as a list of traced scalars, which PennyLane's templates convert to NumPy).
 
   Operations: every gate of qhess's catalogue (`RX` ... `Toffoli`, `MultiRZ`,
-  `PauliRot`, `QubitUnitary`) maps one to one, with PennyLane's names, wire order and
-  argument conventions; any other operation is replaced by PennyLane's decomposition
-  of it (recursively; ``GlobalPhase`` and ``Identity`` vanish). Multi-controlled
+  `PauliRot`, `QubitUnitary`, the generator gates `SingleExcitation` ... `PCPhase`,
+  `U1`) maps one to one, with PennyLane's names, wire order and argument conventions;
+  another operation of one argument with a generator (``qml.evolve(H, t)``,
+  ``qml.ctrl`` of a rotation, ...) becomes one `Evolution` gate of that generator (when
+  its eigenvalue differences are equidistant); any other operation is replaced by
+  PennyLane's decomposition of it (recursively; ``GlobalPhase`` and ``Identity``
+  vanish). Multi-controlled
   ``RX``/``RY``/``RZ`` (``qml.ctrl(qml.RY, control=(0, 1))``, also from ``Rot`` and
   ``PhaseShift``), which PennyLane decomposes for concrete angles only, become
   rotations of the target by ``±θ/2`` between multi-controlled X gates, exact for any
@@ -272,7 +281,9 @@ def _script_function(script, qml) -> Callable:
     for op, data in zip(script.operations, new_data):
       if op.data:
         with qml.QueuingManager.stop_recording():  # (construction would queue it too)
-          op = qml.ops.functions.bind_new_parameters(op, data)
+          # (PennyLane's bind_new_parameters drops an Evolution's Hermitian base matrix)
+          op = (qml.evolve(op.base, data[0]) if isinstance(op, qml.ops.Evolution)
+                else qml.ops.functions.bind_new_parameters(op, data))
       qml.apply(op)
     measurements = tuple(script.measurements)
     return measurements if len(measurements) != 1 else measurements[0]
@@ -305,20 +316,25 @@ def _apply(op, index, qml, depth: int) -> None:
     for sub in _multicontrolled_rotation(op, qml):
       _apply(sub, index, qml, depth + 1)
     return
-  if name in _CATALOGUE:
+  evolution = None if name in _CATALOGUE else _evolution_generator(op, qml)
+  if name in _CATALOGUE or evolution is not None:
     if getattr(op, "batch_size", None) is not None:
       raise ValueError(
           f"from_pennylane: {op!r} has broadcast (batched) parameters; qhess takes one "
           "value per gate argument: jax.vmap the circuit over a batch instead.")
     wires = _wires(op, index)
-    if name == "PauliRot":
+    if evolution is not None:  # exp(iθ G_pl) = exp(-iθ G) with G = -G_pl
+      _generator_gates.Evolution(-evolution, op.data[0], wires=wires)
+    elif name == "PauliRot":
       _tape.PauliRot(op.data[0], op.hyperparameters["pauli_word"], wires=wires)
     elif name == "MultiRZ":
       _tape.MultiRZ(op.data[0], wires=wires)
     elif name == "QubitUnitary":
       _tape.QubitUnitary(op.data[0], wires=wires)
+    elif name == "PCPhase":
+      _generator_gates.PCPhase(op.data[0], op.hyperparameters["dimension"][0], wires=wires)
     else:
-      _tape.GATES[name](*op.data, wires=wires)
+      _GATES[name](*op.data, wires=wires)
     return
   if not op.has_decomposition or depth >= _MAX_DEPTH:
     if any(isinstance(d, jax.core.Tracer) for d in op.data):
@@ -338,6 +354,46 @@ def _apply(op, index, qml, depth: int) -> None:
         "decompose into them.")
   for sub in op.decomposition():
     _apply(sub, index, qml, depth + 1)
+
+
+def _evolution_generator(op, qml):
+  """PennyLane's generator ``G_pl`` of ``op`` (``op = exp(iθ G_pl)``, one argument θ) as a
+  concrete matrix on ``op``'s wires, when qhess records ``op`` as one `Evolution` gate:
+  ``qml.evolve``, multi-controlled phases and other operations with a generator outside
+  the catalogue whose decomposition would split θ over several gates. ``None``
+  (decompose it) without a generator, when PennyLane's decomposition has a single
+  parametrized gate (``qml.adjoint(qml.S)``, ``qml.evolve`` of one Pauli word: a native
+  gate is cheaper than a dense one), for a traced generator, or when the generator's
+  eigenvalue differences lie on no equidistant grid (no shift rule)."""
+  if op.name in _NO_EVOLUTION or len(op.data) != 1 or _single_piece(op):
+    return None
+  try:
+    with qml.QueuingManager.stop_recording():
+      if isinstance(op, qml.ops.Evolution):  # exp(-iθ base); (its has_generator reads θ)
+        matrix = -qml.matrix(op.base, wire_order=op.wires)
+      elif op.has_generator:
+        matrix = qml.matrix(qml.generator(op, format="observable"), wire_order=op.wires)
+      else:
+        return None
+  except (qml.operation.GeneratorUndefinedError, qml.operation.MatrixUndefinedError,
+          jax.errors.TracerArrayConversionError, jax.errors.TracerBoolConversionError,
+          TypeError, ValueError):
+    return None
+  if isinstance(matrix, jax.core.Tracer):
+    return None
+  matrix = np.asarray(matrix, dtype=complex)
+  freqs = _gm.frequencies(np.linalg.eigvalsh((matrix + matrix.conj().T) / 2))
+  return matrix if _gm.equidistant(freqs, _generator_gates._MAX_GRID) is not None else None
+
+
+def _single_piece(op) -> bool:
+  """Whether PennyLane decomposes ``op`` into at most one gate with parameters."""
+  try:
+    if not op.has_decomposition:
+      return False
+    return sum(1 for piece in op.decomposition() if piece.data) <= 1
+  except Exception:  # pylint: disable=broad-except  (abstract values: no decomposition)
+    return False
 
 
 def _apply_channel(op, index, qml) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from qhess.circuits import catalogue as _ops
 from qhess.circuits import observables as _observables
+from qhess.circuits.generator_matrices import evolution_generator
 from qhess.circuits.tape import Tape
 from qhess.interop.optional import import_pennylane as _import_pennylane
 
@@ -35,7 +36,8 @@ def to_pennylane(tape: Tape, *, shots=None):
   Pauli algebra), otherwise ``qml.Hermitian`` of the squared matrix.
 
   Noise channels become ``qml.QubitChannel`` of their Kraus operators (run them on
-  ``default.mixed``); a tape with readout error is refused (ValueError).
+  ``default.mixed``); a tape with readout error is refused (ValueError). An `Evolution`
+  gate becomes ``qml.evolve(qml.Hermitian(G), θ)``.
 
   Wires are ``tape.wire_labels`` (``0 .. n_wires-1`` when ``None``). Only the gate
   arguments are trainable parameters (``script.trainable_params``), so PennyLane's
@@ -90,6 +92,11 @@ def to_pennylane(tape: Tape, *, shots=None):
         ops.append(qml.PauliRot(args[0], op.hyper, wires=wires))
       elif op.name == "QubitUnitary":
         ops.append(qml.QubitUnitary(consts[op.hyper], wires=wires))
+      elif op.name == "PCPhase":
+        ops.append(qml.PCPhase(args[0], dim=op.hyper[0], wires=wires))
+      elif op.name == "Evolution":  # exp(-iθG): qml.evolve(Hermitian(G), θ)
+        generator = evolution_generator(consts[op.hyper.index])
+        ops.append(qml.evolve(qml.Hermitian(generator, wires=wires), args[0]))
       elif op.name == "ReadoutError":
         raise ValueError(
             "`tape` has readout error (qhess.with_noise(..., readout=...)), which a "

@@ -47,8 +47,9 @@ def to_qiskit(tape: Tape, *, measure: bool = True):
 
   The gates are those of `to_openqasm` (stdgates.inc names, the same exact
   decompositions up to a global phase), except that a QubitUnitary on several wires
-  stays a matrix (Qiskit's ``unitary``). Qubit ``w`` is wire ``w`` (Qiskit orders basis
-  states little-endian; see the module docs). The wires of the tape's ``probs``
+  stays a matrix (Qiskit's ``unitary``), and so does an `Evolution` whose generator's
+  Pauli terms do not split into commuting groups. Qubit ``w`` is wire ``w`` (Qiskit
+  orders basis states little-endian; see the module docs). The wires of the tape's ``probs``
   measurements are measured into the classical register: bit ``i`` from the ``i``-th
   measured wire, so Qiskit's counts read as ``bit_order="qiskit"``.
 
