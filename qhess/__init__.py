@@ -16,6 +16,10 @@ from qhess.simulate.circuit import Circuit as Circuit
 from qhess.simulate.circuit import circuit as circuit
 from qhess.simulate.circuit import execute as execute
 from qhess.interop.experiments import hessian_experiments as hessian_experiments
+from qhess.interop.experiments import gradient_experiments as gradient_experiments
+from qhess.interop.persist import load_experiments as load_experiments
+from qhess.interop.persist import save_experiments as save_experiments
+from qhess.derivatives.hessian import gradient as gradient
 from qhess.interop.openqasm import to_openqasm as to_openqasm
 from qhess.derivatives.hessian import hessian as hessian
 from qhess.derivatives.tapes import hessian_tapes as hessian_tapes
@@ -116,4 +120,5 @@ __all__ = [
     "from_qiskit", "hessian", "hessian_experiments", "hessian_tapes", "optimize", "probs",
     "to_openqasm",
     "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var",
+    "gradient", "gradient_experiments", "load_experiments", "save_experiments",
 ]

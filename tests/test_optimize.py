@@ -422,8 +422,8 @@ def test_optimizer_update_bad_inputs_raise():
 
 
 def test_count_circuits_bad_arguments_raise():
-  with pytest.raises(TypeError, match=r"`fn` must be qhess.hessian or "
-                     r"qhess.value_grad_and_hessian; got 'hessian'"):
+  with pytest.raises(TypeError, match=r"`fn` must be qhess.hessian, "
+                     r"qhess.value_grad_and_hessian or qhess.gradient; got 'hessian'"):
     _counting.count_circuits(jax.hessian, THREE_ARGS)
   with pytest.raises(TypeError, match=r"takes a circuit made with @qhess.circuit"):
     _counting.count_circuits(qhess.hessian, _three_args)

@@ -46,7 +46,7 @@ class CircuitCount(NamedTuple):
 
 def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = True,
                    gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
-                   off_diagonal_rule: str | None = None, shots=None,
+                   off_diagonal_rule: str | None = None, shots=None, shifts=None,
                    **ignored) -> Callable:
   """How many circuits (and shots) ``fn(circuit, ...)`` runs at given arguments.
 
@@ -57,8 +57,11 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
   (``batch_size``, ``devices``, ``evaluation``, ``return_stderr``) are accepted and
   ignored, so the keywords of a call can be passed through unchanged.
 
+  ``count_circuits(qhess.gradient, circuit, **options)(*args)`` counts the first-order
+  points of ``qhess.gradient`` (and of ``qhess.gradient_experiments``).
+
   Args:
-    fn: `qhess.hessian` or `qhess.value_grad_and_hessian`.
+    fn: `qhess.hessian`, `qhess.value_grad_and_hessian` or `qhess.gradient`.
     circuit: a `qhess.Circuit`.
     argnums: as in ``fn``.
     hybrid: as in ``fn``.
@@ -67,6 +70,8 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     off_diagonal_shifts: as in ``fn``.
     off_diagonal_rule: as in ``fn``.
     shots: as in ``fn``.
+    shifts: as in `qhess.gradient` (its custom first-order shifts; ``fn=qhess.gradient``
+      only).
     **ignored: ``batch_size``, ``devices``, ``evaluation``, ``return_stderr``.
 
   Returns:
@@ -101,10 +106,14 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     want = "hessian"
   elif fn is _hessian.value_grad_and_hessian:
     want = "all"
+  elif fn is _hessian.gradient:
+    want = "gradient"
   else:
     raise TypeError(
-        f"{fname}: `fn` must be qhess.hessian or qhess.value_grad_and_hessian; got "
-        f"{getattr(fn, '__name__', type(fn).__name__)!r}.")
+        f"{fname}: `fn` must be qhess.hessian, qhess.value_grad_and_hessian or "
+        f"qhess.gradient; got {getattr(fn, '__name__', type(fn).__name__)!r}.")
+  diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
+                                     off_diagonal_rule, shifts, fname)
   _options._check_circuit(circuit, fname)
   unknown = sorted(set(ignored) - {"batch_size", "devices", "evaluation", "return_stderr"})
   if unknown:
@@ -117,9 +126,9 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
   shots = _shots.check_shots(shots)
 
   def count_fn(*args, **kwargs) -> CircuitCount:
-    tape, plan, _ = _pipeline.derivative_plan(
+    tape, plan, _ = _pipeline.concrete_plan(  # (recorded as the call records it)
         circuit, opts, argnums, bool(hybrid), want, args, kwargs,
-        sampled=shots is not None, fname=fname)
+        sampled=shots is not None, fname=fname, count_only=True)
     mg = _groups.measurement_groups(tape.raw_measurements)
     groups = sum(1 for grp in mg.groups if grp.wires)
     circuits = plan.n_points * groups
@@ -134,3 +143,17 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     return CircuitCount(plan.n_points, groups, circuits, n_shots)
 
   return count_fn
+
+
+def _gradient_shifts(want: str, diagonal_shifts, off_diagonal_shifts, off_diagonal_rule,
+                     shifts, fname: str):
+  """The first-order shifts: ``shifts`` for `qhess.gradient` (which has no second-order
+  options), else ``diagonal_shifts`` (and ``shifts`` refused)."""
+  if want == "gradient":
+    if diagonal_shifts is not None or off_diagonal_shifts is not None or off_diagonal_rule:
+      raise TypeError(f"{fname}: qhess.gradient takes `shifts`, not `diagonal_shifts`, "
+                      "`off_diagonal_shifts` or `off_diagonal_rule`.")
+    return shifts
+  if shifts is not None:
+    raise TypeError(f"{fname}: `shifts` is an option of qhess.gradient only.")
+  return diagonal_shifts

@@ -26,12 +26,16 @@ from qhess.derivatives.options import _Options, _mask, _shifts, _tape_spectra
 
 
 def _plan_for(tape: Tape, opts: _Options, depends: np.ndarray, *, need_value: bool,
-              need_grad: bool, share: bool, rule: str) -> ShiftPlan:
+              need_grad: bool, share: bool, rule: str, hessian: bool = True) -> ShiftPlan:
+  """The plan of the selected, dependent arguments; ``hessian=False``: first-order
+  points only (an empty Hessian mask, the gradient of the active arguments)."""
   spectra = _tape_spectra(tape)
   eps = float(np.finfo(np.dtype(tape.params.dtype)).eps)
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   active = np.nonzero(mask.any(axis=1))[0]
+  if not hessian:
+    mask = np.zeros_like(mask)
   return build_plan(
       spectra, mask, need_value=need_value,
       grad_args=tuple(active) if need_grad else (),

@@ -39,7 +39,7 @@ from qhess.derivatives.cache import _cached_jit, _tape_signature
 from qhess.derivatives.options import (_DYNAMIC, _Options, _check_argnums, _check_circuit,
                                        _check_float_inputs, _hashable, _merge_leaves,
                                        _normalize_argnums, _split_leaves)
-from qhess.derivatives.pipeline import _derivatives
+from qhess.derivatives.pipeline import _FNAMES, _derivatives
 
 
 # ---------------------------------------------------------------- classical dependence
@@ -57,7 +57,7 @@ from qhess.derivatives.pipeline import _derivatives
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
           off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
           shots=None, return_stderr=False):
-  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  fname = _FNAMES[want]
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
                   off_diagonal_rule, devices, evaluation)
   argnums = _check_argnums(argnums)
@@ -319,5 +319,62 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
                off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
                shots, return_stderr)
+
+
+def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
+             gate_argnum=None, shifts=None, batch_size: int | None = None, devices=None,
+             evaluation: str = "shared", shots=None,
+             return_stderr: bool = False) -> Callable:
+  """The parameter-shift gradient (Jacobian) of a circuit.
+
+  First-order points only: ``2R`` shifted circuits per differentiated gate argument of
+  ``R`` frequencies (plus the unshifted circuit for a variance, or for observable
+  coefficients computed from the inputs), the classical processing through the chain
+  rule as in `hessian`. The result is laid out as ``jax.jacobian(circuit,
+  argnums)(*args)`` (``jax.grad``'s layout for one expval); with ``hybrid=False`` one
+  ``(*out_shape, P)`` array per measurement. ``qhess.gradient_experiments`` gives the
+  same circuits for a device, and ``qhess.optimize.count_circuits(qhess.gradient,
+  circuit, ...)`` counts them.
+
+  Args:
+    circuit: a `Circuit`.
+    argnums: as in `hessian`.
+    hybrid: as in `hessian`.
+    gate_argnum: as in `hessian`: the gate arguments whose derivatives are computed
+      (``None``: all); the others' are zero.
+    shifts: ``None`` or one tuple of positive shifts per gate argument: custom
+      first-order rules (as ``diagonal_shifts`` of `hessian`).
+    batch_size: as in `hessian`.
+    devices: as in `hessian`.
+    evaluation: as in `hessian`.
+    shots: as in `hessian`: ``None`` (exact) or sampled (the function takes ``key=``).
+    return_stderr: as in `hessian`: ``(gradient, stderr)`` with shots.
+
+  Returns:
+    a function of the circuit's arguments returning the gradient.
+
+  Raises:
+    TypeError, ValueError: as `hessian`.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CNOT(wires=(0, 1))
+    ...   qhess.RY(x[1] ** 2, wires=1)
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1) + qhess.X(1))
+    >>> x = jnp.array([0.5, 0.25])
+    >>> print(qhess.gradient(f)(x).round(6))
+    [-0.464521  0.485047]
+    >>> bool(jnp.allclose(qhess.gradient(f)(x), jax.grad(f)(x), atol=1e-12))
+    True
+    >>> g, err = qhess.gradient(f, shots=10_000, return_stderr=True)(x, key=jax.random.key(0))
+    >>> bool(jnp.all(jnp.abs(g - jax.grad(f)(x)) < 5 * err))
+    True
+  """
+  _check_circuit(circuit, "qhess.gradient")
+  return _make(circuit, argnums, hybrid, "gradient", gate_argnum, shifts, None, batch_size,
+               None, devices, evaluation, shots, return_stderr)
 
 

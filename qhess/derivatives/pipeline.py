@@ -9,6 +9,7 @@ maps R, ∂R, ∂²R at θ to the outputs through the chain rule (`_local_model`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
@@ -20,12 +21,18 @@ from qhess.simulate.circuit import Circuit
 from qhess.shift.lightcone import pruned_tape, reachable_params
 from qhess.shift.plan import ShiftPlan
 from qhess.circuits.tape import Tape
+from qhess.derivatives import chain as _chain
 from qhess.derivatives import estimators as _estimators
 from qhess.derivatives.dependence import (CONST, NONLINEAR, _check_same_structure, _check_selection,
                                           _dependence)
 from qhess.derivatives.evaluate import _adjoint_pays, _contract, _evaluate, _plan_for, _point_sampler
 from qhess.derivatives.options import (_DEFAULT_RULE, _Options, _check_float_inputs, _mask,
-                                       _normalize_argnums, _tape_spectra)
+                                       _merge_leaves, _normalize_argnums, _split_leaves,
+                                       _tape_spectra)
+
+
+_FNAMES = {"hessian": "qhess.hessian", "all": "qhess.value_grad_and_hessian",
+           "gradient": "qhess.gradient"}
 
 
 def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
@@ -65,7 +72,7 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
   else:
     nonlinear_pre = False
   want_all = want == "all"
-  need_grad = want_all or nonlinear_pre or nonlinear_post
+  need_grad = want_all or want == "gradient" or nonlinear_pre or nonlinear_post
 
   def chain(value, grad, hess):  # R0, ∂R, ∂²R at θ -> the outputs, by the chain rule
     model_theta = _local_model(tape, tape.params, value, grad, hess)
@@ -78,6 +85,8 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
       fn, at = model, args
     else:
       nums, fn, at = 0, model_theta, (tape.params,)
+    if want == "gradient":
+      return jax.jacrev(fn, argnums=nums)(*at)
     h = jax.hessian(fn, argnums=nums)(*at)
     if want == "hessian":
       return h
@@ -93,9 +102,10 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
   """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
   ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
 
-  Shared by `hessian`, `value_grad_and_hessian` and ``qhess.hessian_experiments``
-  (hardware), so that measured counts go through exactly the simulated path's
-  estimators; ``sampled`` picks the product rule as the default off-diagonal rule.
+  Shared by `hessian`, `value_grad_and_hessian`, `gradient` and
+  ``qhess.hessian_experiments`` (hardware), so that measured counts go through exactly
+  the simulated path's estimators; ``sampled`` picks the product rule as the default
+  off-diagonal rule; ``want="gradient"`` plans first-order points only.
   """
   tape, depends, need_value, need_grad, chain = _setup(
       circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
@@ -103,12 +113,57 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
   plan = _plan_for(tape, opts, depends, need_value=need_value,
                    need_grad=need_grad, share=need_grad,
                    # With shots the product rule: the diagonal rule needs more shots.
-                   rule=opts.rule("product" if sampled else _DEFAULT_RULE))
+                   rule=opts.rule("product" if sampled else _DEFAULT_RULE),
+                   hessian=want != "gradient")
 
   def post(y):  # raw point values (T, n_raw) -> the outputs, through the chain rule
     return chain(*_contract(plan, y))
 
   return tape, plan, post
+
+
+def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
+                  want: str, args, kwargs, *, sampled: bool, fname: str,
+                  count_only: bool = False) -> tuple[Tape, ShiftPlan, _chain.LocalChain]:
+  """``(tape, plan, chain)`` at concrete arguments, for devices elsewhere: the tape
+  (concrete gate arguments), its plan, and the post-processing as data (`LocalChain`,
+  ``want`` ``"hessian"`` or ``"gradient"``), which can be saved.
+
+  The circuit is recorded with its array arguments traced, as `hessian` records it
+  (so observable coefficients computed from them are data, the same structure); the
+  classical processing's derivatives are evaluated in the same compiled call. With
+  ``count_only`` nothing is computed (`jax.eval_shape`): ``(abstract tape, plan, None)``.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+  static, dynamic = _split_leaves(leaves, fname)
+  nums = (int(argnums_spec) if isinstance(argnums_spec, (int, np.integer))
+          else _normalize_argnums(argnums_spec, len(args)))
+  box = {}
+
+  def traced(dyn):
+    a, kw = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dyn))
+    tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, a, kw,
+                                       sampled=sampled, fname=fname)
+    n_raw = sum(m.raw_size for m in tape.measurements)
+    box["tape"], box["plan"] = tape, plan
+    if count_only:
+      return None
+    box["out"] = jax.eval_shape(
+        post, jax.ShapeDtypeStruct((plan.n_points, n_raw), tape.params.dtype))
+    derivs = _chain.processing_derivatives(circuit, tape, nums, a, kw) if hybrid else None
+    return tape.params, tape.consts, derivs
+
+  if count_only:
+    jax.eval_shape(traced, dynamic)
+    return box["tape"], box["plan"], None
+  params, consts, derivs = jax.jit(traced)(dynamic)
+  tape = dataclasses.replace(box["tape"], params=params, consts=tuple(consts))
+  plan, order = box["plan"], 1 if want == "gradient" else 2
+  if not hybrid:
+    return tape, plan, _chain.gate_chain(tape, plan, order)
+  diff = args[nums] if isinstance(nums, int) else tuple(args[i] for i in nums)
+  in_shapes = tuple(tuple(np.shape(x)) for x in jax.tree_util.tree_leaves(diff))
+  return tape, plan, _chain.hybrid_chain(tape, plan, in_shapes, derivs, order, box["out"])
 
 
 
@@ -122,6 +177,8 @@ def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid:
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
+  if want == "gradient":  # the rows' shifted points give the gradient; no Hessian
+    mask = np.diag(mask.any(axis=1))
   return chain(*_adjoint.derivatives(  # on the gates inside the light cone only
       pruned_tape(tape), _tape_spectra(tape), mask, grad_args=grad_args,
       need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname))
@@ -135,7 +192,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   ``sampling`` is ``None`` (exact) or ``(shots, return_stderr)``; then ``key`` is the
   PRNG key and the raw point values are sampled (`_estimators.estimate`).
   """
-  fname = "qhess.hessian" if want == "hessian" else "qhess.value_grad_and_hessian"
+  fname = _FNAMES[want]
   if opts.evaluation == "adjoint":
     return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
                                 fname)

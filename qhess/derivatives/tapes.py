@@ -1,11 +1,14 @@
 """The shifted circuits as tapes, with their post-processing: `hessian_tapes`.
 
 For running elsewhere (PennyLane devices, hardware): the tapes of a gate-argument Hessian
-and a JAX function ``post`` of their results.
+(or, with ``hybrid=True``, of the Hessian with respect to the circuit's inputs) and
+``post``, a `TapesPost` of their results: arrays only (the plan's coefficients and the
+chain rule as a `LocalChain`), so it can be saved.
 """
 
 from __future__ import annotations
 
+import math
 import reprlib
 from typing import Any, Callable, Sequence
 
@@ -16,18 +19,29 @@ import numpy as np
 from qhess.simulate.circuit import Circuit
 from qhess.circuits.tape import Tape
 from qhess.shift.lightcone import reachable_params
-from qhess.derivatives.evaluate import _contract, _plan_for, _shifted_points
-from qhess.derivatives.options import _Options
-from qhess.derivatives.pipeline import _local_model
+from qhess.derivatives.chain import LocalChain, gate_chain
+from qhess.derivatives.evaluate import _plan_for, _shifted_points
+from qhess.derivatives.options import _check_argnums, _Options
+from qhess.derivatives.pipeline import concrete_plan
 
 
-def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_shifts=None,
-                  off_diagonal_shifts=None,
+def hessian_tapes(tape: Tape | Circuit, *, hybrid: bool = False, argnums=0, f0=None,
+                  gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
                   off_diagonal_rule: str | None = None) -> tuple[list[Tape], Callable]:
   """The shifted circuits of a gate-argument Hessian, and their post-processing.
 
   ``hessian_tapes(circuit)`` (a `Circuit` instead of a tape) returns a function of the
   circuit's arguments that records the tape and returns ``(tapes, post)``.
+
+  ``hessian_tapes(circuit, hybrid=True)(*args)`` differentiates with respect to the
+  circuit's inputs ``args[argnums]`` instead, as ``qhess.hessian(circuit, argnums)``:
+  the tapes are those of the gate arguments that depend on the inputs (plus the
+  first-order points the chain rule needs for non-linear classical processing), and
+  ``post`` applies the chain rule with the Jacobian and second derivatives of the
+  classical processing evaluated at ``args`` (data, no closure over the circuit: it can
+  be saved with ``qhess.save_experiments``). E.g. a PennyLane QNode of 3 parameters
+  whose gates take 12 arguments (``qhess.from_pennylane(qnode)``) gives ``post``
+  returning the ``3 × 3`` Hessian, not the ``12 × 12`` one.
 
   Every gate argument of the tape is differentiated (``hybrid=False`` semantics); one
   whose gate is outside the measurements' backward light cone gets no tapes and a zero
@@ -40,6 +54,9 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
 
   Args:
     tape: a `Tape`, e.g. ``circuit.tape(x)``, or a `Circuit`.
+    hybrid: differentiate with respect to the circuit's inputs through its classical
+      processing (a `Circuit` only); default ``False``: the gate arguments.
+    argnums: with ``hybrid=True``, as in `hessian`.
     f0: the circuit's outputs at the tape's arguments; when given, the unshifted
       circuit is not among the tapes and ``f0`` is used instead (expval and probs only).
     gate_argnum: as in `hessian`.
@@ -88,25 +105,55 @@ def hessian_tapes(tape: Tape | Circuit, *, f0=None, gate_argnum=None, diagonal_s
     [[-0.868836  0.047624]
      [ 0.047624  0.059989]]
   """
+  if not isinstance(hybrid, (bool, np.bool_)):
+    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                  off_diagonal_rule=off_diagonal_rule)
   if isinstance(tape, Circuit):  # hessian_tapes(circuit)(x), as in the docs
     circuit, options = tape, dict(f0=f0, gate_argnum=gate_argnum,
                                   diagonal_shifts=diagonal_shifts,
                                   off_diagonal_shifts=off_diagonal_shifts,
                                   off_diagonal_rule=off_diagonal_rule)
+    if hybrid:
+      argnums = _check_argnums(argnums)
+      return lambda *args, **kwargs: _hybrid_tapes(circuit, opts, argnums, f0, args, kwargs)
     return lambda *args, **kwargs: hessian_tapes(circuit.tape(*args, **kwargs), **options)
+  if not hybrid and not (isinstance(argnums, int) and argnums == 0):
+    raise ValueError(
+        f"`argnums` ({argnums!r}) selects the circuit's inputs to differentiate; it needs "
+        "hessian_tapes(circuit, hybrid=True). Without hybrid the gate arguments are.")
+  if hybrid and isinstance(tape, Tape):
+    raise ValueError(
+        "hessian_tapes(tape, hybrid=True): a tape holds gate arguments only, not the "
+        "classical processing of the inputs; pass the circuit, "
+        "hessian_tapes(circuit, hybrid=True)(*args).")
   _check_concrete_tape(tape, f0)
-  opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                  off_diagonal_rule=off_diagonal_rule)
   nonlinear_post = any(m.kind == "var" for m in tape.measurements)
   plan = _plan_for(tape, opts, reachable_params(tape),  # outside the light cone: none
                    need_value=nonlinear_post, need_grad=nonlinear_post,
                    share=nonlinear_post, rule=opts.rule("product"))
+  return _tapes_and_post(tape, plan, gate_chain(tape, plan), f0)
+
+
+def _hybrid_tapes(circuit: Circuit, opts: _Options, argnums, f0, args, kwargs):
+  """``hessian_tapes(circuit, hybrid=True)(*args)``: the plan and chain rule of
+  ``qhess.hessian(circuit, argnums)`` at ``args`` (the product rule by default)."""
+  tape, plan, chain = concrete_plan(circuit, opts, argnums, True, "hessian", args, kwargs,
+                                    sampled=True, fname="qhess.hessian_tapes")
+  _check_concrete_tape(tape, f0)
+  return _tapes_and_post(tape, plan, chain, f0)
+
+
+def _tapes_and_post(tape: Tape, plan, chain, f0) -> tuple[list[Tape], TapesPost]:
+  """The plan's tapes (measuring the raw quantities) and their `TapesPost`."""
+  nonlinear_post = any(m.kind == "var" for m in tape.measurements)
   f0_raw = None if f0 is None else _f0_to_raw(tape, f0, nonlinear_post)
   skip = 1 if (f0_raw is not None and plan.has_unshifted) else 0
   raw_tape = tape.with_measurements(tape.raw_measurements, returns_tuple=True)
-  tapes = [raw_tape.with_params(p) for p in _shifted_points(tape, plan)[skip:]]
-  return tapes, _Post(tape, plan, raw_tape.output_shapes, len(tapes),
-                      f0_raw if skip else None)
+  points = _shifted_points(tape, plan)[skip:]
+  tapes = [raw_tape.with_params(p) for p in points]
+  return tapes, TapesPost(chain, raw_tape.output_shapes, len(tapes),
+                          f0_raw if skip else None, points)
 
 
 def _check_concrete_tape(tape, f0) -> None:
@@ -126,17 +173,29 @@ def _check_concrete_tape(tape, f0) -> None:
         "which composes with them.")
 
 
-class _Post:
+class TapesPost:
   """``post(results)`` of `hessian_tapes`: checks the tapes' results, contracts them.
 
   Accepts one result per tape in the forms `qhess.execute` and PennyLane devices return
-  (see `hessian_tapes`); a shot-vector result gives one Hessian per entry.
+  (see `hessian_tapes`); a shot-vector result gives one Hessian per entry. Built from
+  data only (``qhess.save_experiments`` saves it).
+
+  Attributes:
+    chain: the contraction and chain rule as data (`LocalChain`).
+    out_shapes: the shapes of each tape's raw outputs.
+    n_tapes: the number of tapes (results ``post`` takes).
+    f0_raw: the unshifted raw outputs given as ``f0``, or ``None``.
+    points: float64 ``(n_tapes, P)``: the tapes' gate arguments.
   """
 
-  def __init__(self, tape: Tape, plan, out_shapes, n_tapes: int, f0_raw):
-    self.tape, self.plan, self.out_shapes, self.n_tapes = tape, plan, out_shapes, n_tapes
+  def __init__(self, chain: LocalChain, out_shapes, n_tapes: int, f0_raw, points):
+    self.chain, self.out_shapes, self.n_tapes = chain, tuple(out_shapes), n_tapes
     self.f0_raw = f0_raw  # the unshifted raw outputs, when given instead of a tape
+    self.points = np.asarray(points)
     self.contract = jax.jit(self._contract)  # one compiled contraction, not op-by-op
+
+  def __repr__(self) -> str:
+    return f"TapesPost({self.n_tapes} tapes, {len(self.chain.in_shapes)} input leaves)"
 
   def __call__(self, results: Sequence[Any]):
     if isinstance(results, (str, bytes)) or not hasattr(results, "__len__"):
@@ -186,19 +245,16 @@ class _Post:
         raise ValueError(
             f"`results[{i}]` output {j} has shape {np.shape(o)}; tape {i} outputs shape "
             f"{shape}.")
-    return [jnp.asarray(o, dtype=self.tape.params.dtype) for o in outs]
+    return [jnp.asarray(o, dtype=self.chain.dtype) for o in outs]
 
   def _contract(self, rows):
-    """The Hessian from the checked rows, through the variance's chain rule if any."""
-    tape = self.tape
+    """The Hessian from the checked rows, through the chain rule (`LocalChain`)."""
     flat = [jnp.concatenate([jnp.reshape(r, (-1,)) for r in res]) for res in rows]
-    n_raw = sum(m.raw_size for m in tape.measurements)
-    y = jnp.stack(flat) if flat else jnp.zeros((0, n_raw), tape.params.dtype)
+    n_raw = sum(math.prod(s) for s in self.out_shapes)
+    y = jnp.stack(flat) if flat else jnp.zeros((0, n_raw), self.chain.dtype)
     if self.f0_raw is not None:
-      y = jnp.concatenate([self.f0_raw[None].astype(y.dtype), y])
-    value, grad, hess = _contract(self.plan, y)
-    model = _local_model(tape, tape.params, value, grad, hess)
-    return jax.hessian(model)(tape.params)
+      y = jnp.concatenate([jnp.asarray(self.f0_raw)[None].astype(y.dtype), y])
+    return self.chain(y)
 
 
 def _f0_to_raw(tape: Tape, f0, nonlinear_post: bool) -> jax.Array:
@@ -206,6 +262,10 @@ def _f0_to_raw(tape: Tape, f0, nonlinear_post: bool) -> jax.Array:
     raise ValueError(
         "`f0` cannot be used with var measurements: the variance does not contain the "
         "raw moments <O> and <O²> the shift rules need.")
+  if any(m.coeffs is not None for m in tape.measurements):
+    raise ValueError(
+        "`f0` cannot be used with observable coefficients computed from the arguments: "
+        "each term is measured on its own, and f0 holds their weighted sum only.")
   outs = f0 if tape.returns_tuple else (f0,)
   if not isinstance(outs, (tuple, list)) or len(outs) != len(tape.measurements):
     raise ValueError(

@@ -21,6 +21,11 @@ An experiment's tape is exported by `to_openqasm` (`qhess.interop.openqasm`) or
 `to_qiskit` (`qhess.interop.qiskit`); `to_sampler_pubs` (`qhess.interop.primitives`)
 packs all of them into Qiskit Sampler V2 PUBs, one parametrized circuit per group, and
 ``post(result, pubs)`` reads the sampler's result.
+
+`gradient_experiments` does the same for a parameter-shift gradient (first-order points
+only). ``post`` is an `ExperimentsPost`, built from arrays (the plan's coefficients, the
+estimators, the chain rule evaluated at the arguments), which ``qhess.save_experiments``
+writes to a file (`qhess.interop.persist`) for counts that arrive later.
 """
 
 from __future__ import annotations
@@ -243,7 +248,9 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     validates every table before computing anything. ``post(result, pubs)`` reads a
     Qiskit Sampler V2 ``PrimitiveResult`` of ``pubs = qhess.to_sampler_pubs(experiments,
     ...)`` instead (or one array of register counts per PUB, see
-    ``SamplerPubs.counts``), checked against the PUBs first.
+    ``SamplerPubs.counts``), checked against the PUBs first. ``post`` is an
+    `ExperimentsPost` (arrays, no circuit): ``qhess.save_experiments(path,
+    (experiments, post))`` saves it for counts that arrive later.
 
   Raises:
     TypeError: as ``qhess.hessian``; for a non-bool ``return_stderr``.
@@ -283,10 +290,76 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     >>> bool(np.allclose(post(counts), qhess.hessian(f)(x), atol=1e-6))
     True
   """
-  fname = "qhess.hessian_experiments"
-  _options._check_circuit(circuit, fname)
   opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                            off_diagonal_rule=off_diagonal_rule)
+  return _experiments_fn(circuit, "hessian", opts, argnums, hybrid, shots, return_stderr,
+                         bit_order)
+
+
+def gradient_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, shots,
+                         hybrid: bool = True, shifts=None, return_stderr: bool = False,
+                         bit_order: str = "qiskit") -> Callable:
+  """The circuits of a sampled parameter-shift gradient for a device, and the gradient
+  from their counts.
+
+  `hessian_experiments` with first-order points only: ``gradient_experiments(circuit,
+  shots=...)(*args)`` returns ``(experiments, post)``, one `Experiment` per shot-vector
+  entry × shifted point × measurement group, the points being those of
+  ``qhess.gradient(circuit, shots=...)`` (2R per differentiated gate argument of R
+  frequencies, plus the unshifted circuit for a variance or coefficients computed from
+  the inputs; ``qhess.optimize.count_circuits(qhess.gradient, circuit, shots=...)``
+  counts them). ``post(counts)`` (or ``post(result, pubs)`` for Qiskit Sampler V2
+  PUBs, see `to_sampler_pubs`) returns the gradient in the layout of
+  ``jax.jacobian(circuit, argnums)(*args)`` (that of ``jax.grad`` for one expval), or
+  with ``hybrid=False`` one ``(*out_shape, P)`` array per measurement; counts are read
+  as in `hessian_experiments`.
+
+  Args:
+    circuit: a `Circuit`.
+    argnums: as in ``qhess.hessian``.
+    shots: an int, a tuple of ints or a `ShotBudget` (no pilot); required.
+    hybrid: as in ``qhess.hessian``.
+    shifts: ``None`` or one tuple of positive shifts per gate argument: custom
+      first-order rules (as ``diagonal_shifts`` of ``qhess.hessian``).
+    return_stderr: ``post`` also returns first-order standard errors in the
+      gradient's layout: ``(gradient, stderr)``.
+    bit_order: ``"qiskit"`` or ``"big"``: how ``post`` reads bitstrings.
+
+  Returns:
+    a function of the circuit's arguments returning ``(experiments, post)``, as
+    `hessian_experiments`; ``post`` can be saved (``qhess.save_experiments``).
+
+  Raises:
+    TypeError, ValueError: as `hessian_experiments`.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, numpy as np, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RY(x[0], wires=0)
+    ...   qhess.CNOT(wires=(0, 1))
+    ...   qhess.RX(jnp.sin(x[1]), wires=1)
+    ...   return qhess.expval(qhess.Z(1) - 0.5 * qhess.X(0) @ qhess.X(1))
+    >>> x = jnp.array([0.5, 0.25])
+    >>> experiments, post = qhess.gradient_experiments(f, shots=1000)(x)
+    >>> len(experiments)  # 2 points per argument, 2 measurement groups
+    8
+    >>> probs = qhess.execute([e.tape for e in experiments])  # exact, big-endian
+    >>> g = post([1000 * np.asarray(p) for p in probs])  # (a device's counts here)
+    >>> bool(np.allclose(g, jax.grad(f)(x), atol=1e-6)), g.shape
+    (True, (2,))
+  """
+  opts = _options._Options(None, shifts, None)
+  return _experiments_fn(circuit, "gradient", opts, argnums, hybrid, shots, return_stderr,
+                         bit_order)
+
+
+def _experiments_fn(circuit: Circuit, want: str, opts, argnums, hybrid, shots,
+                    return_stderr, bit_order) -> Callable:
+  """The checked options' ``experiments_fn(*args) -> (experiments, post)`` of
+  `hessian_experiments` (``want="hessian"``) or `gradient_experiments` (``"gradient"``)."""
+  fname = f"qhess.{want}_experiments"
+  _options._check_circuit(circuit, fname)
   argnums = _options._check_argnums(argnums)
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
@@ -296,8 +369,8 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
   bit_order = _check_bit_order(bit_order)
 
   def experiments_fn(*args, **kwargs):
-    tape, plan, post_y = _pipeline.derivative_plan(
-        circuit, opts, argnums, bool(hybrid), "hessian", args, kwargs, sampled=True,
+    tape, plan, chain = _pipeline.concrete_plan(
+        circuit, opts, argnums, bool(hybrid), want, args, kwargs, sampled=True,
         fname=fname)
     dtype = tape.params.dtype
     _shots.check_counts_fit(shots, dtype)
@@ -305,10 +378,11 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     if isinstance(shots, _shots.ShotBudget):
       _budget.check_budget(shots, plan.n_points, len(mg.groups))
     a = _groups.estimator_matrix(mg, tape.raw_measurements, tape.consts, dtype)
-    n = _shots_per_group(shots, post_y, a, mg, plan.n_points, dtype)
-    experiments = _group_experiments(tape, _shifted_points(tape, plan), mg, n)
-    post = _post_processing(experiments, mg, n, post_y, a, dtype, shots, return_stderr,
-                            bit_order)
+    n = _shots_per_group(shots, chain, a, mg, plan.n_points, dtype)
+    points = _evaluate._shifted_points(tape, plan)  # (B, P)
+    experiments = _group_experiments(tape, points, mg, n)
+    post = ExperimentsPost(chain, a, n, experiments, tuple(g.wires for g in mg.groups),
+                           isinstance(shots, tuple), return_stderr, bit_order, points)
     return experiments, post
 
   return experiments_fn
@@ -350,16 +424,6 @@ def _shots_per_group(shots, post_y, a, mg, b: int, dtype) -> np.ndarray:
   return n.astype(np.int64)
 
 
-def _shifted_points(tape: Tape, plan) -> np.ndarray:
-  """The gate arguments of the plan's shifted points: float64 ``(B, P)``."""
-  b = plan.n_points
-  theta = np.asarray(_evaluate._reduced_params(tape), dtype=np.float64)
-  points = np.tile(theta, (b, 1))  # (B, P)
-  rows = np.broadcast_to(np.arange(b)[:, None], plan.point_index.shape)
-  np.add.at(points, (rows, plan.point_index), plan.point_shift)
-  return points
-
-
 def _group_experiments(tape: Tape, points: np.ndarray, mg,
                        n: np.ndarray) -> list[Experiment]:
   """One `Experiment` per shot-vector entry × shifted point × measured group (in that
@@ -375,36 +439,70 @@ def _group_experiments(tape: Tape, points: np.ndarray, mg,
       for s in range(n.shape[0]) for t in range(points.shape[0]) for grp in measured]
 
 
-def _post_processing(experiments: list[Experiment], mg, n: np.ndarray, post_y, a, dtype,
-                     shots, return_stderr: bool, bit_order: str) -> Callable:
-  """``post`` of `hessian_experiments`: the Hessian (and its standard errors) from one
-  counts table per experiment, through the estimators of simulated shots."""
+class ExperimentsPost:
+  """``post`` of `hessian_experiments` and `gradient_experiments`: the derivatives (and
+  their standard errors) from one counts table per experiment, through the estimators
+  of simulated shots. Built from data only (no circuit, no closures), so that
+  ``qhess.save_experiments`` can save it and ``qhess.load_experiments`` rebuild it.
 
-  @jax.jit
-  def estimate(freq, n_):  # (B, G, O), (B, G)
-    return _estimators.from_frequencies(post_y, a, freq, n_, return_stderr=return_stderr)
+  ``post(counts)`` or ``post(result, pubs)``: see `hessian_experiments`.
 
-  def post(counts: Sequence[Any], pubs=None):
+  Attributes:
+    chain: the chain rule as data (``qhess.derivatives.chain.LocalChain``): raw values
+      ``(B, n_raw)`` -> the derivatives.
+    estimator: float ``(n_raw, G, O)``: the raw values from each group's outcome
+      frequencies (``qhess.simulate.groups.estimator_matrix``).
+    shots: int64 ``(S, B, G)``: the planned shots per shot-vector entry, point, group.
+    experiments: the experiments (a tuple; loaded ones have ``tape=None``).
+    group_wires: per measurement group, its measured wires (``()`` for an identity).
+    shot_vector: whether ``post`` returns one result per shot-vector entry (a tuple).
+    return_stderr: whether ``post`` also returns standard errors.
+    bit_order: how ``post`` reads bitstrings.
+    points: float64 ``(B, P)``: the shifted gate arguments of each point.
+    pubs: ``None``, or for a loaded post whose PUBs were saved the PUBs' layout (pass it
+      as ``post(result, post.pubs)``).
+  """
+
+  def __init__(self, chain, estimator, shots, experiments, group_wires, shot_vector: bool,
+               return_stderr: bool, bit_order: str, points, pubs=None):
+    self.chain, self.estimator = chain, np.asarray(estimator)
+    self.shots = np.asarray(shots, np.int64)
+    self.experiments, self.group_wires = tuple(experiments), tuple(map(tuple, group_wires))
+    self.shot_vector, self.return_stderr = bool(shot_vector), bool(return_stderr)
+    self.bit_order, self.points, self.pubs = bit_order, np.asarray(points), pubs
+    self.dtype = np.dtype(chain.dtype)
+    self._estimate = jax.jit(self._estimate_entry)
+
+  def _estimate_entry(self, freq, n_):  # (B, G, O), (B, G)
+    return _estimators.from_frequencies(self.chain, jnp.asarray(self.estimator, self.dtype),
+                                        freq, n_, return_stderr=self.return_stderr)
+
+  def __repr__(self) -> str:
+    return (f"ExperimentsPost({len(self.experiments)} experiments, "
+            f"{'gradient' if self.chain.order == 1 else 'Hessian'}, "
+            f"return_stderr={self.return_stderr}, bit_order={self.bit_order!r})")
+
+  def __call__(self, counts: Sequence[Any], pubs=None):
+    experiments = self.experiments
     if pubs is not None:  # a Sampler V2 result of `to_sampler_pubs(experiments)`
-      counts = _pub_counts(counts, pubs, experiments, bit_order)
+      counts = _pub_counts(counts, pubs, experiments, self.bit_order)
     elif _optional.is_primitive_result(counts):
       raise TypeError(
           "`counts` is a Qiskit PrimitiveResult; pass the PUBs it ran too, "
           "post(result, pubs) with pubs = qhess.to_sampler_pubs(experiments, ...): they "
           "say which experiment each row is and which wire each bit holds.")
     _check_counts_sequence(counts, len(experiments))
-    freq, totals = _frequencies(counts, experiments, mg, n, bit_order)
+    freq, totals = _frequencies(counts, experiments, self.group_wires, self.shots,
+                                self.bit_order)
     # (a total beyond the dtype's range is as good as infinitely many shots)
-    totals = np.minimum(totals, np.finfo(dtype).max)
-    freq, totals = jnp.asarray(freq, dtype), jnp.asarray(totals, dtype)
-    results = [estimate(freq[s], totals[s]) for s in range(n.shape[0])]
-    if isinstance(shots, tuple):
-      if return_stderr:
+    totals = np.minimum(totals, np.finfo(self.dtype).max)
+    freq, totals = jnp.asarray(freq, self.dtype), jnp.asarray(totals, self.dtype)
+    results = [self._estimate(freq[s], totals[s]) for s in range(self.shots.shape[0])]
+    if self.shot_vector:
+      if self.return_stderr:
         return tuple(r[0] for r in results), tuple(r[1] for r in results)
       return tuple(results)
     return results[0]
-
-  return post
 
 
 def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str) -> list:
@@ -420,7 +518,7 @@ def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str) -> 
     raise ValueError(
         f"`pubs` were made from {len(mine)} other experiments; this post's are "
         f"{len(experiments)}. Pass qhess.to_sampler_pubs(experiments, ...) of the "
-        "experiments returned with this post.")
+        "experiments returned with this post (for a loaded post, post.pubs).")
   return pubs.counts(result, bit_order)
 
 
@@ -436,17 +534,17 @@ def _check_counts_sequence(counts, n_experiments: int) -> None:
         "experiments (one table each, in the order of the experiments).")
 
 
-def _frequencies(counts: Sequence[Any], experiments: list[Experiment], mg, n: np.ndarray,
-                 bit_order: str) -> tuple[np.ndarray, np.ndarray]:
+def _frequencies(counts: Sequence[Any], experiments: Sequence[Experiment], group_wires,
+                 n: np.ndarray, bit_order: str) -> tuple[np.ndarray, np.ndarray]:
   """The outcome frequencies ``(S, B, G, O)`` and the shots each circuit really had (its
   counts' total) ``(S, B, G)``, both float64, from every table validated.
 
   Groups measuring no wire have their single outcome every shot (``n`` of them).
   """
-  freq = np.zeros(n.shape + (mg.n_outcomes,))
+  freq = np.zeros(n.shape + (2 ** max(len(w) for w in group_wires),))
   totals = np.zeros(n.shape)
   for grp in range(n.shape[2]):  # unmeasured groups: the single outcome, every shot
-    if not mg.groups[grp].wires:
+    if not group_wires[grp]:
       freq[:, :, grp, 0] = 1.0
       totals[:, :, grp] = n[:, :, grp]
   for e, (exp, c) in enumerate(zip(experiments, counts)):
