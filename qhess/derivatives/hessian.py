@@ -366,7 +366,7 @@ def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool
     ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1) + qhess.X(1))
     >>> x = jnp.array([0.5, 0.25])
     >>> print(qhess.gradient(f)(x).round(6))
-    [-0.464521  0.485047]
+    [-0.029945  0.406705]
     >>> bool(jnp.allclose(qhess.gradient(f)(x), jax.grad(f)(x), atol=1e-12))
     True
     >>> g, err = qhess.gradient(f, shots=10_000, return_stderr=True)(x, key=jax.random.key(0))
