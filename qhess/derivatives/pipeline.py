@@ -25,7 +25,8 @@ from qhess.derivatives import chain as _chain
 from qhess.derivatives import estimators as _estimators
 from qhess.derivatives.dependence import (CONST, NONLINEAR, _check_same_structure, _check_selection,
                                           _dependence)
-from qhess.derivatives.evaluate import _adjoint_pays, _contract, _evaluate, _plan_for, _point_sampler
+from qhess.derivatives.evaluate import (_adjoint_pays, _contract, _evaluate, _plan_for,
+                                        _point_sampler)
 from qhess.derivatives.options import (_DEFAULT_RULE, _Options, _check_float_inputs, _mask,
                                        _merge_leaves, _normalize_argnums, _split_leaves,
                                        _tape_spectra)
