@@ -50,6 +50,8 @@ from qhess.interop.openqasm import from_openqasm as from_openqasm
 from qhess.interop.qiskit import from_qiskit as from_qiskit
 from qhess.interop.qiskit import to_qiskit as to_qiskit
 from qhess.interop.primitives import to_sampler_pubs as to_sampler_pubs
+from qhess.interop.mitigation import ZNE as ZNE
+from qhess.interop.mitigation import readout_calibration as readout_calibration
 from qhess.shift.rules import IllConditionedShiftsWarning as IllConditionedShiftsWarning
 from qhess.simulate.sampling import ShotBudget as ShotBudget
 from qhess import optimize as optimize
@@ -121,4 +123,5 @@ __all__ = [
     "to_openqasm",
     "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var",
     "gradient", "gradient_experiments", "load_experiments", "save_experiments",
+    "ZNE", "readout_calibration",
 ]

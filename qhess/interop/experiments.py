@@ -47,6 +47,7 @@ from qhess.derivatives import budget as _budget
 from qhess.derivatives import options as _options
 from qhess.derivatives import pipeline as _pipeline
 from qhess.derivatives import evaluate as _evaluate
+from qhess.interop import mitigation as _mitigation
 from qhess.interop import optional as _optional
 
 
@@ -111,7 +112,8 @@ _NOT_COUNTS = {"b": "bool", "c": "complex", "U": "str", "S": "bytes", "O": "obje
                "M": "datetime", "m": "timedelta", "V": "void"}
 
 
-def _counts_row(counts, e: int, k: int, bit_order: str) -> tuple[np.ndarray, float]:
+def _counts_row(counts, e: int, k: int, bit_order: str,
+                quasi: bool = False) -> tuple[np.ndarray, float]:
   """Experiment ``e``'s outcome frequencies over qhess's outcomes ``(2**k,)`` and its
   total count, validated.
 
@@ -174,7 +176,7 @@ def _counts_row(counts, e: int, k: int, bit_order: str) -> tuple[np.ndarray, flo
     raise ValueError(
         f"`counts[{e}]` must be finite counts (in float64); got {row[bad[0]]} at outcome "
         f"{int(bad[0])}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + ".")
-  if np.any(row < 0):
+  if np.any(row < 0) and not quasi:  # (quasi: readout-mitigated, `qhess.interop.mitigation`)
     raise ValueError(
         f"`counts[{e}]` must be non-negative; got {row.min()} at outcome "
         f"{int(np.argmin(row))}.")
@@ -248,7 +250,9 @@ def hessian_experiments(circuit: Circuit, argnums: int | Sequence[int] = 0, *, s
     validates every table before computing anything. ``post(result, pubs)`` reads a
     Qiskit Sampler V2 ``PrimitiveResult`` of ``pubs = qhess.to_sampler_pubs(experiments,
     ...)`` instead (or one array of register counts per PUB, see
-    ``SamplerPubs.counts``), checked against the PUBs first. ``post`` is an
+    ``SamplerPubs.counts``), checked against the PUBs first; ``post(result, pubs,
+    readout=qhess.readout_calibration(...))`` corrects readout errors, and PUBs made
+    with ``zne`` are extrapolated to zero noise (`qhess.interop.mitigation`). ``post`` is an
     `ExperimentsPost` (arrays, no circuit): ``qhess.save_experiments(path,
     (experiments, post))`` saves it for counts that arrive later.
 
@@ -472,18 +476,37 @@ class ExperimentsPost:
     self.bit_order, self.points, self.pubs = bit_order, np.asarray(points), pubs
     self.dtype = np.dtype(chain.dtype)
     self._estimate = jax.jit(self._estimate_entry)
+    self._extrapolate = jax.jit(self._extrapolate_entry)
 
   def _estimate_entry(self, freq, n_):  # (B, G, O), (B, G)
     return _estimators.from_frequencies(self.chain, jnp.asarray(self.estimator, self.dtype),
                                         freq, n_, return_stderr=self.return_stderr)
+
+  def _extrapolate_entry(self, freq, raw, n_, w):  # (L, B, G, O) x 2, (L, B, G), (L,)
+    return _mitigation.extrapolated_estimate(
+        self.chain, jnp.asarray(self.estimator, self.dtype), freq, raw, n_, w,
+        return_stderr=self.return_stderr)
 
   def __repr__(self) -> str:
     return (f"ExperimentsPost({len(self.experiments)} experiments, "
             f"{'gradient' if self.chain.order == 1 else 'Hessian'}, "
             f"return_stderr={self.return_stderr}, bit_order={self.bit_order!r})")
 
-  def __call__(self, counts: Sequence[Any], pubs=None):
+  def __call__(self, counts: Sequence[Any], pubs=None, *, readout=None):
     experiments = self.experiments
+    zne = getattr(pubs, "zne", None)
+    if pubs is not None and (zne is not None or readout is not None):  # mitigation
+      raw = _pub_counts(counts, pubs, experiments, self.bit_order, tables=True)
+      fixed = raw if readout is None else pubs.tables(counts, self.bit_order, readout)
+      freq = [[_frequencies(t, experiments, self.group_wires, self.shots, self.bit_order,
+                            quasi=q) for t in tables]
+              for tables, q in ((raw, False), (fixed, True))]
+      freq, raw, totals, w = _mitigation.stack(*freq, zne, self.dtype)
+      return self._shaped([self._extrapolate(freq[:, s], raw[:, s], totals[:, s], w)
+                           for s in range(self.shots.shape[0])])
+    if readout is not None:
+      raise ValueError("`readout` corrects the physical qubits the PUBs measured: pass "
+                       "them, post(result, pubs, readout=readout).")
     if pubs is not None:  # a Sampler V2 result of `to_sampler_pubs(experiments)`
       counts = _pub_counts(counts, pubs, experiments, self.bit_order)
     elif _optional.is_primitive_result(counts):
@@ -497,7 +520,11 @@ class ExperimentsPost:
     # (a total beyond the dtype's range is as good as infinitely many shots)
     totals = np.minimum(totals, np.finfo(self.dtype).max)
     freq, totals = jnp.asarray(freq, self.dtype), jnp.asarray(totals, self.dtype)
-    results = [self._estimate(freq[s], totals[s]) for s in range(self.shots.shape[0])]
+    return self._shaped([self._estimate(freq[s], totals[s])
+                         for s in range(self.shots.shape[0])])
+
+  def _shaped(self, results: list):
+    """One result per shot-vector entry as ``post`` returns them."""
     if self.shot_vector:
       if self.return_stderr:
         return tuple(r[0] for r in results), tuple(r[1] for r in results)
@@ -505,10 +532,11 @@ class ExperimentsPost:
     return results[0]
 
 
-def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str) -> list:
+def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str,
+                tables: bool = False) -> list:
   """One counts table per experiment from a result of ``pubs``
   (`qhess.interop.primitives.SamplerPubs`), after checking that ``pubs`` were made from
-  these experiments."""
+  these experiments; with ``tables``, one list of them per ZNE scale factor."""
   mine = getattr(pubs, "experiments", None)
   if not callable(getattr(pubs, "counts", None)) or mine is None:
     raise TypeError(
@@ -519,7 +547,7 @@ def _pub_counts(result, pubs, experiments: list[Experiment], bit_order: str) -> 
         f"`pubs` were made from {len(mine)} other experiments; this post's are "
         f"{len(experiments)}. Pass qhess.to_sampler_pubs(experiments, ...) of the "
         "experiments returned with this post (for a loaded post, post.pubs).")
-  return pubs.counts(result, bit_order)
+  return pubs.tables(result, bit_order) if tables else pubs.counts(result, bit_order)
 
 
 def _check_counts_sequence(counts, n_experiments: int) -> None:
@@ -535,9 +563,11 @@ def _check_counts_sequence(counts, n_experiments: int) -> None:
 
 
 def _frequencies(counts: Sequence[Any], experiments: Sequence[Experiment], group_wires,
-                 n: np.ndarray, bit_order: str) -> tuple[np.ndarray, np.ndarray]:
+                 n: np.ndarray, bit_order: str,
+                 quasi: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """The outcome frequencies ``(S, B, G, O)`` and the shots each circuit really had (its
-  counts' total) ``(S, B, G)``, both float64, from every table validated.
+  counts' total) ``(S, B, G)``, both float64, from every table validated (``quasi``:
+  quasi-probabilities times effective shots, which may be negative).
 
   Groups measuring no wire have their single outcome every shot (``n`` of them).
   """
@@ -549,7 +579,7 @@ def _frequencies(counts: Sequence[Any], experiments: Sequence[Experiment], group
       totals[:, :, grp] = n[:, :, grp]
   for e, (exp, c) in enumerate(zip(experiments, counts)):
     k = len(exp.wires)
-    row, total = _counts_row(c, e, k, bit_order)
+    row, total = _counts_row(c, e, k, bit_order, quasi)
     freq[exp.entry, exp.point, exp.group, :2**k] = row
     totals[exp.entry, exp.point, exp.group] = total
   return freq, totals

@@ -1,9 +1,10 @@
 """The optional dependencies of interop: imported on demand, named with their extra.
 
-Qiskit (``pip install "qhess[qiskit]"``) and PennyLane (``pip install
-"qhess[pennylane]"``) are imported by these helpers, called inside the functions that
-need them, so ``import qhess`` loads neither; a missing one is an ImportError naming the
-extra that installs it.
+Qiskit (``pip install "qhess[qiskit]"``), PennyLane (``pip install
+"qhess[pennylane]"``) and the error-mitigation libraries mthree and mitiq (``pip install
+"qhess[mitigation]"``) are imported by these helpers, called inside the functions that
+need them, so ``import qhess`` loads none of them; a missing one is an ImportError naming
+the extra that installs it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import sys
 
 QISKIT_EXTRA = 'pip install "qhess[qiskit]"'
+MITIGATION_EXTRA = 'pip install "qhess[mitigation]"'
 
 
 def require_qiskit(module: str, fname: str):
@@ -24,6 +26,18 @@ def require_qiskit(module: str, fname: str):
         f"{fname} needs the optional dependency {module.split('.')[0]!r}, which is not "
         f"installed: {QISKIT_EXTRA} (the qiskit extra: qiskit, qiskit-aer, "
         "qiskit-qasm3-import, qiskit-ibm-runtime, sympy).") from err
+
+
+def require_mitigation(module: str, fname: str):
+  """``module`` (mthree, mitiq or a module of theirs) imported, or an ImportError naming
+  the mitigation extra."""
+  try:
+    return importlib.import_module(module)
+  except ImportError as err:
+    raise ImportError(
+        f"{fname} needs the optional dependency {module.split('.')[0]!r}, which is not "
+        f"installed: {MITIGATION_EXTRA} (the mitigation extra: mthree for readout "
+        "mitigation, mitiq for zero-noise extrapolation).") from err
 
 
 def is_primitive_result(obj) -> bool:

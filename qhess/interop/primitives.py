@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from qhess.interop import mitigation as _mitigation
 from qhess.interop import qiskit as _qiskit
 from qhess.interop.experiments import Experiment, _check_bit_order, _outcome_permutation
 from qhess.interop.optional import is_primitive_result
@@ -51,14 +52,24 @@ class SamplerPubs(Sequence):
     rows: per PUB, an int array ``(B_i,)``: the experiment of each parameter row.
     bit_wires: per PUB, the wire each bit of the register holds (bit ``c`` of the
       register is wire ``bit_wires[i][c]``), read from the transpiled circuit.
+    qubits: per PUB, the physical qubit measured into each bit of the register (the
+      wires themselves without a backend): what a readout calibration corrects; None
+      where not recorded (PUBs rebuilt without them).
+    zne: the `qhess.ZNE` the circuits were folded with, or None.
+    scales: per PUB, the index of its ZNE scale factor in ``zne.scale_factors`` (0
+      without ZNE).
     register: the classical register's name (`REGISTER`).
     token: a random name of this set of PUBs, in each circuit's metadata
       (``{"qhess_pubs": token, "qhess_pub": i}``), checked where a sampler echoes it.
   """
 
-  def __init__(self, pubs, rows, bit_wires, experiments, token):
+  def __init__(self, pubs, rows, bit_wires, experiments, token, qubits=None, scales=None,
+               zne=None):
     self._pubs, self.rows, self.bit_wires = tuple(pubs), tuple(rows), tuple(bit_wires)
     self.experiments, self.token, self.register = tuple(experiments), token, REGISTER
+    self.qubits = None if qubits is None else tuple(qubits)
+    self.scales = (0,) * len(self.rows) if scales is None else tuple(scales)
+    self.zne = zne
 
   def __getitem__(self, i):
     return self._pubs[i]
@@ -67,8 +78,9 @@ class SamplerPubs(Sequence):
     return len(self._pubs)
 
   def __repr__(self) -> str:
+    zne = "" if self.zne is None else f", scale factors {self.zne.scale_factors}"
     return (f"SamplerPubs({len(self)} PUBs, {sum(len(r) for r in self.rows)} rows for "
-            f"{len(self.experiments)} experiments, register {self.register!r})")
+            f"{len(self.experiments)} experiments, register {self.register!r}{zne})")
 
   def counts(self, result, bit_order: str = "qiskit") -> list[np.ndarray]:
     """The counts of each experiment from a result of these PUBs, validated.
@@ -88,12 +100,47 @@ class SamplerPubs(Sequence):
     Raises:
       TypeError: for a result that is neither; ValueError: for one that does not
         belong to these PUBs (number of PUBs, register, shapes, number of bits, or the
-        PUB named in the echoed circuit metadata).
+        PUB named in the echoed circuit metadata), or for PUBs with ZNE scale factors
+        (each experiment has one table per factor: `tables`).
+    """
+    if self.zne is not None:
+      raise ValueError(
+          f"these PUBs run each experiment at the ZNE scale factors {self.zne.scale_factors}"
+          "; pubs.tables(result) gives one list of tables per factor, post(result, pubs) "
+          "the extrapolated derivatives.")
+    return self.tables(result, bit_order)[0]
+
+  def tables(self, result, bit_order: str = "qiskit", readout=None) -> list[list]:
+    """Per ZNE scale factor (one list without ZNE), the table of each experiment.
+
+    Args:
+      result: as in `counts`.
+      bit_order: as in `counts`.
+      readout: None (counts), or a `qhess.readout_calibration`: each row's counts are
+        corrected by M3 with the calibrations of ``qubits[i]``, giving quasi-probabilities
+        times the row's effective shots (see `qhess.interop.mitigation`).
+
+    Returns:
+      a list over ``zne.scale_factors`` of lists of one array ``(2**k,)`` per experiment.
+
+    Raises:
+      as `counts`; TypeError for a readout that is not a calibration, ValueError for a
+      measured qubit it does not calibrate.
     """
     order = _check_bit_order(bit_order)
+    if readout is not None and not isinstance(readout, _mitigation.ReadoutCalibration):
+      raise TypeError("`readout` must be a qhess.readout_calibration(...); got "
+                      f"{type(readout).__name__}.")
     checked = [_check_pub_data(self, i, x) for i, x in enumerate(_pub_data(self, result))]
     registers = [_register_counts(x, len(self.bit_wires[i])) for i, x in enumerate(checked)]
-    out: list = [None] * len(self.experiments)
+    if readout is not None:
+      if self.qubits is None:
+        raise ValueError("these PUBs do not record the physical qubits they measured, "
+                         "which readout mitigation needs; use qhess.to_sampler_pubs' own.")
+      registers = [readout.mitigated_counts(reg, self.qubits[i], f"PUB {i}")
+                   for i, reg in enumerate(registers)]
+    n_scales = 1 if self.zne is None else len(self.zne.scale_factors)
+    out: list = [[None] * len(self.experiments) for _ in range(n_scales)]
     for i, (reg, rows) in enumerate(zip(registers, self.rows)):
       k = len(self.bit_wires[i])
       wires = self.experiments[rows[0]].wires
@@ -106,13 +153,16 @@ class SamplerPubs(Sequence):
       table = np.zeros_like(reg)
       table[:, index] = reg
       for r, e in enumerate(rows):
-        out[e] = table[r]
+        if out[self.scales[i]][e] is not None:
+          raise ValueError(f"experiment {e} has two rows at one scale factor (PUBs rebuilt "
+                           "without their ZNE scale factors?).")
+        out[self.scales[i]][e] = table[r]
     return out
 
 
 def to_sampler_pubs(experiments: Sequence[Experiment], backend=None, *,
                     optimization_level: int = 1, seed_transpiler: int | None = None,
-                    initial_layout=None, pass_manager=None) -> SamplerPubs:
+                    initial_layout=None, pass_manager=None, zne=None) -> SamplerPubs:
   """Qiskit Sampler V2 PUBs of `hessian_experiments`' experiments, one circuit per group.
 
   Per shot-vector entry, measurement group and distinct shot count (in that order: one
@@ -132,6 +182,14 @@ def to_sampler_pubs(experiments: Sequence[Experiment], backend=None, *,
   manager of your own instead. The bits are mapped back to wires through the
   transpiled circuit's layout and measurements.
 
+  With ``zne`` (zero-noise extrapolation, `qhess.ZNE`: the mitigation extra) each
+  group's circuit is folded by mitiq at every scale factor before it is transpiled (one
+  transpile per group and scale factor, parameters unbound), and the PUBs repeat for
+  each factor (all PUBs of the first factor, then the next): L times the PUBs and
+  shots. ``post(result, pubs)`` extrapolates to zero noise; ``post(result, pubs,
+  readout=qhess.readout_calibration(...))`` also corrects readout errors on the
+  physical qubits the PUBs measure (``pubs.qubits``).
+
   Args:
     experiments: the list of `Experiment` from ``hessian_experiments(...)(*args)``.
     backend: a ``qiskit.providers.BackendV2`` to transpile for, or None (the circuits as
@@ -141,18 +199,23 @@ def to_sampler_pubs(experiments: Sequence[Experiment], backend=None, *,
     initial_layout: the preset pass manager's.
     pass_manager: a pass manager (anything with ``run(circuit)``) used instead of the
       preset one; then leave ``backend`` and the three above unset.
+    zne: None, a `qhess.ZNE`, or a sequence of scale factors (``qhess.ZNE(factors)``:
+      Richardson extrapolation of global folds).
 
   Returns:
     a `SamplerPubs`: the PUBs, a sequence of ``SamplerPub``, with ``rows`` (the
-    experiment of each parameter row) and ``bit_wires`` (the wire of each bit).
+    experiment of each parameter row), ``bit_wires`` (the wire of each bit),
+    ``qubits`` (the physical qubit of each bit) and ``scales`` (the ZNE factor of each).
 
   Raises:
-    ImportError: without Qiskit (``pip install "qhess[qiskit]"``).
+    ImportError: without Qiskit (``pip install "qhess[qiskit]"``), or with ``zne``
+      without mitiq (``pip install "qhess[mitigation]"``).
     TypeError: for experiments that are not a sequence of `Experiment`, a backend that
-      is not a ``BackendV2``, or a pass manager without ``run``.
+      is not a ``BackendV2``, a pass manager without ``run``, or a bad ``zne``.
     ValueError: for no experiments, experiments of one group with different circuits,
-      a pass manager together with preset options, or a transpiled circuit that does
-      not measure each of its group's wires into one bit of the register at its end.
+      a pass manager together with preset options, a transpiled circuit that does not
+      measure each of its group's wires into one bit of the register at its end, or
+      bad scale factors (as `qhess.ZNE`).
 
   Examples:
     >>> import jax.numpy as jnp, numpy as np, qhess
@@ -178,38 +241,56 @@ def to_sampler_pubs(experiments: Sequence[Experiment], backend=None, *,
   """
   qiskit = _require("qiskit", _FNAME)
   experiments = _check_experiments(experiments)
+  zne = _mitigation.check_zne(zne, _FNAME)
   pm = _pass_manager(qiskit, backend, optimization_level, seed_transpiler, initial_layout,
                      pass_manager)
-  from qiskit.circuit import ParameterVector  # pylint: disable=import-outside-toplevel
-  from qiskit.primitives.containers.bindings_array import BindingsArray  # pylint: disable=C0415
-  from qiskit.primitives.containers.sampler_pub import SamplerPub  # pylint: disable=C0415
   keys: dict = {}  # (entry, group, shots) -> experiment indices, in experiment order
   for e, exp in enumerate(experiments):
     keys.setdefault((exp.entry, exp.group, exp.shots), []).append(e)
-  circuits: dict = {}  # group -> (transpiled circuit, bit_wires): one transpile per group
-  token = uuid.uuid4().hex
-  pubs, rows, bit_wires = [], [], []
-  for (_, grp, shots), members in sorted(keys.items()):
+  for (_, grp, _), members in keys.items():
     _check_group(experiments, members, grp)
-    if grp not in circuits:
-      first = experiments[members[0]]
-      theta = ParameterVector("theta", first.tape.num_params)
-      qc = _qiskit.quantum_circuit(first.tape, True, _FNAME, symbols=theta,
-                                   register=REGISTER)
-      qc = qc if pm is None else pm.run(qc)
-      circuits[grp] = qc, _bit_wires(qc, first.wires, grp)
-    qc, wires = circuits[grp]
-    points = np.stack([np.asarray(experiments[e].tape.params, np.float64) for e in members])
-    params = tuple(qc.parameters)
-    values = points[:, [p.index for p in params]]
-    qc = qc.copy()
-    qc.metadata = {**(qc.metadata or {}), "qhess_pubs": token, "qhess_pub": len(pubs)}
-    bindings = (BindingsArray({params: values}) if params
-                else BindingsArray(shape=(len(members),)))
-    pubs.append(SamplerPub(qc, bindings, int(shots)))
-    rows.append(np.asarray(members, dtype=np.int64))
-    bit_wires.append(wires)
-  return SamplerPubs(pubs, rows, bit_wires, experiments, token)
+  # (group, scale) -> (transpiled circuit, bit_wires, qubits): one transpile each
+  circuits: dict = {}
+  token = uuid.uuid4().hex
+  pubs, rows, bit_wires, qubits, scales = [], [], [], [], []
+  for scale in range(1 if zne is None else len(zne.scale_factors)):
+    for (_, grp, shots), members in sorted(keys.items()):
+      if (grp, scale) not in circuits:
+        circuits[grp, scale] = _group_circuit(experiments[members[0]], grp, pm, zne, scale)
+      qc, wires, measured = circuits[grp, scale]
+      pubs.append(_pub(qc, [experiments[e] for e in members], shots,
+                       {"qhess_pubs": token, "qhess_pub": len(pubs)}))
+      rows.append(np.asarray(members, dtype=np.int64))
+      bit_wires.append(wires)
+      qubits.append(measured)
+      scales.append(scale)
+  return SamplerPubs(pubs, rows, bit_wires, experiments, token, qubits, scales, zne)
+
+
+def _group_circuit(first: Experiment, grp: int, pm, zne, scale: int) -> tuple:
+  """A group's parametrized circuit, folded at ZNE scale factor ``scale`` (with
+  ``zne``) and transpiled by ``pm``: ``(circuit, bit_wires, qubits)``."""
+  from qiskit.circuit import ParameterVector  # pylint: disable=import-outside-toplevel
+  theta = ParameterVector("theta", first.tape.num_params)
+  qc = _qiskit.quantum_circuit(first.tape, True, _FNAME, symbols=theta, register=REGISTER)
+  if zne is not None:
+    qc = zne.fold(qc, zne.scale_factors[scale])
+  qc = qc if pm is None else pm.run(qc)
+  return (qc,) + _bit_wires(qc, first.wires, grp)
+
+
+def _pub(qc, members: list, shots: int, metadata: dict):
+  """The ``SamplerPub`` of ``qc`` with one parameter row per experiment of ``members``."""
+  from qiskit.primitives.containers.bindings_array import BindingsArray  # pylint: disable=C0415
+  from qiskit.primitives.containers.sampler_pub import SamplerPub  # pylint: disable=C0415
+  points = np.stack([np.asarray(e.tape.params, np.float64) for e in members])
+  params = tuple(qc.parameters)
+  values = points[:, [p.index for p in params]]
+  qc = qc.copy()
+  qc.metadata = {**(qc.metadata or {}), **metadata}
+  bindings = (BindingsArray({params: values}) if params
+              else BindingsArray(shape=(len(members),)))
+  return SamplerPub(qc, bindings, int(shots))
 
 
 def _check_experiments(experiments) -> tuple:
@@ -272,8 +353,9 @@ def _pass_manager(qiskit, backend, optimization_level, seed_transpiler, initial_
       seed_transpiler=seed_transpiler)
 
 
-def _bit_wires(qc, wires: tuple[int, ...], grp: int) -> tuple[int, ...]:
-  """The wire each bit of the register holds, read from the (transpiled) circuit.
+def _bit_wires(qc, wires: tuple[int, ...], grp: int) -> tuple[tuple, tuple]:
+  """The wire each bit of the register holds, and the physical qubit measured into it,
+  read from the (transpiled) circuit.
 
   Bit ``c`` is written by a measure instruction of a physical qubit ``p``; the wire on
   ``p`` at the end of the circuit is the one whose final layout position is ``p``
@@ -304,7 +386,7 @@ def _bit_wires(qc, wires: tuple[int, ...], grp: int) -> tuple[int, ...]:
   if sorted(out) != sorted(wires):
     raise ValueError(f"{where} measures wires {out} into the bits of {REGISTER!r} (-1: no "
                      "wire or an ancilla); it must measure each of the group's wires once.")
-  return out
+  return out, tuple(physical[c] for c in range(reg.size))
 
 
 def _pub_data(pubs: SamplerPubs, result) -> list:
