@@ -501,7 +501,7 @@ class ExperimentsPost:
       freq = [[_frequencies(t, experiments, self.group_wires, self.shots, self.bit_order,
                             quasi=q) for t in tables]
               for tables, q in ((raw, False), (fixed, True))]
-      freq, raw, totals, w = _mitigation.stack(*freq, zne, self.dtype)
+      freq, raw, totals, w = _mitigation.stack(freq[0], freq[1], zne, self.dtype)
       return self._shaped([self._extrapolate(freq[:, s], raw[:, s], totals[:, s], w)
                            for s in range(self.shots.shape[0])])
     if readout is not None:
