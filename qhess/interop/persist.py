@@ -286,19 +286,8 @@ def _read(path) -> tuple[dict, dict]:
   name = os.fspath(path)
   foreign = (f"{name!r} is not a qhess experiments file (an .npz archive written by "
              "qhess.save_experiments)")
-  try:
-    with np.load(name, allow_pickle=False) as npz:
-      if not hasattr(npz, "files") or "header" not in npz.files:
-        raise ValueError(f"{foreign}: it has no header.")
-      arrays = {key: npz[key] for key in npz.files}
-  except (FileNotFoundError, IsADirectoryError):
-    raise
-  except ValueError as err:
-    if str(err).startswith(foreign):
-      raise
-    raise ValueError(f"{foreign}: {err}") from err
-  except Exception as err:  # a broken zip, a truncated array: never qhess's file as written
-    raise ValueError(f"{foreign} or it is corrupted: {type(err).__name__}: {err}") from err
+  with open(name, "rb") as fh:  # (np.load leaks the handle of a broken zip it opened)
+    arrays = _arrays(fh, foreign)
   try:
     header = json.loads(arrays.pop("header").tobytes().decode())
   except (ValueError, UnicodeDecodeError) as err:
@@ -314,6 +303,21 @@ def _read(path) -> tuple[dict, dict]:
         f"{name!r} has format version {version} (written by qhess {header.get('qhess')}); "
         f"this qhess ({_version()}) reads versions up to {VERSION}. Upgrade qhess to load it.")
   return header, arrays
+
+
+def _arrays(fh, foreign: str) -> dict:
+  """The arrays of an open ``.npz`` file, or ValueError."""
+  try:
+    npz = np.load(fh, allow_pickle=False)
+    if not hasattr(npz, "files") or "header" not in npz.files:
+      raise ValueError(f"{foreign}: it has no header.")
+    return {key: npz[key] for key in npz.files}
+  except ValueError as err:
+    if str(err).startswith(foreign):
+      raise
+    raise ValueError(f"{foreign}: {err}") from err
+  except Exception as err:  # a broken zip, a truncated array: never qhess's file as written
+    raise ValueError(f"{foreign} or it is corrupted: {type(err).__name__}: {err}") from err
 
 
 def _ragged(seqs) -> tuple[np.ndarray, np.ndarray]:
