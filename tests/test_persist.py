@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 import qhess
+from qhess.interop import mitigation as _mitigation
+from qhess.interop import primitives as _primitives
 
 X = jnp.array([0.5, -0.3, 0.8])
 
@@ -114,6 +116,23 @@ def test_saved_pubs_read_a_sampler_result_after_loading(tmp_path):
   assert _max_diff(loaded(result, loaded.pubs), post(result, pubs)) < 1e-12
   with pytest.raises(ValueError, match=r"for a loaded post, post.pubs"):
     loaded(result, pubs)
+  # ZNE's PUBs (one set per scale factor, extrapolated), here the same PUBs twice with
+  # Richardson's weights at (1, 3), without mitiq's folding (whose import takes 8 s)
+  zne = _mitigation.ZNE.__new__(_mitigation.ZNE)
+  zne.scale_factors, zne.weights, zne.variance_factor = (1.0, 3.0), np.array([1.5, -0.5]), 2.5
+  zne.folding, zne.seed, zne.extrapolation = "global", None, "richardson"
+  n = len(pubs)
+  zne_pubs = _primitives.SamplerPubs(
+      list(pubs) * 2, pubs.rows * 2, pubs.bit_wires * 2, experiments, pubs.token,
+      [tuple(w) for w in pubs.bit_wires] * 2, [0] * n + [1] * n, zne)
+  arrays = [_primitives._register_counts(r.data.qhess, len(w))  # pylint: disable=W0212
+            for r, w in zip(result, pubs.bit_wires)]
+  arrays = arrays + [np.roll(a, 1, axis=0) for a in arrays]  # other counts at λ = 3
+  qhess.save_experiments(tmp_path / "z.npz", (experiments, post), pubs=zne_pubs)
+  loaded = qhess.load_experiments(tmp_path / "z.npz")
+  assert loaded.pubs.scales == zne_pubs.scales and loaded.pubs.qubits == zne_pubs.qubits
+  np.testing.assert_array_equal(loaded.pubs.zne.weights, zne.weights)
+  assert _max_diff(loaded(arrays, loaded.pubs), post(arrays, zne_pubs)) < 1e-12
 
 
 def test_newer_foreign_and_corrupted_files_are_refused(tmp_path):

@@ -25,7 +25,8 @@ with ``allow_pickle=False``). The array ``header`` holds UTF-8 JSON:
   indices of coefficient vectors held as data, and of those depending on the inputs).
 - ``experiments`` (kind ``experiments``): ``shot_vector``, ``return_stderr``,
   ``bit_order``, ``group_wires`` (per measurement group), and ``pubs`` (``null`` or
-  ``{"token", "register", "count"}``).
+  ``{"token", "register", "count", "qubits", "zne"}``, ``zne`` being ``null`` or its
+  ``scale_factors``, ``folding``, ``seed`` and ``extrapolation`` name).
 - ``tapes`` (kind ``tapes``): ``out_shapes`` (each tape's raw outputs), ``n_tapes``,
   ``f0`` (whether ``f0_raw`` is stored).
 
@@ -43,7 +44,10 @@ Arrays (``P`` gate arguments, ``n`` input elements, ``T`` points):
   ``(T, P)``, ``experiments.point``, ``.group``, ``.entry``, ``.n_shots`` (one per
   experiment); with PUBs ``pubs.rows`` and ``pubs.row_offsets`` (the experiment of each
   parameter row, PUB ``i`` in ``rows[offsets[i]:offsets[i + 1]]``), ``pubs.bit_wires``
-  and ``pubs.bit_offsets`` (the wire of each bit of the register);
+  and ``pubs.bit_offsets`` (the wire of each bit of the register), ``pubs.qubits`` and
+  ``pubs.qubit_offsets`` (the physical qubit of each bit, for readout mitigation),
+  ``pubs.scales`` (each PUB's ZNE scale factor) and ``pubs.zne_weights`` (the
+  extrapolation's weights);
 - tapes: ``tapes.points`` ``(n_tapes, P)``, ``tapes.f0_raw``.
 """
 
@@ -60,6 +64,7 @@ from qhess.circuits.tape import MeasurementSpec
 from qhess.shift.plan import ShiftPlan
 from qhess.derivatives.chain import LocalChain
 from qhess.derivatives.tapes import TapesPost
+from qhess.interop import mitigation as _mitigation
 from qhess.interop.experiments import Experiment, ExperimentsPost
 from qhess.interop.primitives import SamplerPubs
 
@@ -251,10 +256,50 @@ def _save_experiments_post(post: ExperimentsPost, pubs, arrays: dict) -> dict:
         a is not b for a, b in zip(pubs.experiments, post.experiments)):
       raise TypeError("`pubs` must be qhess.to_sampler_pubs(experiments, ...) of these "
                       f"experiments; got {type(pubs).__name__}.")
-    arrays["pubs.rows"], arrays["pubs.row_offsets"] = _ragged(pubs.rows)
-    arrays["pubs.bit_wires"], arrays["pubs.bit_offsets"] = _ragged(pubs.bit_wires)
-    h["pubs"] = {"token": pubs.token, "register": pubs.register, "count": len(pubs)}
+    h["pubs"] = _save_pubs(pubs, arrays)
   return h
+
+
+def _save_pubs(pubs: SamplerPubs, arrays: dict) -> dict:
+  """The header of PUBs' layout (rows, bits, physical qubits, ZNE scale factors)."""
+  arrays["pubs.rows"], arrays["pubs.row_offsets"] = _ragged(pubs.rows)
+  arrays["pubs.bit_wires"], arrays["pubs.bit_offsets"] = _ragged(pubs.bit_wires)
+  arrays["pubs.scales"] = np.asarray(pubs.scales, np.int64)
+  if pubs.qubits is not None:
+    arrays["pubs.qubits"], arrays["pubs.qubit_offsets"] = _ragged(pubs.qubits)
+  zne = None
+  if pubs.zne is not None:
+    arrays["pubs.zne_weights"] = np.asarray(pubs.zne.weights, np.float64)
+    extrapolation = pubs.zne.extrapolation
+    zne = {"scale_factors": list(pubs.zne.scale_factors), "folding": pubs.zne.folding,
+           "seed": pubs.zne.seed,
+           "extrapolation": extrapolation if isinstance(extrapolation, str) else "custom"}
+  return {"token": pubs.token, "register": pubs.register, "count": len(pubs),
+          "qubits": pubs.qubits is not None, "zne": zne}
+
+
+def _load_pubs(p: dict, experiments: tuple, arrays) -> SamplerPubs:
+  rows = _unragged(arrays["pubs.rows"], arrays["pubs.row_offsets"])
+  bit_wires = [tuple(int(w) for w in b)
+               for b in _unragged(arrays["pubs.bit_wires"], arrays["pubs.bit_offsets"])]
+  qubits = None if not p["qubits"] else [
+      tuple(int(q) for q in b)
+      for b in _unragged(arrays["pubs.qubits"], arrays["pubs.qubit_offsets"])]
+  scales = [int(s) for s in arrays["pubs.scales"]]
+  if any(len(x) != p["count"] for x in (rows, bit_wires, scales, qubits or scales)):
+    raise ValueError("the PUBs' arrays do not match their count")
+  zne = None
+  if p["zne"] is not None:  # the data post uses (no mitiq needed to read results)
+    zne = _mitigation.ZNE.__new__(_mitigation.ZNE)
+    zne.scale_factors = tuple(float(f) for f in p["zne"]["scale_factors"])
+    zne.folding, zne.seed = p["zne"]["folding"], p["zne"]["seed"]
+    zne.extrapolation = p["zne"]["extrapolation"]
+    zne.weights = arrays["pubs.zne_weights"]
+    zne.variance_factor = float(np.sum(zne.weights**2))
+    if len(zne.weights) != len(zne.scale_factors) or max(scales) >= len(zne.weights):
+      raise ValueError("the ZNE weights do not match the scale factors")
+  return SamplerPubs([None] * p["count"], rows, bit_wires, experiments, p["token"], qubits,
+                     scales, zne)
 
 
 def _load_experiments_post(h: dict, chain: LocalChain, arrays) -> ExperimentsPost:
@@ -267,15 +312,7 @@ def _load_experiments_post(h: dict, chain: LocalChain, arrays) -> ExperimentsPos
   shots = arrays["experiments.shots"]
   if shots.ndim != 3 or shots.shape[1:] != (len(chain.plan.point_index), len(group_wires)):
     raise ValueError(f"experiments.shots has shape {shots.shape}")
-  pubs = None
-  if h["pubs"] is not None:
-    p = h["pubs"]
-    rows = _unragged(arrays["pubs.rows"], arrays["pubs.row_offsets"])
-    bit_wires = [tuple(int(w) for w in b)
-                 for b in _unragged(arrays["pubs.bit_wires"], arrays["pubs.bit_offsets"])]
-    if len(rows) != p["count"] or len(bit_wires) != p["count"]:
-      raise ValueError("the PUBs' arrays do not match their count")
-    pubs = SamplerPubs([None] * p["count"], rows, bit_wires, experiments, p["token"])
+  pubs = None if h["pubs"] is None else _load_pubs(h["pubs"], experiments, arrays)
   return ExperimentsPost(chain, arrays["experiments.estimator"], shots, experiments,
                          group_wires, bool(h["shot_vector"]), bool(h["return_stderr"]),
                          str(h["bit_order"]), arrays["experiments.points"], pubs)
