@@ -242,7 +242,9 @@ def random_circuit(n_wires: int, n_layers: int, seed: int, *,
   _check_size("random", n_wires, n_layers, 3)
   n = n_wires
   rng = np.random.default_rng(seed)
-  names = sorted(common.GATE_NAMES)  # unitary gates only (no channels or conjugates)
+  # unitary gates only (no channels or conjugates); not Evolution or PCPhase, whose
+  # recording functions take a generator or a dimension besides angles and wires
+  names = sorted(set(common.GATE_NAMES) - {"Evolution", "PCPhase"})
   gates, order = [], []  # gates: (name, wires, n_args, extra)
   for _ in range(3 * n * n_layers):
     if not order:

@@ -161,7 +161,8 @@ def test_bench_families_pennylane_tape_gate_arguments_only():
 
   families = _bench_module("families")
   to_pennylane = _bench_module("to_pennylane")
-  fam = families.FAMILIES["random"](4, 2, 0, device=None)
+  # 3·4·4 = 48 gates: every catalogue gate at least once (names are drawn in permutations)
+  fam = families.FAMILIES["random"](4, 4, 0, device=None)
   tape = fam.circuit.tape(fam.params)
   assert "QubitUnitary" in [op.name for op in tape.operations]
   script = to_pennylane.pennylane_tape(tape)
