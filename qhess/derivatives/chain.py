@@ -140,11 +140,12 @@ def gate_chain(tape: Tape, plan: ShiftPlan, order: int = 2) -> LocalChain:
       (dtype,) * k, dtype)
 
 
-def processing_derivatives(circuit, tape: Tape, argnums, args, kwargs):
+def processing_derivatives(circuit, tape: Tape, argnums, args, kwargs, curved):
   """``(jacobian, hessian)`` pytrees of the classical processing x -> (θ, coefficient
   vectors held as data) at ``args`` with respect to ``args[argnums]`` (an int or a
-  tuple, as `jax.jacfwd` takes it), by recording the circuit; traceable (`concrete_plan`
-  evaluates it under `jax.jit`)."""
+  tuple, as `jax.jacfwd` takes it), by recording the circuit; the Hessian of θ only at
+  the indices ``curved`` (int ``(Q,)``: those that depend non-linearly on x; the others
+  have none). Traceable (`concrete_plan` evaluates it under `jax.jit`)."""
   coeff_index = sorted(_coefficients_index(tape))
 
   def processing(*a):
@@ -152,11 +153,15 @@ def processing_derivatives(circuit, tape: Tape, argnums, args, kwargs):
     _check_same_structure(tape.structure, t)
     return t.params, [t.consts[k] for k in coeff_index]
 
+  def bent(*a):
+    params, coeffs = processing(*a)
+    return params[curved], coeffs
+
   return (jax.jacfwd(processing, argnums=argnums)(*args),
-          jax.hessian(processing, argnums=argnums)(*args))
+          jax.hessian(bent, argnums=argnums)(*args))
 
 
-def hybrid_chain(tape: Tape, plan: ShiftPlan, in_shapes, derivs, order: int,
+def hybrid_chain(tape: Tape, plan: ShiftPlan, in_shapes, derivs, curved, order: int,
                  out_shape) -> LocalChain:
   """The `LocalChain` of derivatives with respect to the inputs (``hybrid=True``).
 
@@ -165,6 +170,7 @@ def hybrid_chain(tape: Tape, plan: ShiftPlan, in_shapes, derivs, order: int,
     plan: its plan.
     in_shapes: the shapes of the differentiated input leaves, in pytree order.
     derivs: `processing_derivatives` at the inputs (concrete).
+    curved: its ``curved`` indices of θ.
     order: 1 or 2.
     out_shape: the pytree of ``jax.ShapeDtypeStruct`` of the result (`jax.eval_shape` of
       the traced chain rule): its structure and dtypes are kept.
@@ -172,19 +178,21 @@ def hybrid_chain(tape: Tape, plan: ShiftPlan, in_shapes, derivs, order: int,
   dtype = np.dtype(tape.params.dtype)
   coeff_index = sorted(_coefficients_index(tape))
   sizes = [math.prod(s) for s in in_shapes]
-  (jac_theta, jac_c), (hess_theta, hess_c) = (
-      (_flat_derivative(tree[0], tape.num_params, sizes, k, dtype),
-       [_flat_derivative(t, np.size(tape.consts[i]), sizes, k, dtype)
-        for t, i in zip(tree[1], coeff_index)]) for k, tree in ((1, derivs[0]), (2, derivs[1])))
-  rows = np.flatnonzero(np.any(hess_theta != 0, axis=(1, 2)))
+  jac_theta = _flat_derivative(derivs[0][0], tape.num_params, sizes, 1, dtype)
+  hess_theta = _flat_derivative(derivs[1][0], len(curved), sizes, 2, dtype)
+  jac_c, hess_c = ([_flat_derivative(t, np.size(tape.consts[i]), sizes, k, dtype)
+                    for t, i in zip(tree[1], coeff_index)]
+                   for k, tree in ((1, derivs[0]), (2, derivs[1])))
+  nonzero = np.any(hess_theta != 0, axis=(1, 2))
   coeff_jac, coeff_curv = {}, {}
   for j, k in enumerate(coeff_index):
     if np.any(jac_c[j] != 0) or np.any(hess_c[j] != 0):
       coeff_jac[k], coeff_curv[k] = jac_c[j], hess_c[j]
   leaves, tree = jax.tree_util.tree_flatten(out_shape)
   return LocalChain(
-      plan, tape.measurements, tape.returns_tuple, _coefficients(tape), jac_theta, rows,
-      hess_theta[rows], coeff_jac, coeff_curv, order, tuple(in_shapes), tree,
+      plan, tape.measurements, tape.returns_tuple, _coefficients(tape), jac_theta,
+      np.asarray(curved, np.int64)[nonzero], hess_theta[nonzero], coeff_jac, coeff_curv,
+      order, tuple(in_shapes), tree,
       tuple(np.dtype(leaf.dtype) for leaf in leaves), dtype)
 
 

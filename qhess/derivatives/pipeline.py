@@ -151,7 +151,11 @@ def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
       return None
     box["out"] = jax.eval_shape(
         post, jax.ShapeDtypeStruct((plan.n_points, n_raw), tape.params.dtype))
-    derivs = _chain.processing_derivatives(circuit, tape, nums, a, kw) if hybrid else None
+    derivs = None
+    if hybrid:  # second derivatives only where θ is non-linear in the inputs
+      levels, _ = _dependence(circuit, a, kw, _normalize_argnums(argnums_spec, len(a)), tape)
+      box["curved"] = np.flatnonzero(levels == NONLINEAR)
+      derivs = _chain.processing_derivatives(circuit, tape, nums, a, kw, box["curved"])
     return tape.params, tape.consts, derivs
 
   if count_only:
@@ -164,7 +168,8 @@ def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
     return tape, plan, _chain.gate_chain(tape, plan, order)
   diff = args[nums] if isinstance(nums, int) else tuple(args[i] for i in nums)
   in_shapes = tuple(tuple(np.shape(x)) for x in jax.tree_util.tree_leaves(diff))
-  return tape, plan, _chain.hybrid_chain(tape, plan, in_shapes, derivs, order, box["out"])
+  return tape, plan, _chain.hybrid_chain(tape, plan, in_shapes, derivs, box["curved"], order,
+                                         box["out"])
 
 
 
@@ -182,7 +187,8 @@ def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid:
     mask = np.diag(mask.any(axis=1))
   return chain(*_adjoint.derivatives(  # on the gates inside the light cone only
       pruned_tape(tape), _tape_spectra(tape), mask, grad_args=grad_args,
-      need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname))
+      need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname,
+      progress=opts.progress))
 
 
 
