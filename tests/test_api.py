@@ -16,8 +16,9 @@ def test_api_all_is_pinned():
       "SingleExcitationMinus", "SingleExcitationPlus", "T", "Tape", "Toffoli", "U1", "U3", "X", "Y",
       "Z", "ZNE", "circuit", "execute", "expval", "from_openqasm", "from_pennylane", "from_qiskit",
       "gradient", "gradient_experiments", "hessian", "hessian_experiments", "hessian_tapes",
-      "load_experiments", "optimize", "probs", "readout_calibration", "save_experiments", "to_openqasm",
-      "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var", "with_noise",
+      "load_experiments", "optimize", "probs", "readout_calibration", "save_experiments",
+      "to_openqasm", "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian",
+      "var", "with_noise",
   ]
 
 
