@@ -107,6 +107,10 @@ def hessian_tapes(tape: Tape | Circuit, *, hybrid: bool = False, argnums=0, f0=N
   """
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  if not hybrid and not (isinstance(argnums, int) and argnums == 0):
+    raise ValueError(
+        f"`argnums` ({argnums!r}) selects the circuit's inputs to differentiate; it needs "
+        "hessian_tapes(circuit, hybrid=True). Without hybrid the gate arguments are.")
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
                   off_diagonal_rule=off_diagonal_rule)
   if isinstance(tape, Circuit):  # hessian_tapes(circuit)(x), as in the docs
@@ -118,10 +122,6 @@ def hessian_tapes(tape: Tape | Circuit, *, hybrid: bool = False, argnums=0, f0=N
       argnums = _check_argnums(argnums)
       return lambda *args, **kwargs: _hybrid_tapes(circuit, opts, argnums, f0, args, kwargs)
     return lambda *args, **kwargs: hessian_tapes(circuit.tape(*args, **kwargs), **options)
-  if not hybrid and not (isinstance(argnums, int) and argnums == 0):
-    raise ValueError(
-        f"`argnums` ({argnums!r}) selects the circuit's inputs to differentiate; it needs "
-        "hessian_tapes(circuit, hybrid=True). Without hybrid the gate arguments are.")
   if hybrid and isinstance(tape, Tape):
     raise ValueError(
         "hessian_tapes(tape, hybrid=True): a tape holds gate arguments only, not the "
