@@ -337,3 +337,26 @@ def test_auto_matches_every_method(noise):
     chex.assert_trees_all_close(auto, qhess.hessian(f, evaluation="adjoint")(x),
                                 rtol=0, atol=1e-10)
   chex.assert_trees_all_close(auto, jax.hessian(f)(x), rtol=0, atol=1e-10)
+
+
+# ------------------------------------------------------------------------- progress
+
+@pytest.mark.parametrize("evaluation", ["independent", "shared", "adjoint"])
+def test_progress_reports_every_chunk(evaluation, monkeypatch, capsys):
+  from qhess.simulate import kernel
+  monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # the plain-text reports
+  calls = []
+  report = kernel._report_progress
+  monkeypatch.setattr(kernel, "_report_progress",
+                      lambda rows, dep, *, progress: calls.append((int(rows), progress))
+                      or report(rows, dep, progress=progress))
+  f = qhess.circuit(wires=2)(_layered(2, 1).fn)  # a new circuit: traced afresh
+  x = jnp.array([0.3, -0.4, 0.5, 0.2])
+  h = jax.jit(qhess.hessian(f, evaluation=evaluation, batch_size=3, progress=True))
+  chex.assert_trees_all_close(h(x), jax.hessian(f)(x), rtol=0, atol=1e-10)
+  total = calls[0][1].total
+  assert sum(rows for rows, _ in calls) == total  # every circuit reported, once
+  assert len(calls) == -(-total // 3) if evaluation != "shared" else len(calls) >= 1
+  assert f"{total}/{total} circuits" in capsys.readouterr().out
+  with pytest.raises(TypeError, match=r"`progress` must be a bool; got 'yes'"):
+    qhess.hessian(f, progress="yes")

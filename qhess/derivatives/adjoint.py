@@ -342,12 +342,13 @@ def _states_per_point(n_raw: int, n_need: int) -> int:
   return 2 + min(n_raw, n_need)
 
 
-@functools.partial(jax.jit, static_argnames=("key", "need", "batch_size", "devices"))
-def _run(key, theta, arg, shift, consts, need, batch_size, devices):
+@functools.partial(jax.jit, static_argnames=("key", "need", "batch_size", "devices",
+                                             "progress"))
+def _run(key, theta, arg, shift, consts, need, batch_size, devices, progress=None):
   def one(i, s):  # value and Jacobian of the circuit at theta + s e_i: (n_raw, 1 + P)
     value, jac = jacobian(key, theta.at[i].add(s.astype(theta.dtype)), consts, need)
     return jnp.concatenate([value[:, None], jac], axis=1)
-  return _kernel._map_batched(one, (arg, shift), batch_size, devices)
+  return _kernel._map_batched(one, (arg, shift), batch_size, devices, progress)
 
 
 def row_points(spectra: Sequence[Spectrum], rows: Sequence[int]):
@@ -368,7 +369,7 @@ def row_points(spectra: Sequence[Spectrum], rows: Sequence[int]):
 def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
                 grad_args: Sequence[int] = (), need_value: bool = False,
                 batch_size: int | None = None, devices=None, symmetrize: bool = True,
-                what: str = "qhess.hessian"):
+                what: str = "qhess.hessian", progress: bool = False):
   """R0, ∂R and ∂²R of a tape's raw outputs at its arguments (the layout of
   `_hessian._contract`), by shifting the row index and differentiating the other.
 
@@ -416,8 +417,11 @@ def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
   _memory.check_memory(n, len(arg) * per_point, dtype, batch_size=batch_size * per_point,
                         devices=devices, what=what)
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
-  y = _run(key, tape.params, jnp.asarray(arg), jnp.asarray(shift), tuple(tape.consts),
-           need, batch_size, devices)  # (T, n_raw, 1 + P)
+  # Arguments reduced modulo their periods: a shift keeps its precision at any angle.
+  theta = _shift_rules.reduce_angles(tape.params, spectra)
+  report = _kernel.Progress(f"{what} (adjoint)", len(arg)) if progress else None
+  y = _run(key, theta, jnp.asarray(arg), jnp.asarray(shift), tuple(tape.consts),
+           need, batch_size, devices, report)  # (T, n_raw, 1 + P)
   c = jnp.asarray(coef, dtype)
   hess = jnp.zeros((p, n_raw, p), dtype).at[arg].add(c[:, None, None] * y[:, :, 1:])
   hess = jnp.moveaxis(hess, 1, 0)  # (n_raw, P, P): hess[r, i] is row i

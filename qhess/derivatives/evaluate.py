@@ -153,14 +153,15 @@ def _evaluate(tape: Tape, plan: ShiftPlan, opts: _Options,
   tape = pruned_tape(tape)  # the gates outside the light cone change no output
   schedule = _shared_schedule(tape, plan, opts)
   batch_size = _checked_batch_size(tape, plan, opts, schedule, what)
+  report = _kernel.Progress(what, plan.n_points) if opts.progress else None
   if schedule is not None:
     return _kernel.run_points_shared(
         _kernel.kernel_key(tape), theta, schedule, tape.consts, batch_size,
-        opts.devices)
+        opts.devices, report)
   return _kernel.run_points(
       _kernel.kernel_key(tape), theta, plan.point_index,
       plan.point_shift.astype(np.dtype(tape.params.dtype)), tape.consts, batch_size,
-      opts.devices)
+      opts.devices, report)
 
 
 

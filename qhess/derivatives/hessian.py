@@ -56,10 +56,10 @@ from qhess.derivatives.pipeline import _FNAMES, _derivatives
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
           off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
-          shots=None, return_stderr=False):
+          shots=None, return_stderr=False, progress=False):
   fname = _FNAMES[want]
   opts = _Options(gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
-                  off_diagonal_rule, devices, evaluation)
+                  off_diagonal_rule, devices, evaluation, progress)
   argnums = _check_argnums(argnums)
   if not isinstance(hybrid, (bool, np.bool_)):
     raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
@@ -78,7 +78,7 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
   try:
     options = (_hashable((gate_argnum, diagonal_shifts, off_diagonal_shifts, batch_size,
                           off_diagonal_rule, evaluation)), argnums, hybrid, want,
-               opts.devices, _shots.shots_key(shots), return_stderr)
+               opts.devices, _shots.shots_key(shots), return_stderr, opts.progress)
   except TypeError:  # an option we cannot key on: no sharing between calls of _make
     options = object()
 
@@ -111,7 +111,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
             off_diagonal_rule: str | None = None,
             batch_size: int | None = None, devices=None,
             evaluation: str = "auto",
-            shots=None, return_stderr: bool = False) -> Callable:
+            shots=None, return_stderr: bool = False, progress: bool = False) -> Callable:
   """The parameter-shift Hessian of a circuit.
 
   With ``hybrid=True`` (the default) the result has exactly the layout of
@@ -214,6 +214,11 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       differentiable.
     return_stderr: with ``shots``, also return first-order standard errors in the
       result's layout: ``(hessian, stderr)`` (for a shot vector, a tuple of each).
+    progress: report the shifted circuits done as the kernel's chunks finish (exact
+      evaluation, shift rules or adjoint): a tqdm bar when tqdm is installed, else a
+      line per chunk with the time spent and an estimate of the time left. Works under
+      ``jax.jit`` (through ``jax.debug.callback``); useful with ``batch_size`` on long
+      calls (a 20-wire Hessian), where the chunks are many.
 
   Returns:
     a function with the circuit's signature returning the Hessian (a pytree as
@@ -262,7 +267,7 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
   _check_circuit(circuit, "qhess.hessian")
   return _make(circuit, argnums, hybrid, "hessian", gate_argnum, diagonal_shifts,
                off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
-               shots, return_stderr)
+               shots, return_stderr, progress)
 
 
 def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *,
@@ -270,7 +275,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
                            off_diagonal_shifts=None, off_diagonal_rule: str | None = None,
                            batch_size: int | None = None, devices=None,
             evaluation: str = "auto",
-            shots=None, return_stderr: bool = False) -> Callable:
+            shots=None, return_stderr: bool = False, progress: bool = False) -> Callable:
   """Value, gradient and Hessian of a circuit from ONE batch of shifted circuits.
 
   The diagonal second derivatives use the gradient's points (for one frequency,
@@ -292,6 +297,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
     evaluation: as in `hessian`.
     shots: as in `hessian` (with shots the function takes ``key=``).
     return_stderr: as in `hessian`.
+    progress: as in `hessian`.
 
   Returns:
     a function returning ``(value, grad, hess)``: the circuit's outputs, their
@@ -318,13 +324,13 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
   _check_circuit(circuit, "qhess.value_grad_and_hessian")
   return _make(circuit, argnums, hybrid, "all", gate_argnum, diagonal_shifts,
                off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
-               shots, return_stderr)
+               shots, return_stderr, progress)
 
 
 def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
              gate_argnum=None, shifts=None, batch_size: int | None = None, devices=None,
              evaluation: str = "shared", shots=None,
-             return_stderr: bool = False) -> Callable:
+             return_stderr: bool = False, progress: bool = False) -> Callable:
   """The parameter-shift gradient (Jacobian) of a circuit.
 
   First-order points only: ``2R`` shifted circuits per differentiated gate argument of
@@ -349,6 +355,7 @@ def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool
     evaluation: as in `hessian`.
     shots: as in `hessian`: ``None`` (exact) or sampled (the function takes ``key=``).
     return_stderr: as in `hessian`: ``(gradient, stderr)`` with shots.
+    progress: as in `hessian`.
 
   Returns:
     a function of the circuit's arguments returning the gradient.
@@ -375,6 +382,6 @@ def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool
   """
   _check_circuit(circuit, "qhess.gradient")
   return _make(circuit, argnums, hybrid, "gradient", gate_argnum, shifts, None, batch_size,
-               None, devices, evaluation, shots, return_stderr)
+               None, devices, evaluation, shots, return_stderr, progress)
 
 

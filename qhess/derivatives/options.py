@@ -120,7 +120,7 @@ class _Options:
 
   def __init__(self, gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
                batch_size=None, off_diagonal_rule=None, devices=None,
-               evaluation="shared"):
+               evaluation="shared", progress=False):
     self.batch_size = _memory.check_batch_size(batch_size)
     self.gate_argnum = gate_argnum
     self.diagonal_shifts = diagonal_shifts
@@ -168,6 +168,9 @@ class _Options:
             f"differentiates exactly along the other; got {name}={value!r}. Leave it "
             "None, or use another evaluation.")
     self.evaluation = evaluation
+    if not isinstance(progress, (bool, np.bool_)):
+      raise TypeError(f"`progress` must be a bool; got {progress!r}.")
+    self.progress = bool(progress)
 
   @property
   def custom_shifts(self) -> bool:

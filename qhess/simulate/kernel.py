@@ -10,6 +10,7 @@ do the same with a sampler applied to each state.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,11 +71,48 @@ def default_batch_size(n_wires: int) -> int:
 
 
 
-def _map_batched(fn, xs, batch_size, devices=None):
+class Progress(NamedTuple):
+  """A static progress report of one kernel call: ``label`` and its ``total`` rows."""
+
+  label: str
+  total: int
+
+
+_ACTIVE_BARS: dict[str, list] = {}  # label -> [bar (or None), rows done, start time]
+
+
+def _report_progress(rows, _dependency, *, progress: Progress) -> None:
+  """Host side of progress: a tqdm bar when tqdm is installed, else a line per step."""
+  import time  # pylint: disable=import-outside-toplevel
+  state = _ACTIVE_BARS.get(progress.label)
+  if state is None:
+    try:
+      from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+      bar = tqdm(total=progress.total, desc=progress.label, unit="circuit")
+    except ImportError:
+      bar = None
+    state = _ACTIVE_BARS[progress.label] = [bar, 0, time.perf_counter()]
+  bar, done, start = state
+  state[1] = done = done + int(rows)
+  if bar is not None:
+    bar.update(int(rows))
+  else:
+    elapsed = time.perf_counter() - start
+    left = elapsed * (progress.total - done) / max(done, 1)
+    print(f"{progress.label}: {done}/{progress.total} circuits, {elapsed:.1f} s, "
+          f"about {left:.1f} s left", flush=True)
+  if done >= progress.total:
+    if bar is not None:
+      bar.close()
+    del _ACTIVE_BARS[progress.label]
+
+
+def _map_batched(fn, xs, batch_size, devices=None, progress: Progress | None = None):
   """``vmap(fn)`` over the leading axis of ``xs``, at most ``batch_size`` rows at a time.
 
   With several ``devices`` each chunk is sharded over them (GSPMD partitions the vmap);
-  chunks are padded to a multiple of the device count.
+  chunks are padded to a multiple of the device count. With ``progress``, each chunk
+  reports its rows to the host when it is done (`jax.debug.callback`, also under jit).
   """
   batch = xs[0].shape[0]
   n_dev = 1 if not devices else len(devices)
@@ -85,8 +123,14 @@ def _map_batched(fn, xs, batch_size, devices=None):
   chunk = -(-chunk // n_dev) * n_dev
   n_chunks = -(-batch // chunk)
   pad = n_chunks * chunk - batch
+  def done(out, rows):  # report a finished chunk; its output is the callback's operand
+    if progress is not None:
+      jax.debug.callback(functools.partial(_report_progress, progress=progress), rows,
+                         jnp.ravel(out)[:1])
+    return out
+
   if n_chunks == 1 and pad == 0 and n_dev == 1:
-    return jax.vmap(fn)(*xs)
+    return done(jax.vmap(fn)(*xs), batch)
   # Pad to whole chunks (lax.map would otherwise compile the remainder separately);
   # padding rows repeat the first row and are dropped afterwards.
   sharding = None
@@ -100,14 +144,16 @@ def _map_batched(fn, xs, batch_size, devices=None):
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
   def one_chunk(c):
+    i, c = c[0], c[1:]
     out = jax.vmap(fn)(*c)
     if sharding is not None:
       out = jax.lax.with_sharding_constraint(
           out, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec("points")))
-    return out
+    return done(out, jnp.minimum(chunk, batch - i * chunk))  # real rows, padding aside
 
-  xs = tuple(chunked(x) for x in xs)
-  out = one_chunk([x[0] for x in xs])[None] if n_chunks == 1 else jax.lax.map(one_chunk, xs)
+  xs = (jnp.arange(n_chunks),) + tuple(chunked(x) for x in xs)
+  out = (one_chunk([x[0] for x in xs])[None] if n_chunks == 1
+         else jax.lax.map(one_chunk, xs))
   return jnp.reshape(out, (n_chunks * chunk,) + out.shape[2:])[:batch]
 
 
@@ -119,17 +165,18 @@ def _run(key, params, consts, batch_size):
 
 
 
-@functools.partial(jax.jit, static_argnames=("key", "batch_size", "devices"))
-def _run_points(key, theta, index, shift, consts, batch_size, devices):
+@functools.partial(jax.jit, static_argnames=("key", "batch_size", "devices", "progress"))
+def _run_points(key, theta, index, shift, consts, batch_size, devices, progress=None):
   def one(idx, s):  # a point differs from theta in (at most) two entries
     return simulate_raw(key, theta.at[idx].add(s.astype(theta.dtype)), consts)
-  return _map_batched(one, (index, shift), batch_size, devices)
+  return _map_batched(one, (index, shift), batch_size, devices, progress)
 
 
 
 @functools.partial(jax.jit, static_argnames=("key", "schedule", "batch_size", "devices",
-                                             "sampler"))
-def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None, extras=()):
+                                             "sampler", "progress"))
+def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None, extras=(),
+                progress=None):
   operations, raw_measurements, n = key
   # A sampler rotates the final state into its measurement bases: no tail folding then.
   cut = len(operations) if sampler else split_tail(operations, raw_measurements)
@@ -161,7 +208,7 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None,
       members = order[first:first + len(group.rows)]
       first += len(group.rows)
       inputs = tuple(map(jnp.asarray, group)) + tuple(e[members] for e in extras)
-      outs.append(_map_batched(run_point, inputs, batch_size, devices))
+      outs.append(_map_batched(run_point, inputs, batch_size, devices, progress))
     if j < len(schedule.segments):
       table = _map_batched(segment_fn(j, table), tuple(map(jnp.asarray, schedule.segments[j])),
                            batch_size, devices)  # (parents alive at boundary j+1, 2**n)
@@ -172,14 +219,15 @@ def _run_shared(key, theta, consts, schedule, batch_size, devices, sampler=None,
 
 
 def run_points_shared(key, theta, schedule, consts, batch_size: int | None = None,
-                      devices=None) -> jax.Array:
+                      devices=None, progress: Progress | None = None) -> jax.Array:
   """Like `run_points`, evaluating the points as a prefix-sharing `Schedule`.
 
   Returns:
     float array of shape ``(n_points, n_raw)``, in the plan's point order.
   """
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
-  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices)
+  return _run_shared(key, theta, tuple(consts), schedule, batch_size, devices,
+                     progress=progress)
 
 
 
@@ -200,7 +248,7 @@ def run(key, params, consts, batch_size: int | None = None) -> jax.Array:
 
 
 def run_points(key, theta, index, shift, consts, batch_size: int | None = None,
-               devices=None) -> jax.Array:
+               devices=None, progress: Progress | None = None) -> jax.Array:
   """Raw outputs at sparse shifted points ``theta + shift`` (a plan's points).
 
   Args:
@@ -211,13 +259,14 @@ def run_points(key, theta, index, shift, consts, batch_size: int | None = None,
     consts: tuple of complex arrays shared by all points.
     batch_size: at most this many states are live at once (``None``: all).
     devices: ``None`` or a sequence of devices to shard the points over.
+    progress: ``None``, or a `Progress` to report the circuits done as chunks finish.
 
   Returns:
     float array of shape ``(n_points, n_raw)``.
   """
   devices = None if devices is None or len(devices) < 2 else tuple(devices)
   return _run_points(key, theta, jnp.asarray(index), jnp.asarray(shift), tuple(consts),
-                     batch_size, devices)
+                     batch_size, devices, progress)
 
 
 
