@@ -234,3 +234,43 @@ def test_missing_qiskit_names_the_extra(setup, monkeypatch):
   monkeypatch.setitem(__import__("sys").modules, "qiskit", None)
   with pytest.raises(ImportError, match=r"'qiskit'.*pip install \"qhess\[qiskit\]\""):
     qhess.to_sampler_pubs(experiments)
+
+
+def _active_probs(pubs) -> list[np.ndarray]:
+  """`_exact_register_probs` for circuits on a large device: each transpiled circuit is
+  restricted to the physical qubits it touches (the others stay |0>, untouched), so a
+  27- or 127-qubit layout is simulated on a few qubits."""
+  from qiskit import QuantumCircuit
+  out = []
+  for pub in pubs:
+    qc = pub.circuit
+    active = sorted({qc.find_bit(q).index for inst in qc.data for q in inst.qubits})
+    where = {q: i for i, q in enumerate(active)}
+    small = QuantumCircuit(len(active), qc.num_clbits)
+    small.add_register(*[r for r in qc.cregs])  # the same classical register
+    for inst in qc.data:
+      if inst.operation.name == "barrier":
+        continue
+      small.append(inst.operation, [where[qc.find_bit(q).index] for q in inst.qubits],
+                   [qc.find_bit(c).index for c in inst.clbits])
+    reg = next(r for r in qc.cregs if r.name == "qhess")
+    qubit = {qc.find_bit(i.clbits[0]).index: where[qc.find_bit(i.qubits[0]).index]
+             for i in qc.data if i.operation.name == "measure"}
+    qargs = [qubit[qc.find_bit(b).index] for b in reg]
+    bare = small.remove_final_measurements(inplace=False)
+    values = pub.parameter_values.as_array(bare.parameters)
+    out.append(np.stack([Statevector(bare.assign_parameters(v)).probabilities(qargs)
+                         for v in values]))
+  return out
+
+
+def test_a_27_qubit_device_layout_gives_the_exact_hessian(setup):
+  # A 27-qubit heavy-hex device, the wires placed far apart: routing moves them.
+  experiments, post, exact = setup
+  pubs = qhess.to_sampler_pubs(experiments, fake_provider.FakeKolkataV2(), seed_transpiler=7,
+                               initial_layout=[25, 13, 0])
+  assert pubs[0].circuit.num_qubits == 27
+  assert any(lay.final_index_layout()[:3] != [25, 13, 0]
+             for lay in (pub.circuit.layout for pub in pubs))
+  got, _ = post(_active_probs(pubs), pubs)
+  np.testing.assert_allclose(got, exact, atol=ATOL, rtol=0)
