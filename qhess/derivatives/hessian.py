@@ -42,17 +42,6 @@ from qhess.derivatives.options import (_DYNAMIC, _Options, _check_argnums, _chec
 from qhess.derivatives.pipeline import _FNAMES, _derivatives
 
 
-# ---------------------------------------------------------------- classical dependence
-
-
-# ------------------------------------------------------------------------- options
-
-
-# ---------------------------------------------------------------------- the core
-
-
-# ------------------------------------------------------------- compiled entry points
-
 
 def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
           off_diagonal_shifts, batch_size, off_diagonal_rule, devices, evaluation,
