@@ -256,8 +256,3 @@ for _fn in (DepolarizingChannel, AmplitudeDamping, GeneralizedAmplitudeDamping, 
             BitFlip, PhaseFlip, PauliError):
   _fn.__doc__ = _fn.__doc__.replace("  {raises}\n", "\n" + _RAISES_DOC.strip("\n") + "\n")
 del _fn
-
-
-# --------------------------------------------------------------------- noise models
-
-

@@ -192,8 +192,3 @@ def execute(tapes: Sequence[Tape], *, batch_size: int | None = None, shots=None,
 def _consts_id(tape: Tape) -> tuple:
   # Tapes share a kernel call only when they share the very same matrices.
   return tuple(id(c) for c in tape.consts)
-
-
-# ------------------------------------------------------------------------------ memory
-
-
