@@ -41,6 +41,10 @@ _CATALOGUE = frozenset(_GATES) | frozenset(_PARAMETRIC_HYPER)
 # Operations with a generator that are not one (a global phase): decomposed (to nothing).
 _NO_EVOLUTION = frozenset({"GlobalPhase", "Identity"})
 _MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
+# Generators read from an operation's matrix (no generator, but parameter frequencies:
+# FermionicSingleExcitation, FermionicDoubleExcitation, as in qml.UCCSD): on at most this
+# many wires (the Evolution gate is dense), else the operation is decomposed.
+_MAX_DERIVED_WIRES = 6
 
 
 class _PennyLaneCircuit(Circuit):
@@ -75,7 +79,9 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
   `U1`) maps one to one, with PennyLane's names, wire order and argument conventions;
   another operation of one argument with a generator (``qml.evolve(H, t)``,
   ``qml.ctrl`` of a rotation, ...) becomes one `Evolution` gate of that generator (when
-  its eigenvalue differences are equidistant); any other operation is replaced by
+  its eigenvalue differences are equidistant), as does one with parameter frequencies
+  but no generator on at most 6 wires (the fermionic excitations of ``qml.UCCSD``: its
+  generator is read from its matrix); any other operation is replaced by
   PennyLane's decomposition of it (recursively; ``GlobalPhase`` and ``Identity``
   vanish). Multi-controlled
   ``RX``/``RY``/``RZ`` (``qml.ctrl(qml.RY, control=(0, 1))``, also from ``Rot`` and
@@ -360,8 +366,9 @@ def _evolution_generator(op, qml):
   """PennyLane's generator ``G_pl`` of ``op`` (``op = exp(iθ G_pl)``, one argument θ) as a
   concrete matrix on ``op``'s wires, when qhess records ``op`` as one `Evolution` gate:
   ``qml.evolve``, multi-controlled phases and other operations with a generator outside
-  the catalogue whose decomposition would split θ over several gates. ``None``
-  (decompose it) without a generator, when PennyLane's decomposition has a single
+  the catalogue whose decomposition would split θ over several gates, and operations
+  with parameter frequencies but no generator (`_derived_generator`). ``None``
+  (decompose it) without either, when PennyLane's decomposition has a single
   parametrized gate (``qml.adjoint(qml.S)``, ``qml.evolve`` of one Pauli word: a native
   gate is cheaper than a dense one), for a traced generator, or when the generator's
   eigenvalue differences lie on no equidistant grid (no shift rule)."""
@@ -374,8 +381,12 @@ def _evolution_generator(op, qml):
       elif op.has_generator:
         matrix = qml.matrix(qml.generator(op, format="observable"), wire_order=op.wires)
       else:
-        return None
+        matrix = _derived_generator(op, qml)
+        if matrix is None:
+          return None
   except (qml.operation.GeneratorUndefinedError, qml.operation.MatrixUndefinedError,
+          qml.operation.ParameterFrequenciesUndefinedError,
+          qml.operation.DecompositionUndefinedError,
           jax.errors.TracerArrayConversionError, jax.errors.TracerBoolConversionError,
           TypeError, ValueError):
     return None
@@ -384,6 +395,31 @@ def _evolution_generator(op, qml):
   matrix = np.asarray(matrix, dtype=complex)
   freqs = _gm.frequencies(np.linalg.eigvalsh((matrix + matrix.conj().T) / 2))
   return matrix if _gm.equidistant(freqs, _generator_gates._MAX_GRID) is not None else None
+
+
+def _derived_generator(op, qml) -> np.ndarray | None:
+  """``G_pl`` of an operation that PennyLane gives parameter frequencies but no generator
+  (the fermionic excitations of ``qml.UCCSD``, which PennyLane differentiates with a
+  four-term rule), from its matrix at concrete angles: ``G_pl = -i log U(θ₀) / θ₀``, kept
+  only when ``U(θ) = exp(iθ G_pl)`` at two other angles (a one-parameter group).
+  ``None`` on more than `_MAX_DERIVED_WIRES` wires or for a non-scalar argument."""
+  freqs = op.parameter_frequencies  # raises ParameterFrequenciesUndefinedError
+  if len(op.wires) > _MAX_DERIVED_WIRES or np.ndim(op.data[0]) != 0 or len(freqs) != 1:
+    return None
+  import scipy.linalg  # pylint: disable=import-outside-toplevel
+
+  def unitary(theta):
+    bound = qml.ops.functions.bind_new_parameters(op, [theta])
+    return np.asarray(qml.matrix(bound, wire_order=op.wires), dtype=complex)
+
+  theta0 = 0.1 / max([1.0, *map(abs, freqs[0])])
+  generator = -1j * scipy.linalg.logm(unitary(theta0)) / theta0
+  generator = (generator + generator.conj().T) / 2
+  for theta in (1.2345, -2.5):
+    if not np.allclose(unitary(theta), scipy.linalg.expm(1j * theta * generator),
+                       rtol=0, atol=1e-12):
+      return None
+  return generator
 
 
 def _single_piece(op) -> bool:
