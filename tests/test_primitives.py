@@ -18,6 +18,7 @@ import qhess
 qiskit = pytest.importorskip("qiskit")
 pytest.importorskip("qiskit.transpiler")
 fake_provider = pytest.importorskip("qiskit_ibm_runtime.fake_provider")
+from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.primitives import StatevectorSampler  # noqa: E402
 from qiskit.quantum_info import Statevector  # noqa: E402
 
@@ -50,15 +51,26 @@ def setup():
 
 def _exact_register_probs(pubs) -> list[np.ndarray]:
   """Per PUB ``(B, 2**k)``: the probability of each register value (bit c = 2**c), from
-  the circuit's own measure instructions and a statevector of its physical qubits."""
+  the circuit's own measure instructions and a statevector of its physical qubits. Each
+  circuit is restricted to the qubits it touches (the others stay |0>), so a 27- or
+  127-qubit layout is simulated on a few qubits."""
   out = []
   for pub in pubs:
     qc = pub.circuit
+    active = sorted({qc.find_bit(q).index for inst in qc.data for q in inst.qubits})
+    where = {q: i for i, q in enumerate(active)}
+    small = QuantumCircuit(len(active), qc.num_clbits)
+    small.add_register(*[r for r in qc.cregs])  # the same classical register
+    for inst in qc.data:
+      if inst.operation.name == "barrier":
+        continue
+      small.append(inst.operation, [where[qc.find_bit(q).index] for q in inst.qubits],
+                   [qc.find_bit(c).index for c in inst.clbits])
     reg = next(r for r in qc.cregs if r.name == "qhess")
-    qubit = {qc.find_bit(i.clbits[0]).index: qc.find_bit(i.qubits[0]).index
+    qubit = {qc.find_bit(i.clbits[0]).index: where[qc.find_bit(i.qubits[0]).index]
              for i in qc.data if i.operation.name == "measure"}
     qargs = [qubit[qc.find_bit(b).index] for b in reg]
-    bare = qc.remove_final_measurements(inplace=False)
+    bare = small.remove_final_measurements(inplace=False)
     values = pub.parameter_values.as_array(bare.parameters)
     out.append(np.stack([Statevector(bare.assign_parameters(v)).probabilities(qargs)
                          for v in values]))
@@ -236,34 +248,6 @@ def test_missing_qiskit_names_the_extra(setup, monkeypatch):
     qhess.to_sampler_pubs(experiments)
 
 
-def _active_probs(pubs) -> list[np.ndarray]:
-  """`_exact_register_probs` for circuits on a large device: each transpiled circuit is
-  restricted to the physical qubits it touches (the others stay |0>, untouched), so a
-  27- or 127-qubit layout is simulated on a few qubits."""
-  from qiskit import QuantumCircuit
-  out = []
-  for pub in pubs:
-    qc = pub.circuit
-    active = sorted({qc.find_bit(q).index for inst in qc.data for q in inst.qubits})
-    where = {q: i for i, q in enumerate(active)}
-    small = QuantumCircuit(len(active), qc.num_clbits)
-    small.add_register(*[r for r in qc.cregs])  # the same classical register
-    for inst in qc.data:
-      if inst.operation.name == "barrier":
-        continue
-      small.append(inst.operation, [where[qc.find_bit(q).index] for q in inst.qubits],
-                   [qc.find_bit(c).index for c in inst.clbits])
-    reg = next(r for r in qc.cregs if r.name == "qhess")
-    qubit = {qc.find_bit(i.clbits[0]).index: where[qc.find_bit(i.qubits[0]).index]
-             for i in qc.data if i.operation.name == "measure"}
-    qargs = [qubit[qc.find_bit(b).index] for b in reg]
-    bare = small.remove_final_measurements(inplace=False)
-    values = pub.parameter_values.as_array(bare.parameters)
-    out.append(np.stack([Statevector(bare.assign_parameters(v)).probabilities(qargs)
-                         for v in values]))
-  return out
-
-
 def test_a_27_qubit_device_layout_gives_the_exact_hessian(setup):
   # A 27-qubit heavy-hex device, the wires placed far apart: routing moves them.
   experiments, post, exact = setup
@@ -272,5 +256,5 @@ def test_a_27_qubit_device_layout_gives_the_exact_hessian(setup):
   assert pubs[0].circuit.num_qubits == 27
   assert any(lay.final_index_layout()[:3] != [25, 13, 0]
              for lay in (pub.circuit.layout for pub in pubs))
-  got, _ = post(_active_probs(pubs), pubs)
+  got, _ = post(_exact_register_probs(pubs), pubs)
   np.testing.assert_allclose(got, exact, atol=ATOL, rtol=0)
