@@ -108,9 +108,15 @@ def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool
   the simulated path's estimators; ``sampled`` picks the product rule as the default
   off-diagonal rule; ``want="gradient"`` plans first-order points only.
   """
-  tape, depends, need_value, need_grad, chain = _setup(
-      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
-      gate_argnum=opts.gate_argnum)
+  setup = _setup(circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+                 gate_argnum=opts.gate_argnum)
+  return _plan_from(setup, opts, want, sampled)
+
+
+def _plan_from(setup: tuple, opts: _Options, want: str,
+               sampled: bool) -> tuple[Tape, ShiftPlan, Callable]:
+  """`derivative_plan`'s ``(tape, plan, post)`` from the result of `_setup`."""
+  tape, depends, need_value, need_grad, chain = setup
   plan = _plan_for(tape, opts, depends, need_value=need_value,
                    need_grad=need_grad, share=need_grad,
                    # With shots the product rule: the diagonal rule needs more shots.
@@ -173,13 +179,10 @@ def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
 
 
 
-def _adjoint_derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
-                         want: str, args, kwargs, fname: str):
+def _adjoint_derivatives(setup: tuple, opts: _Options, want: str, fname: str):
   """``evaluation="adjoint"``: R0, ∂R, ∂²R from `_adjoint.derivatives`, then the chain
-  rule as for the shift evaluations."""
-  tape, depends, need_value, need_grad, chain = _setup(
-      circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
-      gate_argnum=opts.gate_argnum)
+  rule as for the shift evaluations (``setup``: the result of `_setup`)."""
+  tape, depends, need_value, need_grad, chain = setup
   mask = _mask(opts.gate_argnum, tape.num_params)
   mask &= depends[:, None] & depends[None, :]
   grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
@@ -200,14 +203,13 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   PRNG key and the raw point values are sampled (`_estimators.estimate`).
   """
   fname = _FNAMES[want]
+  setup = _setup(circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
+                 gate_argnum=opts.gate_argnum)  # recorded once, whichever method runs
   if opts.evaluation == "adjoint":
-    return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
-                                fname)
-  tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, args,
-                                     kwargs, sampled=sampling is not None, fname=fname)
+    return _adjoint_derivatives(setup, opts, want, fname)
+  tape, plan, post = _plan_from(setup, opts, want, sampled=sampling is not None)
   if opts.evaluation == "auto" and sampling is None and _auto_picks_adjoint(tape, plan, opts):
-    return _adjoint_derivatives(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
-                                fname)
+    return _adjoint_derivatives(setup, opts, want, fname)
   if sampling is None or plan.n_points == 0:
     out = post(_evaluate(tape, plan, opts, fname))
     if sampling is None or not sampling[1]:
