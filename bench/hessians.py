@@ -25,14 +25,16 @@ import qhess
 import to_pennylane
 
 # The off-diagonal rule (None: qhess's default) and the evaluation of each qhess method.
-RULES = {"qhess_default": None, "qhess_product": "product", "qhess_diagonal": "diagonal",
+RULES = {"qhess_default": None, "qhess_shared": None, "qhess_product": "product",
+         "qhess_diagonal": "diagonal",
          "qhess_independent": "product", "qhess_independent_default_rule": None,
          "qhess_adjoint": None}
 # qhess_independent: every shifted circuit from the start in one vmap, product rule —
 # the naive baseline that prefix sharing, fusion and the diagonal rule are measured against.
 # qhess_independent_default_rule (the families' baseline): the default's circuits, each from
 # the start — shared against independent evaluation of the same circuits.
-EVALUATION = {"qhess_independent": "independent",
+# qhess_default: the library's default, evaluation="auto" (the cost model's choice).
+EVALUATION = {"qhess_shared": "shared", "qhess_independent": "independent",
               "qhess_independent_default_rule": "independent", "qhess_adjoint": "adjoint"}
 
 
@@ -85,7 +87,7 @@ class _Case:
     if method in RULES:
       rule = RULES[method]
       h = jax.jit(qhess.hessian(self.f, off_diagonal_rule=rule,
-                                evaluation=EVALUATION.get(method, "shared")))
+                                evaluation=EVALUATION.get(method, "auto")))
       # The adjoint evaluation runs other circuits (2R_i per row): not counted here.
       n = None if method == "qhess_adjoint" else self.n_circuits(rule)
       return (lambda: jax.block_until_ready(h(x))), None, n
@@ -134,7 +136,7 @@ def _row(case: _Case, method: str, first: float, times: list[float], n_circuits)
     row["warmup"] = "one circuit execution; every Hessian call timed"
   if method in RULES:
     row["rule"] = RULES[method] or common.default_rule()
-    row["evaluation"] = EVALUATION.get(method, "shared")
+    row["evaluation"] = EVALUATION.get(method, "auto")
   if method.startswith("pl_"):
     row["pennylane_version"] = to_pennylane.version()
     row["pennylane_api"] = "QNode" if method.endswith(to_pennylane.QNODE) else "tape"
@@ -178,9 +180,11 @@ def bench_case(n: int, layers: int, methods: list[str], budget_s: float, repeat_
         continue
       active.remove(method)
       row = _row(case, method, firsts[method], times[method], counts[method])
-      ref = hessians.get("jax_hessian")
-      if ref is not None and method != "jax_hessian":
-        row.update(_check(hessians[method], ref, atol))
+      # The reference: jax.hessian, or without it (--skip-jax) independent evaluation.
+      ref_method = "jax_hessian" if "jax_hessian" in calls else "qhess_independent_default_rule"
+      ref = hessians.get(ref_method)
+      if ref is not None and method != ref_method:
+        row.update(_check(hessians[method], ref, atol), reference=ref_method)
       case.emit(method, row)
 
 

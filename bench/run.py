@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--seed", type=int, default=0,
                  help="with --families: the parameters' (and the random circuit's) seed")
   p.add_argument("--no-pennylane", action="store_true", help="skip the PennyLane methods")
+  p.add_argument("--skip-jax", action="store_true",
+                 help="families: skip jax.hessian (compiling it takes minutes at 10 x 2); "
+                      "the Hessians are then checked against independent evaluation")
   p.add_argument("--pennylane", action="store_true",
                  help="with --families --quick: time PennyLane all the same")
   p.add_argument("--pl-qnode", action="store_true",

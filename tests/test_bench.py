@@ -88,8 +88,9 @@ def test_bench_run_families_quick(tmp_path):
   assert rows.keys() == {"qaoa"}
   assert rows["qaoa"]["n_params"] == 6 and rows["qaoa"]["n_inputs"] == 2  # tied
   for row in rows.values():
-    assert list(row["methods"]) == ["qhess_default", "qhess_independent_default_rule",
-                                    "qhess_adjoint", "jax_hessian", "pl_lightning.qubit"]
+    assert list(row["methods"]) == ["qhess_default", "qhess_shared",
+                                    "qhess_independent_default_rule", "qhess_adjoint",
+                                    "jax_hessian", "pl_lightning.qubit"]
     for method, r in row["methods"].items():
       assert r["status"] == "ok", (row["family"], method, r["status"])
       assert r["repeat"] == 1 and r["min_s"] <= r["median_s"] <= r["max_s"]
@@ -103,11 +104,14 @@ def test_bench_run_families_quick(tmp_path):
     s = row["summary"]
     assert s["n_circuits"] == row["methods"]["qhess_default"]["n_circuits"]
     for key in ("independent_over_default", "pennylane_over_default",
-                "default_over_jax_hessian", "default_us_per_circuit", "default_compile_s"):
+                "default_over_jax_hessian", "default_us_per_circuit", "default_compile_s",
+                "default_first_call_s", "default_over_best"):
       assert s[key] is not None and s[key] > 0, key
+    exact = ("qhess_shared", "qhess_independent_default_rule", "qhess_adjoint")
+    assert s["best_exact_method"] == min(exact, key=lambda m: row["methods"][m]["median_s"])
     assert s["all_match_jax"]
   md = out.with_suffix(".md").read_text()
-  assert md.count("| qhess default |") == 1 and "| qaoa | 3 × 1 |" in md
+  assert md.count("| qhess default (auto) |") == 1 and "| qaoa | 3 × 1 |" in md
 
 
 def _bench_module(name: str):

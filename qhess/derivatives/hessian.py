@@ -35,7 +35,7 @@ import numpy as np
 from qhess.simulate.circuit import Circuit
 from qhess.simulate import sampling as _shots
 from qhess.simulate import sampling as _sampling
-from qhess.derivatives.cache import _cached_jit, _tape_signature
+from qhess.derivatives.cache import _cached_jit, _tape_signature, stored_program
 from qhess.derivatives.options import (_DYNAMIC, _Options, _check_argnums, _check_circuit,
                                        _check_float_inputs, _hashable, _merge_leaves,
                                        _normalize_argnums, _split_leaves)
@@ -90,7 +90,10 @@ def _make(circuit, argnums, hybrid, want, gate_argnum, diagonal_shifts,
     signature = _tape_signature(circuit, treedef, static, dynamic)
     cache_key = (id(circuit), options, treedef,
                  tuple(s if s is _DYNAMIC else (type(s), s) for s in static), signature)
-    return _cached_jit(cache_key, circuit, lambda: build(treedef, static))(dynamic, key)
+    stored = (None if opts.progress or opts.devices is not None or not isinstance(
+        options, tuple) else stored_program(cache_key[1:], circuit, dynamic, key))
+    return _cached_jit(cache_key, circuit, lambda: build(treedef, static),
+                       stored)(dynamic, key)
 
   return fn
 
