@@ -114,3 +114,144 @@ def test_pennylane_hamiltonian_coefficients_stay_data():
   got = jax.jit(qhess.hessian(circuit, argnums=(0, 1)))(X, C)
   chex.assert_trees_all_close(got, jax.hessian(circuit, argnums=(0, 1))(X, C), **TOL)
   chex.assert_trees_all_close(circuit(X, C), qnode(X, C), **TOL)
+
+
+# ------------------------------------------- Pauli sums weighed in the kernel (LiH-sized)
+
+
+def _random_words(n, count, seed):
+  rng = np.random.default_rng(seed)
+  words = set()
+  while len(words) < count:
+    word = tuple((ch, w) for w, ch in enumerate(rng.choice(list("IXYZ"), size=n)) if ch != "I")
+    words.add(word)
+  return sorted(words)
+
+
+def _observable(words, c):
+  terms = []
+  for k, word in enumerate(words):
+    op = None
+    for ch, w in word:
+      op = getattr(qhess, ch)(w) if op is None else op @ getattr(qhess, ch)(w)
+    terms.append(c[k] * (qhess.I(0) if op is None else op))
+  return sum(terms)
+
+
+@pytest.mark.parametrize("sign_matrix", [True, False], ids=["one-product", "per-term"])
+def test_pauli_sum_against_its_dense_matrix(sign_matrix, monkeypatch):
+  from qhess.simulate import measure as _measure
+  if not sign_matrix:  # the wide-register branch: one sign vector per term
+    monkeypatch.setattr(_measure, "_SIGN_MATRIX_ENTRIES", 0)
+  n = 5
+  words = _random_words(n, 40, seed=1)  # X, Y and Z letters, odd and even numbers of Y
+  rng = np.random.default_rng(2)
+  c = rng.normal(size=len(words))
+  psi = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+  psi /= np.linalg.norm(psi)
+  dense = np.asarray(_observable(words, c).matrix(wire_order=range(n)))
+  fs = [tuple(w) for w in words]
+  expval = jax.jit(lambda p, c: _measure.pauli_sum_expval(p, fs, c, n))(psi, c)
+  applied = jax.jit(lambda p, c: _measure.pauli_sum_apply(p, fs, c, n))(psi, c)
+  np.testing.assert_allclose(expval, np.real(np.vdot(psi, dense @ psi)), rtol=0, atol=1e-12)
+  np.testing.assert_allclose(applied, dense @ psi, rtol=0, atol=1e-12)
+  assert _measure.measurement_passes(
+      [qhess.circuits.measurement.MeasurementSpec("expval", tuple((1.0, w) for w in fs))]
+  ) == len({tuple(w for ch, w in word if ch in "XY") for word in fs})
+
+
+N_WORDS = 4
+WORDS = _random_words(N_WORDS, 30, seed=4)
+
+
+@qhess.circuit(wires=N_WORDS)
+def SUM(x, c):
+  for w in range(N_WORDS):
+    qhess.RY(x[w], wires=w)
+  qhess.DoubleExcitation(x[4], wires=(0, 1, 2, 3))
+  qhess.SingleExcitation(x[5] * x[0], wires=(1, 2))
+  qhess.CNOT(wires=(2, 3))
+  qhess.RX(x[6], wires=3)
+  return qhess.expval(_observable(WORDS, c))
+
+
+@pytest.mark.parametrize("evaluation", ["shared", "independent", "adjoint"])
+def test_a_pauli_sum_as_data_weighed_in_the_kernel(evaluation):
+  # Gate arguments only: the terms are folded into one raw output (one adjoint state);
+  # with the coefficients too, each term is its own raw output. Both against jax.hessian
+  # through the simulator (per-term measurements, weighed outside).
+  x = jnp.asarray(np.random.default_rng(5).uniform(-2, 2, 7))
+  c = jnp.asarray(np.random.default_rng(6).normal(size=len(WORDS)))
+  for argnums in (0, (0, 1)):
+    v, g, h = jax.jit(qhess.value_grad_and_hessian(SUM, argnums=argnums,
+                                                   evaluation=evaluation))(x, c)
+    chex.assert_trees_all_close(v, SUM(x, c), **TOL)
+    chex.assert_trees_all_close(g, jax.jacobian(SUM, argnums=argnums)(x, c), **TOL)
+    chex.assert_trees_all_close(h, jax.hessian(SUM, argnums=argnums)(x, c), **TOL)
+
+
+def _setup_kinds(circuit, argnums, *args):
+  from qhess.derivatives import pipeline
+  kinds = []
+
+  def probe(*a):
+    tape = pipeline._setup(circuit, argnums, True, "hessian", a, {}, fname="test", fold=True)[0]
+    kinds.extend(m.kind for m in tape.raw_measurements)
+    return 0
+  jax.eval_shape(probe, *args)
+  return kinds
+
+
+def test_folding_only_without_coefficient_derivatives():
+  x, c = jnp.zeros(7), jnp.ones(len(WORDS))
+  assert _setup_kinds(SUM, 0, x, c) == ["expval_sum"]
+  assert _setup_kinds(SUM, (0, 1), x, c) == ["expval"] * len(WORDS)
+
+
+def test_auto_counts_the_measurement(monkeypatch):
+  # The cost model's measurement term, by hand: a shallow circuit (6 RY, 5 CNOT; P = 6)
+  # measuring a Pauli sum of 64 flip masks (every subset of the 6 wires) is dominated by
+  # its measurement, which the shift rules repeat at every point and the adjoint method
+  # once per circuit; measuring one Z word (on every wire), it is not.
+  from qhess.derivatives import evaluate, options, pipeline
+  monkeypatch.setattr(evaluate, "_MIN_SHARED_SAVING", 0.1)
+  monkeypatch.setattr(evaluate, "_MIN_SHARED_WORK", 2**24)
+  n = 6
+  masks = [tuple(("X", w) for w in range(n) if k >> w & 1) for k in range(1, 2**n)]
+  words = [tuple(("Z", w) for w in range(n))] + masks  # the first touches every wire
+
+  def make(heavy):
+    @qhess.circuit(wires=n)
+    def f(x, c):
+      for w in range(n):
+        qhess.RY(x[w], wires=w)
+      for w in range(n - 1):
+        qhess.CNOT(wires=(w, w + 1))
+      return qhess.expval(_observable(words if heavy else words[:1], c))
+    return f
+
+  opts = options._Options(evaluation="auto")
+  choice = {}
+  for heavy in (False, True):
+    def probe(x, c, heavy=heavy):
+      setup = pipeline._setup(make(heavy), 0, True, "hessian", (x, c), {}, fname="test",
+                              fold=True)
+      tape, plan, _ = pipeline._plan_from(setup, opts, "hessian", sampled=False)
+      choice[heavy] = (pipeline._auto_picks_adjoint(tape, plan, opts), plan.n_points,
+                       _measure_passes(tape))
+      return 0
+    jax.eval_shape(probe, jnp.zeros(n), jnp.ones(len(words)))
+  points = choice[True][1]
+  assert choice[False][1] == points and choice[True][2] == 64 and choice[False][2] == 1
+  # shift: T·(L + passes), adjoint: 2·Σ2R_i·(3L + P + passes), chosen if 1.25× cheaper
+  row_points, gates = 2 * n, 2 * n - 1
+  for heavy, adjoint in ((False, False), (True, True)):
+    passes = choice[heavy][2]
+    shift = points * (gates + passes)
+    model = 2.0 * row_points * (3 * gates + n + passes)
+    assert (1.25 * model < shift) == adjoint == choice[heavy][0]
+
+
+def _measure_passes(tape):
+  from qhess.simulate import measure as _measure
+  return _measure.measurement_passes(tape.raw_measurements)

@@ -20,7 +20,9 @@ class MeasurementSpec(NamedTuple):
   """One measurement of a tape (static).
 
   Attributes:
-    kind: ``"expval"``, ``"var"``, ``"probs"``, or ``"expval_sq"`` (``<O²>``).
+    kind: ``"expval"``, ``"var"``, ``"probs"``, ``"expval_sq"`` (``<O²>``), or
+      ``"expval_sum"``: an ``expval`` with coefficients as data folded into one raw
+      output ``Σ_t c_t <P_t>`` (`folded`).
     terms: for observables, a tuple of ``(coefficient, factors)``; a factor is
       ``(char, wire)`` for a Pauli or ``("H", wires, const_index)`` for a Hermitian.
     wires: the wires of ``probs`` (all measured wires resolved).
@@ -37,8 +39,20 @@ class MeasurementSpec(NamedTuple):
   wires: tuple[int, ...] | None = None
   coeffs: int | None = None
 
+  def folded(self) -> MeasurementSpec:
+    """This measurement with its coefficients as data weighed inside the kernel: one raw
+    output ``Σ_t c_t <P_t>`` instead of one per term (``kind="expval_sum"``).
+
+    For evaluations that differentiate the circuit's gate arguments only: the
+    coefficients stay data (one compiled kernel serves every coefficient vector), but
+    their derivatives are not available from the folded output. Others are unchanged.
+    """
+    return self._replace(kind="expval_sum") if self.coeffs is not None else self
+
   def raw(self) -> tuple[MeasurementSpec, ...]:
     """The measurements, linear in the density matrix, that this one is computed from."""
+    if self.kind == "expval_sum":
+      return (self,)
     if self.coeffs is not None:
       return tuple(MeasurementSpec("expval", (term,)) for term in self.terms)
     if self.kind == "var":
@@ -48,6 +62,9 @@ class MeasurementSpec(NamedTuple):
   def finalize(self, raw_values: Sequence[jax.Array], consts: Sequence = ()) -> jax.Array:
     """This measurement's output from the values of its `raw` measurements (and, for
     coefficients as data, the tape's ``consts``)."""
+    if self.kind == "expval_sum":  # weighed by the kernel
+      (value,) = raw_values
+      return value
     if self.coeffs is not None:
       return jnp.stack(raw_values, axis=-1) @ consts[self.coeffs]
     if self.kind == "var":

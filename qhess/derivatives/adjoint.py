@@ -243,6 +243,28 @@ def _backward_run(states, ops, params, consts, n: int, need: frozenset):
   return states, cols
 
 
+def _adjoint_states(psi, raw_measurements, consts, n: int, tail):
+  """Raw values ``(n_raw,)`` and adjoint states ``λ_r = M_r ψ`` ``(n_raw, 2**n)``.
+
+  A Pauli sum with coefficients as data (``expval_sum``) applies itself
+  (`_measure.adjoint_state`: one pass per flip mask); other measurements take λ from
+  the cotangents of their measurement (`jax.vjp`).
+  """
+  if not tail and all(m.kind == "expval_sum" for m in raw_measurements):
+    lam = jnp.stack([_measure.adjoint_state(psi, m, consts, n) for m in raw_measurements])
+    value = jnp.real(jnp.einsum("j,rj->r", jnp.conj(psi), lam))
+    return value, lam
+
+  def measure(psi):
+    return jnp.concatenate([_measure.measure(psi, m, consts, n, tail) for m in raw_measurements])
+
+  value, vjp = jax.vjp(measure, psi)
+  # JAX's cotangent of a real f(ψ) = <ψ|M|ψ> is 2·conj(Mψ) (for f = |z|², grad is
+  # 2·conj(z)): the adjoint state λ = Mψ is conj(cotangent) / 2.
+  (ct,) = jax.vmap(vjp)(jnp.eye(value.shape[0], dtype=value.dtype))
+  return value, jnp.conj(ct) / 2
+
+
 def _adjoint_jacobian(key, theta, consts, need: frozenset):
   """Value ``(n_raw,)`` and Jacobian ``(n_raw, P)`` by the adjoint method."""
   operations, raw_measurements, n = key
@@ -250,15 +272,9 @@ def _adjoint_jacobian(key, theta, consts, need: frozenset):
   ops, tail = operations[:cut], operations[cut:]
   psi = sv.evolve(ops, n, theta, consts)
 
-  def measure(psi):
-    return jnp.concatenate([_measure.measure(psi, m, consts, n, tail) for m in raw_measurements])
-
-  value, vjp = jax.vjp(measure, psi)
+  value, lam = _adjoint_states(psi, raw_measurements, consts, n, tail)
   n_raw = value.shape[0]
-  # JAX's cotangent of a real f(ψ) = <ψ|M|ψ> is 2·conj(Mψ) (for f = |z|², grad is
-  # 2·conj(z)): the adjoint state λ = Mψ is conj(cotangent) / 2.
-  (ct,) = jax.vmap(vjp)(jnp.eye(n_raw, dtype=value.dtype))
-  states = jnp.concatenate([psi[None], jnp.conj(ct) / 2])  # (1 + n_raw, 2**n)
+  states = jnp.concatenate([psi[None], lam])  # (1 + n_raw, 2**n)
 
   index, values = [], []
   for kind, seg, seg_index in reversed(sv.segments(ops)):

@@ -22,6 +22,7 @@ from qhess.circuits.catalogue import CATALOGUE
 from qhess.circuits.tape import Tape
 from qhess.simulate import memory as _memory
 from qhess.simulate import kernel as _kernel
+from qhess.simulate import measure as _measure
 from qhess.derivatives.options import _Options, _mask, _shifts, _tape_spectra
 
 
@@ -198,14 +199,16 @@ def _schedule_for(tape: Tape, plan: ShiftPlan) -> Schedule:
 # model counts state passes: a shift-rule evaluation applies `Schedule.gate_applications`
 # gates (prefix-shared) or T·L (independent); the adjoint method runs 2R_i circuits per
 # Hessian row, each L gates carrying `2 + min(n_raw, rows)` states (forward, and backward
-# with the adjoint states), plus one reduction per argument. Measured on this project's
-# 2-core CPU (bench/results/families-2026-11-27-vm-s19.md, adjoint-2026-11-27-vm.md,
-# scaling-2026-12-07-vm.md), the ratio of the two counts against the measured speed-up of
-# the adjoint method: five 10 × 2 families 3.2–5.5 against 1.9–2.1×; HEA 4 × 25 19
-# against 7.1×; HEA 20 × 1 8.1 against 6.6×; HEA 4 × 1 1.6 against 1.1×. So one adjoint
-# unit costs about two shift-rule gate applications (`_ADJOINT_PASS_COST`), and the
-# adjoint method, which compiles about twice as long, is chosen when it is predicted
-# `_ADJOINT_MARGIN` faster.
+# with the adjoint states), plus one reduction per argument; both also measure
+# (`_measure.measurement_passes`: a pass per flip mask of a Pauli sum), the shift rules
+# at every point, the adjoint method once per circuit to build its adjoint states.
+# Measured on this project's 2-core CPU (bench/results/families-2026-11-27-vm-s19.md,
+# adjoint-2026-11-27-vm.md, scaling-2026-12-07-vm.md), the ratio of the two counts
+# against the measured speed-up of the adjoint method: five 10 × 2 families 3.2–5.5
+# against 1.9–2.1×; HEA 4 × 25 19 against 7.1×; HEA 20 × 1 8.1 against 6.6×; HEA 4 × 1
+# 1.6 against 1.1×. So one adjoint unit costs about two shift-rule gate applications
+# (`_ADJOINT_PASS_COST`), and the adjoint method, which compiles about twice as long, is
+# chosen when it is predicted `_ADJOINT_MARGIN` faster.
 _ADJOINT_PASS_COST = 2.0
 _ADJOINT_MARGIN = 1.25
 
@@ -226,7 +229,15 @@ def _adjoint_pays(tape: Tape, plan: ShiftPlan, opts: _Options, rows: int,
   schedule = _shared_schedule(tape, plan, opts)
   shift = (schedule.gate_applications if schedule is not None
            else plan.n_points * n_gates)
+  raw = _kernel.kernel_key(tape)[1]
   n_raw = sum(m.raw_size for m in tape.raw_measurements)
   states = 2 + min(n_raw, rows)
-  adjoint = _ADJOINT_PASS_COST * row_points * (n_gates * states + tape.num_params)
+  # Measuring: once per shifted point; the adjoint method measures once to build its
+  # adjoint states (λ_r = M_r ψ, a pass per flip mask of M_r), forward mode once per
+  # tangent. A 276-term LiH Hamiltonian is 35 passes: more than its 26 gates.
+  meas = _measure.measurement_passes(raw)
+  shift += plan.n_points * meas
+  meas_adjoint = meas if n_raw <= rows else (1 + rows) * meas
+  adjoint = _ADJOINT_PASS_COST * row_points * (n_gates * states + tape.num_params
+                                               + meas_adjoint)
   return _ADJOINT_MARGIN * adjoint < shift

@@ -18,6 +18,7 @@ import numpy as np
 
 from qhess.derivatives import adjoint as _adjoint
 from qhess.simulate.circuit import Circuit
+from qhess.simulate import kernel as _kernel
 from qhess.shift.lightcone import pruned_tape, reachable_params
 from qhess.shift.plan import ShiftPlan
 from qhess.circuits.tape import Tape
@@ -46,14 +47,26 @@ def _local_model(tape: Tape, theta0, value, grad, hess) -> Callable:
 
 
 
+def _folded(tape: Tape) -> Tape:
+  """The tape with its coefficients as data weighed inside the kernel
+  (`MeasurementSpec.folded`): one raw output per observable, not one per term."""
+  measurements = tuple(m.folded() for m in tape.measurements)
+  if measurements == tape.measurements or _kernel.kernel_key(tape)[1] != tape.raw_measurements:
+    return tape  # nothing to fold, or a noisy tape (its density matrix measures per term)
+  return tape.with_measurements(measurements, tape.returns_tuple)
+
+
 def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs, *,
-           fname: str, gate_argnum=None):
+           fname: str, gate_argnum=None, fold: bool = False):
   """``(tape, depends, need_value, need_grad, chain)``: what every evaluation needs.
 
   ``depends`` (bool ``(P,)``) marks the gate arguments that depend on the differentiated
   inputs and lie in the measurements' light cone (`reachable_params`);
   ``chain(value, grad, hess)`` maps R0 ``(n_raw,)``, ∂R ``(n_raw, P)`` and ∂²R
   ``(n_raw, P, P)`` at θ to the outputs through the chain rule (`_local_model`).
+  ``fold``: when no derivative with respect to coefficients held as data is needed,
+  weigh the terms in the kernel (`_folded`): one adjoint state and one measured value
+  per observable, not one per Pauli term.
   """
   argnums = _normalize_argnums(argnums_spec, len(args))
   _check_float_inputs(args, argnums, fname)
@@ -71,7 +84,9 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
       _check_selection(circuit, args, kwargs, argnums, tape, gate_argnum)
     nonlinear_pre = bool(np.any(levels[depends] == NONLINEAR))
   else:
-    nonlinear_pre = False
+    nonlinear_pre, coefficients_depend = False, False
+  fold = fold and not coefficients_depend
+  tape = _folded(tape) if fold else tape
   want_all = want == "all"
   need_grad = want_all or want == "gradient" or nonlinear_pre or nonlinear_post
 
@@ -80,6 +95,7 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
     if hybrid:
       def model(*a):
         t = circuit.tape(*a, **kwargs)
+        t = _folded(t) if fold else t
         _check_same_structure(tape.structure, t)
         return model_theta(t.params, t.consts)
       nums = argnums_spec if isinstance(argnums_spec, (int, np.integer)) else argnums
@@ -204,7 +220,8 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   """
   fname = _FNAMES[want]
   setup = _setup(circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
-                 gate_argnum=opts.gate_argnum)  # recorded once, whichever method runs
+                 gate_argnum=opts.gate_argnum,  # recorded once, whichever method runs
+                 fold=sampling is None)
   if opts.evaluation == "adjoint":
     return _adjoint_derivatives(setup, opts, want, fname)
   tape, plan, post = _plan_from(setup, opts, want, sampled=sampling is not None)

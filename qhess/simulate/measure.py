@@ -178,6 +178,192 @@ def _flip_expval(psi, flips: tuple[int, ...], words, n: int):
 
 
 
+# ------------------------------------------------------------------ Pauli sums as data
+
+
+def _pauli_bits(factors, n: int) -> tuple[int, int, int]:
+  """``(x, z, n_y)`` of a Pauli word: ``P = i^n_y X^x Z^z`` with ``x`` the bits it flips
+  (its X and Y wires), ``z`` its Z and Y wires (``Y = i X Z``), wire 0 the top bit."""
+  x = z = n_y = 0
+  for char, w in factors:
+    bit = 1 << (n - 1 - w)
+    x |= bit if char in "XY" else 0
+    z |= bit if char in "YZ" else 0
+    n_y += char == "Y"
+  return x, z, n_y
+
+
+# A Pauli sum with more (terms × amplitudes) than this builds its flip-mask diagonals one
+# term at a time (unrolled) instead of as one product with a (terms, 2**n) sign matrix.
+_SIGN_MATRIX_ENTRIES = 2**23
+
+
+def _pauli_diagonals(words, coeffs, n: int, dtype):
+  """``(masks, p, q)``: ``Σ_t c_t P_t = Σ_f X^{x_f} D_f`` grouped by the bits ``x_f`` each
+  word flips, with ``D_f`` diagonal; returned as ``e_f(b) = (D_f)_{b ⊕ x_f}``, i.e.
+  ``(Σ_t c_t P_t ψ)_b = Σ_f e_f(b) ψ_{b ⊕ x_f}``, split into real parts ``p[f]`` and
+  imaginary parts ``q[f]``, float arrays ``(2**n,)`` or ``None`` where a mask's words
+  have no such part (real Hamiltonians: no ``q``); ``masks`` the distinct ``x_f``.
+
+  ``words``: Pauli words (factors ``(char, wire)``); ``coeffs``: their real coefficients,
+  a traced or concrete ``(T,)`` array. ``e_f(b) = Σ_{t: x_t = x_f} c_t i^{n_y,t}
+  (-1)^{|(b ⊕ x_f) ∧ z_t|}``: the signs are computed from an iota in the program (no
+  ``(T, 2**n)`` constant), and the grouped sums are one product with the ``(T, 2**n)``
+  sign matrix, so the program's size does not grow with the number of terms. They do
+  not depend on the state: under ``vmap`` they are computed once per call.
+  """
+  bits = np.array([_pauli_bits(fs, n) for fs in words], dtype=np.int64).reshape(-1, 3)
+  masks, group = np.unique(bits[:, 0], return_inverse=True)
+  group = np.reshape(group, (-1,))
+  phase = (1j) ** (bits[:, 2] % 4)  # i^n_y: 1, i, -1, -i
+  onehot = (group[None, :] == np.arange(len(masks))[:, None]).astype(np.float64)
+  b = jax.lax.iota(np.int32, 2**n)
+  x_t, z_t = bits[:, 0].astype(np.int32), bits[:, 1].astype(np.int32)
+
+  def signs(x, z):  # (-1)^{|(b ⊕ x) ∧ z|}, one row per (x, z) pair
+    odd = jax.lax.population_count((b[None] ^ x[:, None]) & z[:, None]) & 1
+    return (1 - 2 * odd).astype(dtype)
+
+  def grouped(weights):  # (F, T) NumPy -> per mask its (2**n,) sum, None where zero
+    rows = [f for f in range(len(masks)) if np.any(weights[f])]
+    if not rows:
+      return [None] * len(masks)
+    w = jnp.asarray(weights[rows], dtype) * coeffs[None, :]
+    if len(words) * 2**n <= _SIGN_MATRIX_ENTRIES:
+      out = w @ signs(x_t, z_t)
+    else:  # wide registers: one (2**n,) sign vector at a time, not a (T, 2**n) matrix
+      out = sum(w[:, t:t + 1] * signs(x_t[t:t + 1], z_t[t:t + 1]) for t in range(len(words)))
+    parts = dict(zip(rows, out))
+    return [parts.get(f) for f in range(len(masks))]
+
+  return masks, grouped(onehot * np.real(phase)), grouped(onehot * np.imag(phase))
+
+
+def _flip_view(mask: int, n: int):
+  """The split view of ``mask``'s flipped wires and their axes, first axis first."""
+  wires = [w for w in range(n) if (mask >> (n - 1 - w)) & 1]
+  view = _View(wires, n)
+  return view, [view.axis[w] for w in wires]
+
+
+def _half(x, view, axes, bit: int):
+  """``x`` on ``view`` with the first flipped wire at ``bit``; the block with bit 1 is
+  reversed along the other flipped axes, so it lines up with its mirror (bit 0)."""
+  blk = _slice(jnp.reshape(x, view.shape), view, axes[:1], (bit,))
+  return jax.lax.rev(blk, tuple(axes[1:])) if bit else blk
+
+
+def pauli_sum_expval(psi, words, coeffs, n: int):
+  """``Σ_t c_t <ψ|P_t|ψ>`` of Pauli words with real (possibly traced) coefficients.
+
+  Per distinct flip mask ``x``, ``Re Σ_b conj(ψ_b) e(b) ψ_{b⊕x}`` with ``e = p + iq`` its
+  diagonal (`_pauli_diagonals`): the mask's words sum to a Hermitian operator, so the
+  blocks with the first flipped bit 0 and their mirrors give conjugate halves: half of
+  the state is read, against its mirror (a reversal of the other flipped axes), and the
+  sum doubled: ``Σ p Re(conj(ψ_b) ψ_{b⊕x}) - q Im(...)``; a mask without imaginary (or
+  real) diagonal skips that part. One reversal per mask, not one pass per term: LiH's
+  276 words are 35 masks.
+  """
+  lax = jax.lax
+  real = np.finfo(psi.dtype).dtype
+  masks, p, q = _pauli_diagonals(words, coeffs, n, real)
+  value = None
+  for f, mask in enumerate(masks):
+    if mask == 0:  # the diagonal words: a weighted sum of probabilities
+      part = jnp.sum((lax.real(psi) ** 2 + lax.imag(psi) ** 2) * p[f])
+    else:
+      view, axes = _flip_view(int(mask), n)
+      # conj(ψ_b) ψ_{b⊕x} as one complex product, then its real and imaginary parts
+      # weighed: XLA's CPU reduction of it was 3.5× faster than of the same product
+      # spelled out on real and imaginary parts (LiH's 35 masks, 10 wires).
+      prod = lax.mul(lax.conj(_half(psi, view, axes, 0)), _half(psi, view, axes, 1))
+      part = None
+      if p[f] is not None:
+        part = jnp.sum(_half(p[f], view, axes, 0) * lax.real(prod))
+      if q[f] is not None:
+        im = -jnp.sum(_half(q[f], view, axes, 0) * lax.imag(prod))
+        part = im if part is None else part + im
+      part = 2 * part
+    value = part if value is None else value + part
+  return jnp.zeros((), real) if value is None else value
+
+
+def pauli_sum_apply(psi, words, coeffs, n: int):
+  """``Σ_t c_t P_t ψ``: complex ``(2**n,)`` (the adjoint state of `pauli_sum_expval`):
+  per flip mask, its diagonal times the reversal of the flipped wires' axes."""
+  lax = jax.lax
+  real = np.finfo(psi.dtype).dtype
+  masks, p, q = _pauli_diagonals(words, coeffs, n, real)
+  re = im = None
+  for f, mask in enumerate(masks):
+    g = psi
+    if mask:
+      view, axes = _flip_view(int(mask), n)
+      g = jnp.reshape(lax.rev(jnp.reshape(psi, view.shape), tuple(axes)), (-1,))
+    u, v = lax.real(g), lax.imag(g)
+    r = i = None
+    if p[f] is not None:
+      r, i = p[f] * u, p[f] * v
+    if q[f] is not None:
+      r = -q[f] * v if r is None else r - q[f] * v
+      i = q[f] * u if i is None else i + q[f] * u
+    re = r if re is None else re + r
+    im = i if im is None else im + i
+  return jnp.zeros_like(psi) if re is None else lax.complex(re, im)
+
+
+def _split_words(terms):
+  """Indices of the Pauli-word terms and of the others (Hermitian factors)."""
+  pauli = [i for i, (_, fs) in enumerate(terms) if all(f[0] in "XYZ" for f in fs)]
+  return pauli, [i for i in range(len(terms)) if i not in set(pauli)]
+
+
+def weighted_expval(psi, measurement, consts, n: int):
+  """``Σ_t c_t <P_t>`` of an ``expval_sum`` measurement (coefficients ``consts[coeffs]``)."""
+  coeffs = consts[measurement.coeffs]
+  terms = measurement.terms
+  pauli, other = _split_words(terms)
+  value = jnp.zeros((), np.finfo(psi.dtype).dtype)
+  if pauli:
+    value = pauli_sum_expval(psi, [terms[i][1] for i in pauli], coeffs[np.asarray(pauli)], n)
+  for i in other:
+    value = value + coeffs[i] * jnp.real(jnp.vdot(psi, _apply_term(psi, terms[i][1], consts, n)))
+  return value
+
+
+def adjoint_state(psi, measurement, consts, n: int):
+  """``O ψ`` for a raw ``expval_sum`` measurement ``<ψ|O|ψ>``: complex ``(2**n,)``."""
+  coeffs = consts[measurement.coeffs]
+  terms = measurement.terms
+  pauli, other = _split_words(terms)
+  out = jnp.zeros_like(psi)
+  if pauli:
+    out = pauli_sum_apply(psi, [terms[i][1] for i in pauli], coeffs[np.asarray(pauli)], n)
+  for i in other:
+    out = out + coeffs[i].astype(psi.dtype) * _apply_term(psi, terms[i][1], consts, n)
+  return out
+
+
+
+def measurement_passes(raw_measurements) -> int:
+  """About how many passes over the state measuring ``raw_measurements`` once takes, in
+  the cost model's unit (one gate application): ``probs`` and the Z words of an
+  ``expval`` one, each distinct set of flipped wires one (`_flip_expval`,
+  `pauli_sum_expval`), a term with a Hermitian factor one, ``<O²>`` two per term."""
+  total = 0
+  for m in raw_measurements:
+    if callable(m) or m.kind == "probs":
+      total += 1
+      continue
+    if m.kind == "expval_sq":
+      total += 2 * len(m.terms)
+      continue
+    pauli, other = _split_words(m.terms)
+    flips = {tuple(sorted(f[1] for f in m.terms[i][1] if f[0] in "XY")) for i in pauli}
+    total += max(1, len(flips) + len(other))
+  return total
+
+
 def measure(psi, measurement, consts, n: int, tail=()):
   """One raw measurement of the flat state; float array of shape ``(raw_size,)``.
 
@@ -197,6 +383,8 @@ def measure(psi, measurement, consts, n: int, tail=()):
     return jnp.reshape(p, (-1,))
   if measurement.kind == "expval":
     value = _expval(psi, probs, measurement.terms, consts, n, tail)
+  elif measurement.kind == "expval_sum" and not tail:
+    value = weighted_expval(psi, measurement, consts, n)
   elif tail:
     raise ValueError("A classical tail is folded into probabilities only.")
   elif measurement.kind == "expval_sq":
