@@ -46,21 +46,30 @@ from kernel import hea_circuit
 
 jax.config.update("jax_enable_x64", True)
 
-METHODS = {"default": {}, "independent": {"evaluation": "independent"},
-           "adjoint": {"evaluation": "adjoint"}}
+METHODS = {"default": {}, "shared": {"evaluation": "shared"},
+           "independent": {"evaluation": "independent"},
+           "adjoint": {"evaluation": "adjoint"},
+           # 10,000 shots per circuit, standard errors too (a key per call).
+           "sampled": {"shots": 10_000, "return_stderr": True}}
 
 
 def worker(spec: dict) -> None:
   """One method on one case, in this (fresh) process; prints one RESULT line."""
-  if spec.get("cache_dir"):  # JAX's persistent compilation cache, every program kept
-    jax.config.update("jax_compilation_cache_dir", spec["cache_dir"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  if spec.get("cache_dir"):  # qhess's program cache and JAX's, every program kept
+    qhess.enable_compilation_cache(spec["cache_dir"])
   n, layers = common.parse_case(spec["case"])
-  x = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, 2 * n * layers))
-  circuit = hea_circuit(n, layers)
+  if spec.get("family"):
+    import families  # pylint: disable=import-outside-toplevel
+    fam = families.FAMILIES[spec["family"]](n, layers, 0, device=None)
+    circuit, x = fam.circuit, jnp.asarray(fam.params)
+  else:
+    x = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, 2 * n * layers))
+    circuit = hea_circuit(n, layers)
   if spec["method"] == "jax_hessian":
     fn = jax.jit(jax.hessian(circuit))
+  elif spec["method"] == "sampled":
+    sampled = qhess.hessian(circuit, **METHODS["sampled"])
+    fn = lambda x: sampled(x, key=jax.random.key(0))[0]  # noqa: E731
   else:
     fn = qhess.hessian(circuit, **METHODS[spec["method"]])
   t0 = time.perf_counter()
@@ -68,7 +77,8 @@ def worker(spec: dict) -> None:
   first = time.perf_counter() - t0
   c0, t0 = time.process_time(), time.perf_counter()
   h = jax.block_until_ready(fn(x))
-  row = {"case": spec["case"], "method": spec["method"], "n_params": 2 * n * layers,
+  row = {"case": spec["case"], "family": spec.get("family") or "hea",
+         "method": spec["method"], "n_params": int(x.size),
          "first_call_s": first, "second_call_s": time.perf_counter() - t0,
          "second_call_cpu_s": time.process_time() - c0,
          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -77,17 +87,18 @@ def worker(spec: dict) -> None:
 
 
 def run_method(case: str, method: str, timeout: float | None,
-               cache_dir: str | None = None) -> dict:
+               cache_dir: str | None = None, family: str | None = None) -> dict:
   """``method`` on ``case`` in a fresh process: its row, or a row saying why not."""
-  spec = {"case": case, "method": method, "cache_dir": cache_dir}
+  spec = {"case": case, "method": method, "cache_dir": cache_dir, "family": family}
   w = common.Worker(pathlib.Path(__file__), spec, timeout)
   rows = [row for kind, row in w.results() if kind == "result"]
   error = w.finish()
   if error or not rows:
     print(f"{case} {method}: {error or 'no result'}", flush=True)
-    return {"case": case, "method": method, "status": error or "no result"}
+    return {"case": case, "family": family or "hea", "method": method,
+            "status": error or "no result"}
   row = dict(rows[0], status="ok", cache=cache_dir is not None)
-  print(f"{case} {method:12s} first {row['first_call_s']:.3g} s, second "
+  print(f"{family or 'hea'} {case} {method:12s} first {row['first_call_s']:.3g} s, second "
         f"{row['second_call_s']:.3g} s ({row['second_call_cpu_s']:.3g} CPU s), peak RSS "
         f"{row['peak_rss_mib']:6.0f} MiB", flush=True)
   return row
@@ -95,12 +106,13 @@ def run_method(case: str, method: str, timeout: float | None,
 
 def compare(rows: list[dict]) -> None:
   """Adds ``max_abs_diff`` (against the first method that ran, or jax.hessian) to rows."""
-  by_case: dict[str, list[dict]] = {}
+  by_case: dict[tuple, list[dict]] = {}
   for r in rows:
     if r["status"] == "ok":
-      by_case.setdefault(r["case"], []).append(r)
+      by_case.setdefault((r["family"], r["case"]), []).append(r)
   for case_rows in by_case.values():
-    ref = next((r for r in case_rows if r["method"] == "jax_hessian"), case_rows[0])
+    ref = next((r for r in case_rows if r["method"] == "jax_hessian"),
+               next(r for r in case_rows if not r["method"].startswith("sampled")))
     for r in case_rows:
       r["reference"] = ref["method"]
       r["max_abs_diff"] = float(np.max(np.abs(np.asarray(r["hessian"]) -
@@ -114,14 +126,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
            common.source_line(meta["qhess"]), "",
            "Each row a fresh process: first call (trace + compile + run) and second call in "
            "wall seconds, the second also in CPU seconds; peak RSS of the whole process.", "",
-           "| case | P | method | first call s | second call s | second call CPU s | "
-           "peak RSS MiB | max abs diff (vs) |", "|---|---|---|---|---|---|---|---|"]
+           "Sampled: 10,000 shots per circuit with standard errors; its difference from "
+           "the exact Hessian is statistical.", "",
+           "| circuit | case | P | method | first call s | second call s | second call CPU s "
+           "| peak RSS MiB | max abs diff (vs) |", "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     if r["status"] != "ok":
-      lines.append(f"| {r['case']} | | {r['method']} | {r['status']} | | | | |")
+      lines.append(f"| {r['family']} | {r['case']} | | {r['method']} | {r['status']} "
+                   "| | | | |")
       continue
     lines.append(
-        f"| {r['case']} | {r['n_params']} | {r['method']} | {r['first_call_s']:.3g} | "
+        f"| {r['family']} | {r['case']} | {r['n_params']} | {r['method']} "
+        f"| {r['first_call_s']:.3g} | "
         f"{r['second_call_s']:.3g} | {r['second_call_cpu_s']:.3g} | "
         f"{r['peak_rss_mib']:.0f} | {r['max_abs_diff']:.1e} ({r['reference']}) |")
   return "\n".join(lines) + "\n"
@@ -136,9 +152,11 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--jax-max-wires", type=int, default=12,
                       help="also time jax.hessian up to this many wires (default 12)")
   parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per method")
+  parser.add_argument("--families", nargs="+", default=None,
+                      help="circuits of bench/families.py instead of the HEA")
   parser.add_argument("--compilation-cache", action="store_true",
-                      help="also run each method twice more with JAX's persistent "
-                           "compilation cache (a fresh folder): filled, then read")
+                      help="also run each method twice more with "
+                           "qhess.enable_compilation_cache (a fresh folder): filled, then read")
   parser.add_argument("--out", type=pathlib.Path, default=None)
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   return parser.parse_args(argv)
@@ -154,22 +172,24 @@ def main(argv=None) -> None:
   meta["qhess"] = common.qhess_version()
   meta["load_average"] = [round(v, 2) for v in os.getloadavg()]
   print(common.source_line(meta["qhess"]), flush=True)
-  jobs = [(case, m) for case in args.cases for m in args.methods]
-  jobs += [(case, "jax_hessian") for case in args.cases
+  circuits = args.families or [None]
+  jobs = [(f, case, m) for f in circuits for case in args.cases for m in args.methods]
+  jobs += [(f, case, "jax_hessian") for f in circuits for case in args.cases
            if common.parse_case(case)[0] <= args.jax_max_wires
            and "jax_hessian" not in args.methods]
-  items, _ = common.progress(jobs, desc="methods")
-  rows = [run_method(case, m, args.timeout) for case, m in items]
-  if args.compilation_cache:
-    import tempfile
-    for case, m in jobs:
-      if m == "jax_hessian":
-        continue
-      with tempfile.TemporaryDirectory() as cache_dir:
-        for _ in range(2):  # the first fills the cache, the second reads it
-          rows.append(run_method(case, m, args.timeout, cache_dir))
-          rows[-1]["method"] = f"{m}, persistent cache " + (
-              "filled" if _ == 0 else "read")
+  if args.compilation_cache:  # each fills a fresh cache, then a later process reads it
+    jobs += [(f, case, (m, k)) for f, case, m in jobs if m != "jax_hessian"
+             for k in ("filled", "read")]
+  items, _ = common.progress(jobs, desc="fresh processes")
+  rows, cache_dirs = [], {}
+  for f, case, m in items:
+    if isinstance(m, tuple):
+      import tempfile  # pylint: disable=import-outside-toplevel
+      cache_dir = cache_dirs.setdefault((f, case, m[0]), tempfile.mkdtemp())
+      rows.append(run_method(case, m[0], args.timeout, cache_dir, f))
+      rows[-1]["method"] = f"{m[0]}, compilation cache {m[1]}"
+    else:
+      rows.append(run_method(case, m, args.timeout, family=f))
   compare(rows)
   out = common.default_out(args.out, "scaling", args.quick, meta)
   for r in rows:
