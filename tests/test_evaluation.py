@@ -318,8 +318,8 @@ def test_auto_cost_model_choices(monkeypatch):
   assert _auto_choice(deep, x_deep)
   # one gate argument: 3 shifted circuits, nothing to gain
   assert not _auto_choice(_layered(1, 1), jnp.array([0.3, 0.2]))
-  # the same deep circuit, but noisy (channels cannot be un-computed) or custom shifts
-  assert not _auto_choice(_layered(4, 12, noise=True), x_deep)
+  # the same deep circuit noisy: the noisy adjoint sweep (tests/test_adjoint_noisy.py)
+  assert _auto_choice(_layered(4, 12, noise=True), x_deep)
   assert not _auto_choice(deep, x_deep, off_diagonal_rule="product")
   # probabilities of 4 wires (16 raw outputs, up to 18 states per adjoint circuit):
   # still the adjoint method here (measured 4.3x faster on a 2-core CPU)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qhess.derivatives import adjoint as _adjoint
+from qhess.derivatives import adjoint_noisy as _adjoint_noisy
 from qhess.simulate.circuit import Circuit
 from qhess.simulate import kernel as _kernel
 from qhess.shift.lightcone import pruned_tape, reachable_params
@@ -204,8 +205,14 @@ def _adjoint_derivatives(setup: tuple, opts: _Options, want: str, fname: str):
   grad_args = np.nonzero(mask.any(axis=1))[0] if need_grad else ()
   if want == "gradient":  # the rows' shifted points give the gradient; no Hessian
     mask = np.diag(mask.any(axis=1))
-  return chain(*_adjoint.derivatives(  # on the gates inside the light cone only
-      pruned_tape(tape), _tape_spectra(tape), mask, grad_args=grad_args,
+  pruned = pruned_tape(tape)  # on the gates inside the light cone only
+  if _adjoint_noisy.is_noisy(pruned):  # a density matrix: the second-order sweep
+    return chain(*_adjoint_noisy.derivatives(
+        pruned, mask, grad_args=grad_args, need_value=need_value,
+        hessian=want != "gradient", batch_size=opts.batch_size, what=fname,
+        progress=opts.progress))
+  return chain(*_adjoint.derivatives(
+      pruned, _tape_spectra(tape), mask, grad_args=grad_args,
       need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname,
       progress=opts.progress))
 
@@ -241,6 +248,8 @@ def _auto_picks_adjoint(tape: Tape, plan: ShiftPlan, opts: _Options) -> bool:
   """`evaluation="auto"`: the cost model's choice (`evaluate._adjoint_pays`) between the
   plan's shifted circuits and the adjoint method, whose rows are the plan's arguments."""
   rows = np.unique(np.concatenate([plan.hess_row, plan.grad_arg]))
+  if _adjoint_noisy.is_noisy(pruned_tape(tape)):  # the noisy sweep's own model
+    return _adjoint_noisy.pays(pruned_tape(tape), plan, opts, len(rows))
   spectra = _tape_spectra(tape)
   row_points = sum(2 * spectra[int(i)].count for i in rows)
   return _adjoint_pays(pruned_tape(tape), plan, opts, len(rows), row_points)

@@ -79,9 +79,20 @@ def kernel_key(tape) -> tuple:
 
 
 
+def density_key(tape) -> tuple:
+  """`kernel_key` as a density matrix even without channels (readout error alone): a
+  key whose measurements are linear in the vectorized ``ρ`` (the noisy adjoint method,
+  `qhess.derivatives.adjoint_noisy`, needs that)."""
+  static = tuple(_static_superoperator(tape.consts[op.hyper])
+                 if CATALOGUE[op.name].kind == "channel" else None for op in tape.operations)
+  return _kernel_key(tape.operations, tape.raw_measurements, tape.n_wires, readout_of(tape),
+                     static, True)
+
+
+
 @functools.lru_cache(maxsize=256)
-def _kernel_key(operations, raw_measurements, n, readout, static):
-  mixed = is_mixed(operations)
+def _kernel_key(operations, raw_measurements, n, readout, static, force_mixed=False):
+  mixed = force_mixed or is_mixed(operations)
   if mixed:
     doubled = []
     for op, superop in zip(operations, static):
