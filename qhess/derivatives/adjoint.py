@@ -177,6 +177,51 @@ def _block_matrix(block, pvec, consts):
   return matrix
 
 
+def _sparse_grad(prev_psi, lam, op, params, n: int):
+  """``2 Re <λ|∂U/∂θ_a|ψ>`` of a ``"sparse"`` gate (a Givens rotation, phases on the rest):
+  float ``(n_lam, n_args)``.
+
+  Only its entries that depend on θ have a derivative (a constant 1 has none: for the
+  excitation gates, 4 of 16 or 18 entries), so the overlap is a sum over those entries
+  ``(r, c)`` of ``∂v_rc · Σ conj(λ[r]) ψ[c]`` on the gate's blocks: two blocks of
+  ``2**n / 2**k`` amplitudes each, not a tangent state of the whole register (and no
+  block assembled back into one).
+  """
+  spec = CATALOGUE[op.name]
+  k = len(op.wires)
+  keys = [key for key, v in sorted(spec.entries(*params, op.hyper).items())
+          if not isinstance(v, (np.generic, np.ndarray, complex, float, int))]
+  if not keys:
+    return jnp.zeros((lam.shape[0], len(params)), np.finfo(prev_psi.dtype).dtype)
+
+  def values(p):
+    entries = spec.entries(*[p[a] for a in range(len(params))], op.hyper)
+    return jnp.stack([jnp.asarray(entries[key]) * (1 + 0j) for key in keys])
+
+  deriv = jax.jacfwd(values)(jnp.stack(list(params))).astype(prev_psi.dtype)  # (E, n_args)
+  view = _gates._View(op.wires, n)
+  axes = [view.axis[w] for w in op.wires]
+  bits = list(itertools.product((0, 1), repeat=k))
+  x = jnp.reshape(prev_psi, view.shape)
+  lv = jnp.reshape(lam, (lam.shape[0],) + view.shape)
+  cross = []
+  for r, c in keys:  # Σ conj(λ_l[r]) ψ[c] over the block: complex (n_lam,)
+    lam_r = _block(lv, [a + 1 for a in axes], bits[r])
+    psi_c = _block(x, axes, bits[c])
+    prod = jax.lax.mul(jax.lax.conj(lam_r), psi_c[None])
+    cross.append(jnp.sum(prod, axis=tuple(range(1, prod.ndim))))
+  cross = jnp.stack(cross, axis=1)  # (n_lam, E)
+  return 2 * jnp.real(jnp.einsum("le,ea->la", cross, deriv))
+
+
+def _block(x, axes, bits):
+  """``x`` with axis ``axes[i]`` fixed to ``bits[i]`` (kept, length 1)."""
+  start, limit = [0] * x.ndim, list(x.shape)
+  for a, b in zip(axes, bits):
+    start[a], limit[a] = b, b + 1
+  return jax.lax.slice(x, start, limit)
+
+
 def _block_grad(prev_psi, lam, block, params, consts, n: int):
   """``2 Re <λ|∂B/∂θ_a|ψ>`` for the block's arguments: float ``(n_lam, n_args)``.
 
@@ -184,6 +229,8 @@ def _block_grad(prev_psi, lam, block, params, consts, n: int):
   the λ's; a run of single-qubit gates contracts its matrix derivatives with the 2×2
   cross matrix of λ and ψ on its wire (`_cross`), one read of both for all arguments.
   """
+  if len(block[0].wires) > 1 and CATALOGUE[block[0].name].kind == "sparse":
+    return _sparse_grad(prev_psi, lam, block[0], params[0], n)
   if len(block[0].wires) > 1:  # a multi-qubit gate: the tangent of its own fast path
     return _overlaps(lam, gate_tangents(prev_psi, block[0], params[0], consts, n))
   # Single-qubit gates on one wire: <λ|∂B ψ> = Σ_ab ∂B_ab C_ab with the 2×2 cross matrix
