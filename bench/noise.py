@@ -31,6 +31,7 @@ Run (from the repository root; ``PYTHONPATH=.`` in a worktree)::
     python bench/noise.py                 # 4x2 and 6x2 against PennyLane, then 10x2 alone
     python bench/noise.py --quick         # 3x1 and 4x1, no memory case, < 1 min
     python bench/noise.py --cases 4x2 --memory-case none
+    python bench/noise.py --adjoint 10x2  # the noisy adjoint method: 10x2 alone, 6x2 vs shifts
 
 Output: a line per method and a Markdown table on stdout; JSON at
 ``bench/results/noise-<date>-<host>.json`` (``--out`` for another path).
@@ -143,27 +144,55 @@ def run_case(n: int, layers: int, repeat: int, budget: float, with_pennylane: bo
   return out
 
 
-def memory_case(case: str) -> dict:
+def memory_case(case: str, evaluation: str = "auto", progress: bool = False) -> dict:
   """``case`` in a fresh process: qhess only, time and peak resident memory."""
   code = (
       "import json, resource, sys, time; sys.argv = ['x']; import bench.noise as b; "
       "import jax, jax.numpy as jnp, numpy as np, qhess; "
       f"n, l = {case.split('x')[0]}, {case.split('x')[1]}; "
       "x = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, 2 * n * l)); "
-      "h = jax.jit(qhess.hessian(b.qhess_circuit(n, l))); t0 = time.perf_counter(); "
-      "jax.block_until_ready(h(x)); t1 = time.perf_counter(); "
+      f"h = jax.jit(qhess.hessian(b.qhess_circuit(n, l), evaluation={evaluation!r}, "
+      f"progress={progress})); t0 = time.perf_counter(); "
+      "H = jax.block_until_ready(h(x)); t1 = time.perf_counter(); "
       "jax.block_until_ready(h(x)); t2 = time.perf_counter(); "
       "print(json.dumps({'first_s': t1 - t0, 'second_s': t2 - t1, "
       "'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [str(pathlib.Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       check=True)
+  # stderr passes through: progress reports (progress=True) show while the case runs
+  res = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                       env=env, check=True)
   out = json.loads(res.stdout.strip().splitlines()[-1])
-  out["case"] = case
-  print(f"{case}: qhess first call {out['first_s']:.1f} s, second {out['second_s']:.1f} s, "
-        f"peak RSS {out['peak_rss_mib']:.0f} MiB", flush=True)
+  out["case"], out["evaluation"] = case, evaluation
+  print(f"{case} ({evaluation}): qhess first call {out['first_s']:.1f} s, second "
+        f"{out['second_s']:.1f} s, peak RSS {out['peak_rss_mib']:.0f} MiB", flush=True)
   return out
+
+
+def adjoint_cases(case: str, compare: str) -> dict:
+  """The noisy adjoint method (`evaluation="adjoint"`, the default's choice for noisy
+  circuits when it pays): ``case`` in a fresh process (first call, warm call, peak RSS,
+  with progress reports), and at ``compare`` its Hessian and warm time against the shift
+  rules (``"shared"``, the default before) in this process."""
+  mem = memory_case(case, "auto", progress=True)
+  n, layers = map(int, compare.split("x"))
+  x = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, 2 * n * layers))
+  f = qhess_circuit(n, layers)
+  row = {"case": compare}
+  hs = {}
+  for ev in ("adjoint", "shared"):
+    h = jax.jit(qhess.hessian(f, evaluation=ev))
+    t0 = time.perf_counter()
+    hs[ev] = np.asarray(jax.block_until_ready(h(x)))
+    row[f"{ev}_first_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(h(x))
+    row[f"{ev}_warm_s"] = time.perf_counter() - t0
+    print(f"{compare}: {ev:8s} first {row[f'{ev}_first_s']:.2f} s, warm "
+          f"{row[f'{ev}_warm_s']:.3f} s", flush=True)
+  row["max_abs_diff"] = float(np.max(np.abs(hs["adjoint"] - hs["shared"])))
+  print(f"{compare}: max |H_adjoint - H_shared| = {row['max_abs_diff']:.1e}", flush=True)
+  return {"anchor": mem, "compare": row}
 
 
 def main():
@@ -175,7 +204,22 @@ def main():
   parser.add_argument("--no-pennylane", action="store_true")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default=None)
+  parser.add_argument("--adjoint", default=None, metavar="CASE",
+                      help="the noisy adjoint method alone: CASE (e.g. 10x2) in a fresh "
+                      "process, and a comparison with the shift rules at --compare")
+  parser.add_argument("--compare", default="6x2")
   args = parser.parse_args()
+  if args.adjoint:
+    header = {"date": datetime.date.today().isoformat(), "host": socket.gethostname(),
+              "platform": platform.platform(), "jax": jax.__version__,
+              "cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
+    print(header, flush=True)
+    out = adjoint_cases(args.adjoint, args.compare)
+    path = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
+                        f"noise-adjoint-{header['date']}-{header['host']}.json")
+    path.write_text(json.dumps({"header": header, **out}, indent=1))
+    print(f"wrote {path}")
+    return
   if args.quick:
     args.cases, args.memory_case, args.repeat = ["3x1", "4x1"], "none", 3
   try:

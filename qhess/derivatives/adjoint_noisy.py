@@ -246,8 +246,10 @@ def _sweep(runs, n: int, theta, consts, v_final, saved, lam, rows, need: frozens
     for block in reversed(_adjoint._blocks(ops)):
       carry = _block_step(carry, block, theta, consts, n, rows, need)
     if report is not None:
+      # The dependency is the small gradient, not the stack (a callback on a slice of
+      # the stack kept more stacks alive: 6.5 GiB against 3.7 GiB at 10 × 2).
       jax.debug.callback(functools.partial(_kernel._report_progress, progress=report), 1,
-                         carry[0][0, :1])
+                         carry[1][:1])
   return carry[1:]
 
 

@@ -180,8 +180,15 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       weighs an adjoint pass as two gate applications (measured on a 2-core CPU: five
       10 × 2 circuit families 1.9–2.1× faster with the adjoint method, 4 × 25 7×, 20 × 1
       6.6×, 4 × 1 as fast) and takes the adjoint method when it is predicted 1.25×
-      faster. Noisy circuits, shots and custom shift options always use the shift
-      rules. ``"shared"`` evaluates the shifted circuits as a tree that
+      faster. For noisy circuits (channels, readout error) the choice is between the
+      shifted circuits and the noisy adjoint sweep (`qhess.derivatives.adjoint_noisy`:
+      its ``(2 + rows per chunk) × (L + parametrized gates)`` swept-state gate
+      applications per raw output and chunk, weighed 2×, against the shift rules'),
+      taken when predicted 1.25× faster and the shift work exceeds ``2**26``
+      amplitude updates (the sweep compiles about 4× longer): the noisy HEA at
+      10 × 2 took 14–20 s warm against about 7 minutes with the shift rules
+      (bench/results/noise-adjoint-2026-12-08-vm.md). Shots and custom shift
+      options always use the shift rules. ``"shared"`` evaluates the shifted circuits as a tree that
       shares unshifted prefixes (each point runs only from a boundary before its last
       shifted gate, starting from a stored state); ``"independent"`` runs every shifted
       circuit from the start (the baseline). Both give the same Hessian. A static cost
@@ -192,7 +199,12 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       ``"adjoint"`` (exact mode only) shifts one index and differentiates the other:
       row i is the first-order shift rule of argument i (2R_i circuits) applied to
       the gradients of the shifted circuits, each computed by the adjoint method
-      (`qhess.derivatives.adjoint`; memory independent of the depth), then symmetrised. It
+      (`qhess.derivatives.adjoint`; memory independent of the depth), then symmetrised.
+      A noisy circuit (a density matrix: channels cannot be un-computed) takes the
+      noisy adjoint sweep instead (`qhess.derivatives.adjoint_noisy`): one forward pass,
+      then one backward sweep carrying the density vector, its adjoint and one tangent
+      adjoint per Hessian row, restoring the vector at each channel from a state stored
+      in the forward pass; ``batch_size`` is then the Hessian rows per sweep. It
       rejects ``shots`` and custom shift options (``diagonal_shifts``,
       ``off_diagonal_shifts``, ``off_diagonal_rule``) with a ``ValueError``.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
