@@ -21,6 +21,7 @@ from qhess.interop.persist import load_experiments as load_experiments
 from qhess.interop.persist import save_experiments as save_experiments
 from qhess.derivatives.hessian import gradient as gradient
 from qhess.derivatives.cache import enable_compilation_cache as enable_compilation_cache
+from qhess.derivatives.counting import evaluation_method as evaluation_method
 from qhess.interop.openqasm import to_openqasm as to_openqasm
 from qhess.derivatives.hessian import hessian as hessian
 from qhess.derivatives.tapes import hessian_tapes as hessian_tapes
@@ -124,6 +125,6 @@ __all__ = [
     "to_openqasm",
     "to_pennylane", "to_qiskit", "to_sampler_pubs", "value_grad_and_hessian", "var",
     "gradient", "gradient_experiments", "load_experiments", "save_experiments",
-    "enable_compilation_cache",
+    "enable_compilation_cache", "evaluation_method",
     "ZNE", "readout_calibration",
 ]

@@ -282,11 +282,7 @@ def test_families_match_jax_hessian(family, evaluation):
 
 def _auto_choice(circuit, x, **options):
   """Whether evaluation="auto" runs the adjoint method on ``circuit`` at ``x``."""
-  from qhess.derivatives import pipeline
-  opts = _options._Options(evaluation="auto", **options)
-  tape, plan, _ = pipeline.derivative_plan(circuit, opts, 0, True, "hessian", (x,), {},
-                                           sampled=False, fname="test")
-  return pipeline._auto_picks_adjoint(tape, plan, opts)
+  return qhess.evaluation_method(qhess.hessian, circuit, **options)(x) == "adjoint"
 
 
 def _layered(n, layers, measure=None, noise=False):
@@ -324,6 +320,46 @@ def test_auto_cost_model_choices(monkeypatch):
   # probabilities of 4 wires (16 raw outputs, up to 18 states per adjoint circuit):
   # still the adjoint method here (measured 4.3x faster on a 2-core CPU)
   assert _auto_choice(_layered(4, 12, measure="probs"), x_deep)
+
+
+def test_evaluation_method_names_what_runs(monkeypatch):
+  small = _layered(1, 1)
+  x = jnp.array([0.3, 0.2])
+  # conftest forces sharing: a schedule whenever one exists
+  assert qhess.evaluation_method(qhess.hessian, small)(x) == "shared"
+  assert qhess.evaluation_method(qhess.hessian, small, evaluation="independent")(x) == (
+      "independent")
+  assert qhess.evaluation_method(qhess.hessian, small, shots=100)(x) == "shared"
+  monkeypatch.setattr(_evaluate, "_MIN_SHARED_WORK", 2**24)  # production: too little work
+  assert qhess.evaluation_method(qhess.value_grad_and_hessian, small)(x) == "independent"
+  with pytest.raises(TypeError, match="`fn` must be qhess.hessian"):
+    qhess.evaluation_method(jax.hessian, small)
+  with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['rule'\]"):
+    qhess.evaluation_method(qhess.hessian, small, rule="product")
+  with pytest.raises(ValueError, match="exact only"):
+    qhess.evaluation_method(qhess.hessian, small, evaluation="adjoint", shots=10)
+  with pytest.raises(ValueError, match="`evaluation` must be"):
+    qhess.evaluation_method(qhess.hessian, small, evaluation="fast")
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["pure", "noisy"])
+def test_gradient_auto_is_one_adjoint_pass(noise):
+  f = _layered(3, 2, noise=noise)
+  x = jnp.asarray(np.random.default_rng(5).uniform(-2, 2, 12))
+  # noisy and this small, auto keeps the shift rules (the density-matrix sweep compiles
+  # longer, `adjoint_noisy.pays`): the adjoint gradient is asked for by name
+  method = "adjoint" if noise else "auto"
+  assert qhess.evaluation_method(qhess.gradient, f, evaluation=method)(x) == "adjoint"
+
+  @qhess.circuit(wires=3)
+  def hybrid(p):  # non-linear processing of a pytree before the gates
+    return f.fn(jnp.concatenate([jnp.sin(p["a"]), p["b"] ** 2]))
+
+  p = {"a": x[:6], "b": x[6:]}
+  g = jax.jit(qhess.gradient(hybrid, evaluation=method))(p)
+  chex.assert_trees_all_close(g, jax.grad(hybrid)(p), rtol=0, atol=1e-10)
+  chex.assert_trees_all_close(g, qhess.gradient(hybrid, evaluation="shared")(p),
+                              rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("noise", [False, True], ids=["pure", "noisy"])

@@ -211,7 +211,9 @@ def _sparse_grad(prev_psi, lam, op, params, n: int):
     prod = jax.lax.mul(jax.lax.conj(lam_r), psi_c[None])
     cross.append(jnp.sum(prod, axis=tuple(range(1, prod.ndim))))
   cross = jnp.stack(cross, axis=1)  # (n_lam, E)
-  return 2 * jnp.real(jnp.einsum("le,ea->la", cross, deriv))
+  # Σ_e cross[l, e] deriv[e, a] as products and a sum (not a dot: XLA's CPU dot of these
+  # tiny batched operands compiles and runs slowly)
+  return 2 * jnp.sum(jnp.real(cross[:, :, None] * deriv[None]), axis=1)
 
 
 def _block(x, axes, bits):
@@ -493,3 +495,25 @@ def derivatives(tape, spectra: Sequence[Spectrum], mask: np.ndarray, *,
   hess = jnp.where(mask, hess, 0)
   grad = jnp.zeros((p, n_raw), dtype).at[arg].add(c[:, None] * y[:, :, 0])
   return value, jnp.where(np.isin(np.arange(p), grad_args), grad.T, 0), hess
+
+
+
+def gradient(tape, grad_args: Sequence[int], *, need_value: bool = False):
+  """R0 and ∂R of a tape's raw outputs at its arguments, in the layout of `derivatives`
+  (its ∂²R is zero): one adjoint pass (or forward mode, `use_forward`) at θ, no shifted
+  circuits, where the shift rules run ``2R_i`` circuits per argument.
+
+  Args:
+    tape: the recorded `Tape` (pure: no channels).
+    grad_args: the arguments whose first derivative is returned (others 0).
+    need_value: return R0 too, else zeros.
+
+  Returns:
+    ``(value, grad, hess)``: float arrays ``(n_raw,)``, ``(n_raw, P)``, ``(n_raw, P, P)``.
+  """
+  key = _kernel.kernel_key(tape)
+  p, dtype = tape.num_params, tape.params.dtype
+  value, jac = jacobian(key, tape.params, tuple(tape.consts), grad_args)
+  if not need_value:
+    value = jnp.zeros_like(value)
+  return value, jac, jnp.zeros((value.shape[0], p, p), dtype)

@@ -102,16 +102,7 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     CircuitCount(points=9, groups=2, circuits=18, shots=1800)
   """
   fname = "qhess.optimize.count_circuits"
-  if fn is _hessian.hessian:
-    want = "hessian"
-  elif fn is _hessian.value_grad_and_hessian:
-    want = "all"
-  elif fn is _hessian.gradient:
-    want = "gradient"
-  else:
-    raise TypeError(
-        f"{fname}: `fn` must be qhess.hessian, qhess.value_grad_and_hessian or "
-        f"qhess.gradient; got {getattr(fn, '__name__', type(fn).__name__)!r}.")
+  want = _want(fn, fname)
   diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
                                      off_diagonal_rule, shifts, fname)
   _options._check_circuit(circuit, fname)
@@ -145,6 +136,18 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
   return count_fn
 
 
+def _want(fn: Callable, fname: str) -> str:
+  """What ``fn`` computes: ``"hessian"``, ``"all"`` or ``"gradient"``."""
+  for candidate, want in ((_hessian.hessian, "hessian"),
+                          (_hessian.value_grad_and_hessian, "all"),
+                          (_hessian.gradient, "gradient")):
+    if fn is candidate:
+      return want
+  raise TypeError(
+      f"{fname}: `fn` must be qhess.hessian, qhess.value_grad_and_hessian or "
+      f"qhess.gradient; got {getattr(fn, '__name__', type(fn).__name__)!r}.")
+
+
 def _gradient_shifts(want: str, diagonal_shifts, off_diagonal_shifts, off_diagonal_rule,
                      shifts, fname: str):
   """The first-order shifts: ``shifts`` for `qhess.gradient` (which has no second-order
@@ -157,3 +160,72 @@ def _gradient_shifts(want: str, diagonal_shifts, off_diagonal_shifts, off_diagon
   if shifts is not None:
     raise TypeError(f"{fname}: `shifts` is an option of qhess.gradient only.")
   return diagonal_shifts
+
+
+
+def evaluation_method(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = True,
+                      gate_argnum=None, diagonal_shifts=None, off_diagonal_shifts=None,
+                      off_diagonal_rule: str | None = None, evaluation: str = "auto",
+                      shots=None, shifts=None, **ignored) -> Callable:
+  """Which evaluation ``fn(circuit, **options)`` runs at given arguments.
+
+  ``evaluation="auto"`` (the default of `qhess.hessian` and
+  `qhess.value_grad_and_hessian`) is resolved by the same cost model as the call, at the
+  same arguments, without simulating anything: ``"shared"`` (the shifted circuits with
+  prefix sharing), ``"independent"`` (each shifted circuit from the start) or
+  ``"adjoint"`` (the adjoint method: the pure-state one, or the second-order sweep of
+  the density matrix for a circuit with channels). A named evaluation is returned as
+  the call runs it (``"shared"`` may still run independently when the stored states
+  would not fit; shots always use the shift rules).
+
+  Args:
+    fn: `qhess.hessian`, `qhess.value_grad_and_hessian` or `qhess.gradient`.
+    circuit: a `qhess.Circuit`.
+    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
+      off_diagonal_rule, evaluation, shots: as in ``fn``.
+    shifts: as in `qhess.gradient`.
+    **ignored: ``batch_size``, ``devices``, ``return_stderr``, ``progress``.
+
+  Returns:
+    a function of the circuit's arguments returning ``"shared"``, ``"independent"`` or
+    ``"adjoint"``.
+
+  Raises:
+    TypeError, ValueError: as `count_circuits`, and for a bad ``evaluation``.
+
+  Examples:
+    >>> import jax.numpy as jnp, qhess
+    >>> @qhess.circuit(wires=2)
+    ... def f(x):
+    ...   qhess.RX(x[0], wires=0)
+    ...   qhess.CNOT(wires=(0, 1))
+    ...   qhess.RY(x[1], wires=1)
+    ...   return qhess.expval(qhess.Z(0) @ qhess.Z(1))
+    >>> x = jnp.array([0.5, 0.2])
+    >>> qhess.evaluation_method(qhess.hessian, f)(x)  # two wires: a few shifted circuits
+    'independent'
+    >>> qhess.evaluation_method(qhess.hessian, f, evaluation="adjoint")(x)
+    'adjoint'
+  """
+  fname = "qhess.evaluation_method"
+  want = _want(fn, fname)
+  diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
+                                     off_diagonal_rule, shifts, fname)
+  _options._check_circuit(circuit, fname)
+  unknown = sorted(set(ignored) - {"batch_size", "devices", "return_stderr", "progress"})
+  if unknown:
+    raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
+  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                           off_diagonal_rule=off_diagonal_rule, evaluation=evaluation)
+  argnums = _options._check_argnums(argnums)
+  if not isinstance(hybrid, (bool, np.bool_)):
+    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  shots = _shots.check_shots(shots)
+  if shots is not None and evaluation == "adjoint":
+    raise ValueError('evaluation="adjoint" is exact only; got shots={shots!r}.')
+
+  def method_fn(*args, **kwargs) -> str:
+    return _pipeline.evaluation_for(circuit, opts, argnums, bool(hybrid), want, args,
+                                    kwargs, sampled=shots is not None, fname=fname)
+
+  return method_fn

@@ -333,7 +333,7 @@ def value_grad_and_hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *
 
 def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool = True,
              gate_argnum=None, shifts=None, batch_size: int | None = None, devices=None,
-             evaluation: str = "shared", shots=None,
+             evaluation: str = "auto", shots=None,
              return_stderr: bool = False, progress: bool = False) -> Callable:
   """The parameter-shift gradient (Jacobian) of a circuit.
 
@@ -356,7 +356,11 @@ def gradient(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool
       first-order rules (as ``diagonal_shifts`` of `hessian`).
     batch_size: as in `hessian`.
     devices: as in `hessian`.
-    evaluation: as in `hessian`.
+    evaluation: as in `hessian`. The default ``"auto"`` takes the adjoint method for an
+      exact gradient when the cost model predicts it faster (almost always beyond a
+      few arguments: one forward and one backward pass at θ, against ``2R`` shifted
+      circuits per argument); ``qhess.evaluation_method(qhess.gradient, circuit)(x)``
+      says which runs.
     shots: as in `hessian`: ``None`` (exact) or sampled (the function takes ``key=``).
     return_stderr: as in `hessian`: ``(gradient, stderr)`` with shots.
     progress: as in `hessian`.

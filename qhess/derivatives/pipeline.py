@@ -28,7 +28,7 @@ from qhess.derivatives import estimators as _estimators
 from qhess.derivatives.dependence import (CONST, NONLINEAR, _check_same_structure, _check_selection,
                                           _dependence)
 from qhess.derivatives.evaluate import (_adjoint_pays, _contract, _evaluate, _plan_for,
-                                        _point_sampler)
+                                        _point_sampler, _shared_schedule)
 from qhess.derivatives.options import (_DEFAULT_RULE, _Options, _check_float_inputs, _mask,
                                        _merge_leaves, _normalize_argnums, _split_leaves,
                                        _tape_spectra)
@@ -211,6 +211,8 @@ def _adjoint_derivatives(setup: tuple, opts: _Options, want: str, fname: str):
         pruned, mask, grad_args=grad_args, need_value=need_value,
         hessian=want != "gradient", batch_size=opts.batch_size, what=fname,
         progress=opts.progress))
+  if want == "gradient":  # one adjoint pass at θ: no shifted circuits
+    return chain(*_adjoint.gradient(pruned, grad_args, need_value=need_value))
   return chain(*_adjoint.derivatives(
       pruned, _tape_spectra(tape), mask, grad_args=grad_args,
       need_value=need_value, batch_size=opts.batch_size, devices=opts.devices, what=fname,
@@ -232,7 +234,7 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   if opts.evaluation == "adjoint":
     return _adjoint_derivatives(setup, opts, want, fname)
   tape, plan, post = _plan_from(setup, opts, want, sampled=sampling is not None)
-  if opts.evaluation == "auto" and sampling is None and _auto_picks_adjoint(tape, plan, opts):
+  if _method(tape, plan, opts, sampling is not None) == "adjoint":
     return _adjoint_derivatives(setup, opts, want, fname)
   if sampling is None or plan.n_points == 0:
     out = post(_evaluate(tape, plan, opts, fname))
@@ -244,6 +246,38 @@ def _derivatives(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
                          shots, key, return_stderr=return_stderr)
 
 
+def _method(tape: Tape, plan: ShiftPlan, opts: _Options, sampled: bool) -> str:
+  """The evaluation a call runs, ``opts.evaluation`` resolved: ``"adjoint"`` (the noisy
+  sweep for a tape with channels), ``"shared"`` or ``"independent"`` (the shift rules,
+  `evaluate._shared_schedule`'s choice)."""
+  if opts.evaluation == "adjoint" or (
+      opts.evaluation == "auto" and not sampled and _auto_picks_adjoint(tape, plan, opts)):
+    return "adjoint"
+  return "independent" if _shared_schedule(tape, plan, opts) is None else "shared"
+
+
+def evaluation_for(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool, want: str,
+                   args, kwargs, *, sampled: bool, fname: str) -> str:
+  """`_method` at these arguments, recorded as a call records them; nothing is computed
+  (`jax.eval_shape`)."""
+  leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+  static, dynamic = _split_leaves(leaves, fname)
+  box = {}
+
+  def traced(dyn):
+    a, kw = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dyn))
+    setup = _setup(circuit, argnums_spec, hybrid, want, a, kw, fname=fname,
+                   gate_argnum=opts.gate_argnum, fold=not sampled)
+    if opts.evaluation == "adjoint":
+      box["method"] = "adjoint"
+    else:
+      tape, plan, _ = _plan_from(setup, opts, want, sampled)
+      box["method"] = _method(tape, plan, opts, sampled)
+
+  jax.eval_shape(traced, dynamic)
+  return box["method"]
+
+
 def _auto_picks_adjoint(tape: Tape, plan: ShiftPlan, opts: _Options) -> bool:
   """`evaluation="auto"`: the cost model's choice (`evaluate._adjoint_pays`) between the
   plan's shifted circuits and the adjoint method, whose rows are the plan's arguments."""
@@ -251,5 +285,8 @@ def _auto_picks_adjoint(tape: Tape, plan: ShiftPlan, opts: _Options) -> bool:
   if _adjoint_noisy.is_noisy(pruned_tape(tape)):  # the noisy sweep's own model
     return _adjoint_noisy.pays(pruned_tape(tape), plan, opts, len(rows))
   spectra = _tape_spectra(tape)
-  row_points = sum(2 * spectra[int(i)].count for i in rows)
+  # A gradient alone is one adjoint pass at θ (`_adjoint.gradient`), rows of a Hessian
+  # are 2R_i passes each.
+  row_points = (1 if len(plan.hess_row) == 0
+                else sum(2 * spectra[int(i)].count for i in rows))
   return _adjoint_pays(pruned_tape(tape), plan, opts, len(rows), row_points)
