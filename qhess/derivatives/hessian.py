@@ -207,6 +207,8 @@ def hessian(circuit: Circuit, argnums: int | Sequence[int] = 0, *, hybrid: bool 
       in the forward pass; ``batch_size`` is then the Hessian rows per sweep. It
       rejects ``shots`` and custom shift options (``diagonal_shifts``,
       ``off_diagonal_shifts``, ``off_diagonal_rule``) with a ``ValueError``.
+      ``qhess.evaluation_method(qhess.hessian, circuit, **options)(*args)`` says which
+      evaluation a call runs, without running it.
     shots: ``None`` (exact expectation values), an int (every shifted circuit is
       measured that many times), a tuple of ints (a shot vector: the samples are split
       into consecutive partitions, one result per entry) or a `ShotBudget` (a total
