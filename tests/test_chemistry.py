@@ -77,13 +77,13 @@ def test_fermionic_excitation_generator_and_wide_fallback():
   obs = qml.Z(0) @ qml.X(2) + 0.5 * qml.Y(1) @ qml.Y(3) + qml.X(6)
 
   def qfunc(x):
-    for w in range(7):
+    for w in range(9):
       qml.RY(0.2 + 0.1 * w, wires=w)
     qml.FermionicDoubleExcitation(x[0], wires1=[0, 1], wires2=[2, 3])
-    qml.FermionicSingleExcitation(x[1], wires=range(7))  # 7 wires: decomposed
+    qml.FermionicSingleExcitation(x[1], wires=range(9))  # 9 wires: decomposed
     return qml.expval(obs)
 
-  qnode = qml.qnode(qml.device("default.qubit", wires=7))(qfunc)
+  qnode = qml.qnode(qml.device("default.qubit", wires=9))(qfunc)
   circuit = qhess.from_pennylane(qnode)
   names = [op.name for op in circuit.tape(theta).operations]
   assert names.count("Evolution") == 1 and "RZ" in names

@@ -43,8 +43,10 @@ _NO_EVOLUTION = frozenset({"GlobalPhase", "Identity"})
 _MAX_DEPTH = 32  # nested decompositions before giving up (PennyLane's are a few deep)
 # Generators read from an operation's matrix (no generator, but parameter frequencies:
 # FermionicSingleExcitation, FermionicDoubleExcitation, as in qml.UCCSD): on at most this
-# many wires (the Evolution gate is dense), else the operation is decomposed.
-_MAX_DERIVED_WIRES = 6
+# many wires (the Evolution gate is dense), else the operation is decomposed. 8 covers the
+# doubles of an 8-qubit active space (H2O with 4 electrons in 4 orbitals: UCCSD's 26
+# parameters stay 26 gate arguments, as AllSinglesDoubles', not 75).
+_MAX_DERIVED_WIRES = 8
 
 
 class _PennyLaneCircuit(Circuit):
@@ -80,7 +82,7 @@ def from_pennylane(qnode_or_function, wires=None) -> Circuit:
   another operation of one argument with a generator (``qml.evolve(H, t)``,
   ``qml.ctrl`` of a rotation, ...) becomes one `Evolution` gate of that generator (when
   its eigenvalue differences are equidistant), as does one with parameter frequencies
-  but no generator on at most 6 wires (the fermionic excitations of ``qml.UCCSD``: its
+  but no generator on at most 8 wires (the fermionic excitations of ``qml.UCCSD``: its
   generator is read from its matrix); any other operation is replaced by
   PennyLane's decomposition of it (recursively; ``GlobalPhase`` and ``Identity``
   vanish). Multi-controlled
