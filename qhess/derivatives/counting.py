@@ -181,8 +181,14 @@ def evaluation_method(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool
   Args:
     fn: `qhess.hessian`, `qhess.value_grad_and_hessian` or `qhess.gradient`.
     circuit: a `qhess.Circuit`.
-    argnums, hybrid, gate_argnum, diagonal_shifts, off_diagonal_shifts,
-      off_diagonal_rule, evaluation, shots: as in ``fn``.
+    argnums: as in ``fn``.
+    hybrid: as in ``fn``.
+    gate_argnum: as in ``fn``.
+    diagonal_shifts: as in ``fn``.
+    off_diagonal_shifts: as in ``fn``.
+    off_diagonal_rule: as in ``fn``.
+    evaluation: as in ``fn`` (``"auto"`` by default, as in all three).
+    shots: as in ``fn``.
     shifts: as in `qhess.gradient`.
     **ignored: ``batch_size``, ``devices``, ``return_stderr``, ``progress``.
 
