@@ -228,15 +228,28 @@ def _pauli_diagonals(words, coeffs, n: int, dtype):
     rows = [f for f in range(len(masks)) if np.any(weights[f])]
     if not rows:
       return [None] * len(masks)
-    w = jnp.asarray(weights[rows], dtype) * coeffs[None, :]
     if len(words) * 2**n <= _SIGN_MATRIX_ENTRIES:
-      out = w @ signs(x_t, z_t)
-    else:  # wide registers: one (2**n,) sign vector at a time, not a (T, 2**n) matrix
-      out = sum(w[:, t:t + 1] * signs(x_t[t:t + 1], z_t[t:t + 1]) for t in range(len(words)))
-    parts = dict(zip(rows, out))
-    return [parts.get(f) for f in range(len(masks))]
+      w = jnp.asarray(weights[rows], dtype) * coeffs[None, :]
+      return _scatter_rows(rows, w @ signs(x_t, z_t), len(masks))
+    # Wide registers: per mask, the sum of its own words' sign vectors, elementwise from
+    # the iota (XLA fuses it into the mask's reduction: no (F, 2**n) array is stored).
+    out = []
+    for f in range(len(masks)):
+      terms = np.flatnonzero(weights[f])
+      out.append(None if not len(terms) else sum(
+          (coeffs[t] * weights[f, t]).astype(dtype) * signs(x_t[t:t + 1], z_t[t:t + 1])[0]
+          for t in terms))
+    return out
 
   return masks, grouped(onehot * np.real(phase)), grouped(onehot * np.imag(phase))
+
+
+def _scatter_rows(rows, values, count: int) -> list:
+  """``values[i]`` at position ``rows[i]`` of a list of ``count`` (None elsewhere)."""
+  out = [None] * count
+  for i, r in enumerate(rows):
+    out[r] = values[i]
+  return out
 
 
 def _flip_view(mask: int, n: int):
