@@ -120,6 +120,17 @@ def test_options_shapes_and_transformations(cache_dir):
   one = jax.hessian(_circuit)({"a": batch["a"][1], "b": (batch["b"][0][1], batch["b"][1][1])})
   jax.tree_util.tree_map(lambda u, v: np.testing.assert_allclose(u[1], v, atol=1e-10), hv, one)
   assert len(list(cache_dir.glob("*.bin"))) == 3
+  # A Python float argument is weakly typed: compiled as without the cache, so the
+  # result keeps jax.hessian's weak type.
+  @qhess.circuit(wires=1)
+  def scalar(a):
+    qhess.RX(a, wires=0)
+    return qhess.expval(qhess.Z(0))
+
+  h = qhess.hessian(scalar)(0.3)
+  assert h.weak_type == jax.hessian(scalar)(0.3).weak_type
+  np.testing.assert_allclose(h, -np.cos(0.3), atol=1e-12)
+  assert len(list(cache_dir.glob("*.bin"))) == 3
 
 
 def test_unreadable_program_warns_and_compiles(cache_dir):

@@ -146,8 +146,9 @@ def enable_compilation_cache(path: str | os.PathLike) -> pathlib.Path:
   jaxpr with its literals and constants, the options and static arguments, the argument
   shapes and dtypes, the circuit function's code, and the versions of qhess (a digest of
   its sources), JAX and Python. Calls under a JAX transformation (``jax.jit``,
-  ``jax.vmap``, ``jax.grad`` of the Hessian), with ``progress=True`` (a host callback) or
-  ``devices`` run as without the cache. A program that cannot be stored or read is
+  ``jax.vmap``, ``jax.grad`` of the Hessian), with traced arguments given as Python
+  scalars (weakly typed), with ``progress=True`` (a host callback) or ``devices`` run as
+  without the cache. A program that cannot be stored or read is
   compiled as usual, with a warning.
 
   Needs the ``flatbuffers`` package, which `jax.export` serialises with (the
@@ -221,7 +222,10 @@ def stored_program(parts: tuple, circuit: Circuit, dynamic, key) -> Callable | N
   """
   directory = _PROGRAM_DIR[0]
   leaves = jax.tree_util.tree_leaves((dynamic, key))
-  if directory is None or any(isinstance(x, jax.core.Tracer) for x in leaves):
+  # Tracers: under a transformation. Python scalars: weakly typed, which an exported
+  # program's results do not keep (a later float32 product would promote differently).
+  if directory is None or any(isinstance(x, (jax.core.Tracer, int, float, complex))
+                              for x in leaves):
     return None
   try:
     avals = tuple((tuple(np.shape(x)), str(jnp.result_type(x))) for x in leaves)
