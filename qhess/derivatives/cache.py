@@ -124,35 +124,35 @@ def _cached_jit(key: tuple, circuit: Circuit, build: Callable[[], Callable],
 
 # ------------------------------------------------------------- compiled Hessians on disk
 
-# Where `enable_compilation_cache` keeps exported programs (None: not enabled).
+# Where `enable_compilation_cache` keeps executables (None: not enabled).
 _PROGRAM_DIR: list[pathlib.Path | None] = [None]
-_FORMAT = 1  # bump when what a stored program means changes
+_FORMAT = 2  # bump when what a stored file means changes (2: executables)
 
 
 def enable_compilation_cache(path: str | os.PathLike) -> pathlib.Path:
   """Keep compiled Hessians on disk, so that a later process skips compiling them.
 
-  Two caches in one directory: JAX's persistent compilation cache (``path/xla``: the
-  XLA executables, every program kept however fast it compiled) and qhess's own
-  (``path/programs``: each compiled Hessian's traced and lowered program, exported with
-  `jax.export`). A later process calling a Hessian of the same circuit structure,
-  options and argument shapes loads the program instead of recording, tracing and
-  lowering the shift evaluation, and XLA reads the executable instead of compiling it:
-  the first call of a 10-wire, 2-layer HEA Hessian drops from seconds to a fraction of a
-  second (the measured figures are in the performance guide).
+  Two caches in one directory: qhess's own (``path/programs``: each compiled Hessian's
+  XLA executable, serialised with `jax.experimental.serialize_executable`) and JAX's
+  persistent compilation cache (``path/xla``: every other program, kept however fast
+  it compiled). A later process calling a Hessian of the same circuit structure,
+  options and argument shapes loads the executable instead of recording the circuit,
+  tracing, lowering and compiling the evaluation: the first call of a 10-wire, 2-layer
+  HEA Hessian drops from seconds to about a quarter of a second (the measured figures
+  are in the performance guide).
 
-  A stored program is keyed on everything its trace depends on: the recorded tape
+  A stored executable is keyed on everything its trace depends on: the recorded tape
   (structure, coefficients, constant matrices), a digest of the classical processing's
   jaxpr with its literals and constants, the options and static arguments, the argument
   shapes and dtypes, the circuit function's code, and the versions of qhess (a digest of
-  its sources), JAX and Python. Calls under a JAX transformation (``jax.jit``,
-  ``jax.vmap``, ``jax.grad`` of the Hessian), with traced arguments given as Python
-  scalars (weakly typed), with ``progress=True`` (a host callback) or ``devices`` run as
-  without the cache. A program that cannot be stored or read is
-  compiled as usual, with a warning.
+  its sources), JAX and Python, and the backend. Calls under a JAX transformation
+  (``jax.jit``, ``jax.vmap``, ``jax.grad`` of the Hessian), with traced arguments given as
+  Python scalars (weakly typed), with ``progress=True`` (a host callback) or ``devices``
+  run as without the cache. An executable that cannot be stored or read is compiled as
+  usual, with a warning.
 
-  Needs the ``flatbuffers`` package, which `jax.export` serialises with (the
-  ``qhess[cache]`` extra).
+  The stored files are pickled executables: like JAX's own cache, the directory must be
+  one only you can write to (loading a file runs what it holds).
 
   Args:
     path: a directory (created if missing).
@@ -160,18 +160,16 @@ def enable_compilation_cache(path: str | os.PathLike) -> pathlib.Path:
   Returns:
     the directory, as a `pathlib.Path`.
 
+  Raises:
+    TypeError: when ``path`` is not a path.
+    ValueError: when ``path`` is a file.
+
   Example (once per process, before the first Hessian; not run here, as it changes
   JAX's global configuration):
     >>> import qhess
     >>> qhess.enable_compilation_cache("~/.cache/qhess")  # doctest: +SKIP
     PosixPath('/home/me/.cache/qhess')
   """
-  try:
-    import flatbuffers  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError as err:
-    raise ImportError(
-        "qhess.enable_compilation_cache needs the 'flatbuffers' package (jax.export "
-        "serialises with it): pip install 'qhess[cache]'.") from err
   if not isinstance(path, (str, os.PathLike)):
     raise TypeError(f"`path` must be a directory path (str or os.PathLike); got {path!r}.")
   root = pathlib.Path(path).expanduser().resolve()
@@ -214,16 +212,18 @@ def _code_parts(code) -> tuple:
 
 
 def stored_program(parts: tuple, circuit: Circuit, dynamic, key) -> Callable | None:
-  """A wrapper for `_cached_jit`'s ``build`` that loads or stores the compiled Hessian
-  on disk, or ``None`` when the disk cache is off or the call cannot use it.
+  """A wrapper for `_cached_jit`'s ``build`` that loads or stores the compiled Hessian's
+  executable on disk, or ``None`` when the disk cache is off or the call cannot use it.
+  The wrapped function runs the executable for concrete arguments and the jitted
+  function for traced ones (a later call of the same entry under ``jax.jit``).
 
   ``parts``: the in-memory cache key without the circuit's id (options, tree structure,
   static arguments, tape signature).
   """
   directory = _PROGRAM_DIR[0]
   leaves = jax.tree_util.tree_leaves((dynamic, key))
-  # Tracers: under a transformation. Python scalars: weakly typed, which an exported
-  # program's results do not keep (a later float32 product would promote differently).
+  # Tracers: under a transformation. Python scalars: weakly typed, which a stored
+  # executable's results do not keep (a later float32 product would promote differently).
   if directory is None or any(isinstance(x, (jax.core.Tracer, int, float, complex))
                               for x in leaves):
     return None
@@ -237,18 +237,26 @@ def stored_program(parts: tuple, circuit: Circuit, dynamic, key) -> Callable | N
   file = directory / f"{hashlib.blake2b(blob, digest_size=20).hexdigest()}.bin"
 
   def wrap(jitted: Callable) -> Callable:
+    from jax.experimental import serialize_executable  # pylint: disable=import-outside-toplevel
     try:
       if file.exists():
-        exported = jax.export.deserialize(bytearray(file.read_bytes()))
+        compiled = serialize_executable.deserialize_and_load(
+            *pickle.loads(file.read_bytes()))
       else:
-        exported = jax.export.export(jitted)(dynamic, key)
+        compiled = jitted.lower(dynamic, key).compile()
         tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(exported.serialize())
+        tmp.write_bytes(pickle.dumps(serialize_executable.serialize(compiled)))
         os.replace(tmp, file)
     except Exception as err:  # noqa: BLE001 -- the cache must never fail a call
       warnings.warn(f"qhess: compiled Hessian not stored in or read from {file}: {err!r}; "
                     "compiling it as usual.", RuntimeWarning, stacklevel=3)
       return jitted
-    return jax.jit(exported.call)
+
+    def call(dyn, k):  # the executable for concrete arguments; traced ones: the jit
+      if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((dyn, k))):
+        return jitted(dyn, k)
+      return compiled(dyn, k)
+
+    return call
 
   return wrap
