@@ -102,19 +102,10 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     CircuitCount(points=9, groups=2, circuits=18, shots=1800)
   """
   fname = "qhess.optimize.count_circuits"
-  want = _want(fn, fname)
-  diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
-                                     off_diagonal_rule, shifts, fname)
-  _options._check_circuit(circuit, fname)
-  unknown = sorted(set(ignored) - {"batch_size", "devices", "evaluation", "return_stderr"})
-  if unknown:
-    raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
-  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                           off_diagonal_rule=off_diagonal_rule)
-  argnums = _options._check_argnums(argnums)
-  if not isinstance(hybrid, (bool, np.bool_)):
-    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
-  shots = _shots.check_shots(shots)
+  want, opts, argnums, shots = _checked(
+      fn, circuit, fname, argnums, hybrid, gate_argnum, diagonal_shifts,
+      off_diagonal_shifts, off_diagonal_rule, shots, shifts, ignored,
+      {"batch_size", "devices", "evaluation", "return_stderr"})
 
   def count_fn(*args, **kwargs) -> CircuitCount:
     tape, plan, _ = _pipeline.concrete_plan(  # (recorded as the call records it)
@@ -134,6 +125,27 @@ def count_circuits(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool = 
     return CircuitCount(plan.n_points, groups, circuits, n_shots)
 
   return count_fn
+
+
+def _checked(fn: Callable, circuit: Circuit, fname: str, argnums, hybrid, gate_argnum,
+             diagonal_shifts, off_diagonal_shifts, off_diagonal_rule, shots, shifts,
+             ignored: dict, accepted: set, evaluation: str = "shared"):
+  """``(want, opts, argnums, shots)``: the validated options of a planning function
+  (`count_circuits`, `evaluation_method`) for a call of ``fn``; ``accepted``: the
+  keywords of ``fn`` it takes and ignores."""
+  want = _want(fn, fname)
+  diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
+                                     off_diagonal_rule, shifts, fname)
+  _options._check_circuit(circuit, fname)
+  unknown = sorted(set(ignored) - accepted)
+  if unknown:
+    raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
+  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
+                           off_diagonal_rule=off_diagonal_rule, evaluation=evaluation)
+  argnums = _options._check_argnums(argnums)
+  if not isinstance(hybrid, (bool, np.bool_)):
+    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
+  return want, opts, argnums, _shots.check_shots(shots)
 
 
 def _want(fn: Callable, fname: str) -> str:
@@ -214,21 +226,12 @@ def evaluation_method(fn: Callable, circuit: Circuit, argnums=0, *, hybrid: bool
     'adjoint'
   """
   fname = "qhess.evaluation_method"
-  want = _want(fn, fname)
-  diagonal_shifts = _gradient_shifts(want, diagonal_shifts, off_diagonal_shifts,
-                                     off_diagonal_rule, shifts, fname)
-  _options._check_circuit(circuit, fname)
-  unknown = sorted(set(ignored) - {"batch_size", "devices", "return_stderr", "progress"})
-  if unknown:
-    raise TypeError(f"{fname}: unknown keyword argument(s) {unknown}.")
-  opts = _options._Options(gate_argnum, diagonal_shifts, off_diagonal_shifts,
-                           off_diagonal_rule=off_diagonal_rule, evaluation=evaluation)
-  argnums = _options._check_argnums(argnums)
-  if not isinstance(hybrid, (bool, np.bool_)):
-    raise TypeError(f"`hybrid` must be a bool; got {hybrid!r}.")
-  shots = _shots.check_shots(shots)
+  want, opts, argnums, shots = _checked(
+      fn, circuit, fname, argnums, hybrid, gate_argnum, diagonal_shifts,
+      off_diagonal_shifts, off_diagonal_rule, shots, shifts, ignored,
+      {"batch_size", "devices", "return_stderr", "progress"}, evaluation=evaluation)
   if shots is not None and evaluation == "adjoint":
-    raise ValueError('evaluation="adjoint" is exact only; got shots={shots!r}.')
+    raise ValueError(f'{fname}: evaluation="adjoint" is exact only; got shots={shots!r}.')
 
   def method_fn(*args, **kwargs) -> str:
     return _pipeline.evaluation_for(circuit, opts, argnums, bool(hybrid), want, args,

@@ -116,17 +116,18 @@ def _setup(circuit: Circuit, argnums_spec, hybrid: bool, want: str, args, kwargs
 
 def derivative_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
                     want: str, args, kwargs, *, sampled: bool,
-                    fname: str) -> tuple[Tape, ShiftPlan, Callable]:
+                    fname: str, fold: bool = False) -> tuple[Tape, ShiftPlan, Callable]:
   """``(tape, plan, post)``: the recorded tape, its shift plan and the post-processing
   ``post(Y)`` of the raw point values ``Y`` ``(T, n_raw)`` through the chain rule.
 
   Shared by `hessian`, `value_grad_and_hessian`, `gradient` and
   ``qhess.hessian_experiments`` (hardware), so that measured counts go through exactly
   the simulated path's estimators; ``sampled`` picks the product rule as the default
-  off-diagonal rule; ``want="gradient"`` plans first-order points only.
+  off-diagonal rule; ``want="gradient"`` plans first-order points only; ``fold``: as in
+  `_setup` (what an exact call records).
   """
   setup = _setup(circuit, argnums_spec, hybrid, want, args, kwargs, fname=fname,
-                 gate_argnum=opts.gate_argnum)
+                 gate_argnum=opts.gate_argnum, fold=fold)
   return _plan_from(setup, opts, want, sampled)
 
 
@@ -148,7 +149,8 @@ def _plan_from(setup: tuple, opts: _Options, want: str,
 
 def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
                   want: str, args, kwargs, *, sampled: bool, fname: str,
-                  count_only: bool = False) -> tuple[Tape, ShiftPlan, _chain.LocalChain]:
+                  count_only: bool = False,
+                  fold: bool = False) -> tuple[Tape, ShiftPlan, _chain.LocalChain]:
   """``(tape, plan, chain)`` at concrete arguments, for devices elsewhere: the tape
   (concrete gate arguments), its plan, and the post-processing as data (`LocalChain`,
   ``want`` ``"hessian"`` or ``"gradient"``), which can be saved.
@@ -167,7 +169,7 @@ def concrete_plan(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool,
   def traced(dyn):
     a, kw = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dyn))
     tape, plan, post = derivative_plan(circuit, opts, argnums_spec, hybrid, want, a, kw,
-                                       sampled=sampled, fname=fname)
+                                       sampled=sampled, fname=fname, fold=fold)
     n_raw = sum(m.raw_size for m in tape.measurements)
     box["tape"], box["plan"] = tape, plan
     if count_only:
@@ -258,24 +260,12 @@ def _method(tape: Tape, plan: ShiftPlan, opts: _Options, sampled: bool) -> str:
 
 def evaluation_for(circuit: Circuit, opts: _Options, argnums_spec, hybrid: bool, want: str,
                    args, kwargs, *, sampled: bool, fname: str) -> str:
-  """`_method` at these arguments, recorded as a call records them; nothing is computed
-  (`jax.eval_shape`)."""
-  leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
-  static, dynamic = _split_leaves(leaves, fname)
-  box = {}
-
-  def traced(dyn):
-    a, kw = jax.tree_util.tree_unflatten(treedef, _merge_leaves(static, dyn))
-    setup = _setup(circuit, argnums_spec, hybrid, want, a, kw, fname=fname,
-                   gate_argnum=opts.gate_argnum, fold=not sampled)
-    if opts.evaluation == "adjoint":
-      box["method"] = "adjoint"
-    else:
-      tape, plan, _ = _plan_from(setup, opts, want, sampled)
-      box["method"] = _method(tape, plan, opts, sampled)
-
-  jax.eval_shape(traced, dynamic)
-  return box["method"]
+  """`_method` at these arguments, on the tape and plan a call records (`concrete_plan`
+  with ``count_only``: nothing is computed)."""
+  tape, plan, _ = concrete_plan(circuit, opts, argnums_spec, hybrid, want, args, kwargs,
+                                sampled=sampled, fname=fname, count_only=True,
+                                fold=not sampled)
+  return _method(tape, plan, opts, sampled)
 
 
 def _auto_picks_adjoint(tape: Tape, plan: ShiftPlan, opts: _Options) -> bool:
