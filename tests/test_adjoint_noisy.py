@@ -14,8 +14,6 @@ import pytest
 import qhess
 from qhess.derivatives import adjoint_noisy as _an
 from qhess.derivatives import evaluate as _evaluate
-from qhess.derivatives import options as _options
-from qhess.derivatives import pipeline as _pipeline
 
 _KRAUS = np.stack([np.sqrt(0.9) * np.eye(2), np.sqrt(0.1) * np.array([[0, 1], [1, 0]])])
 
@@ -93,10 +91,8 @@ def test_readout_error_with_and_without_channels():
 
 
 def _choice(circuit, x, **options):
-  opts = _options._Options(evaluation="auto", **options)
-  tape, plan, _ = _pipeline.derivative_plan(circuit, opts, 0, True, "hessian", (x,), {},
-                                            sampled=False, fname="test")
-  return _pipeline._auto_picks_adjoint(tape, plan, opts)
+  """Whether evaluation="auto" runs the (noisy) adjoint method on ``circuit`` at ``x``."""
+  return qhess.evaluation_method(qhess.hessian, circuit, **options)(x) == "adjoint"
 
 
 def _hea(n, layers):
