@@ -95,10 +95,18 @@ def _stack(mats) -> jax.Array:
   return jnp.stack([jnp.asarray(m) * (1 + 0j) for m in mats]).astype(_cdtype())
 
 
-_I2, _X, _Y, _Z = (_pauli_matrix(c) for c in "IXYZ")
-_RAISE = np.array([[0.0, 1.0], [0.0, 0.0]])  # |0><1|
-_LOWER = np.array([[0.0, 0.0], [1.0, 0.0]])  # |1><0|
-_P0, _P1 = np.diag([1.0, 0.0]), np.diag([0.0, 1.0])
+# The channels' constant matrices (NumPy), by name.
+_MATRICES = {**{c: _pauli_matrix(c) for c in "IXYZ"},
+             "RAISE": np.array([[0.0, 1.0], [0.0, 0.0]]),  # |0><1|
+             "LOWER": np.array([[0.0, 0.0], [1.0, 0.0]]),  # |1><0|
+             "P0": np.diag([1.0, 0.0]), "P1": np.diag([0.0, 1.0])}
+
+
+def _matrices(names: str) -> tuple[jax.Array, ...]:
+  """The named constant matrices as JAX arrays of the current complex dtype: multiplied
+  by a channel's (JAX) parameters, a NumPy operand would enter an eager op with its own
+  width, which JAX's dispatch cache can mismatch after x64 is switched."""
+  return tuple(jnp.asarray(_MATRICES[name], _cdtype()) for name in names.split())
 
 _RAISES_DOC = """
   Returns:
@@ -132,7 +140,8 @@ def DepolarizingChannel(p, wires):  # noqa: N802
   """
   p = _probability(p, "DepolarizingChannel", "p")
   a, b = jnp.sqrt(1 - p), jnp.sqrt(p / 3)
-  return _channel("DepolarizingChannel", _stack([a * _I2, b * _X, b * _Y, b * _Z]), wires)
+  i2, x, y, z = _matrices("I X Y Z")
+  return _channel("DepolarizingChannel", _stack([a * i2, b * x, b * y, b * z]), wires)
 
 
 def AmplitudeDamping(gamma, wires):  # noqa: N802
@@ -146,8 +155,9 @@ def AmplitudeDamping(gamma, wires):  # noqa: N802
   {raises}
   """
   g = _probability(gamma, "AmplitudeDamping", "gamma")
+  p0, p1, raise_ = _matrices("P0 P1 RAISE")
   return _channel("AmplitudeDamping",
-                  _stack([_P0 + jnp.sqrt(1 - g) * _P1, jnp.sqrt(g) * _RAISE]), wires)
+                  _stack([p0 + jnp.sqrt(1 - g) * p1, jnp.sqrt(g) * raise_]), wires)
 
 
 def GeneralizedAmplitudeDamping(gamma, p, wires):  # noqa: N802
@@ -166,8 +176,9 @@ def GeneralizedAmplitudeDamping(gamma, p, wires):  # noqa: N802
   g = _probability(gamma, "GeneralizedAmplitudeDamping", "gamma")
   p = _probability(p, "GeneralizedAmplitudeDamping", "p")
   sp, sq, sg, sh = jnp.sqrt(p), jnp.sqrt(1 - p), jnp.sqrt(g), jnp.sqrt(1 - g)
+  p0, p1, raise_, lower = _matrices("P0 P1 RAISE LOWER")
   return _channel("GeneralizedAmplitudeDamping", _stack([
-      sq * (_P0 + sh * _P1), sq * sg * _RAISE, sp * (sh * _P0 + _P1), sp * sg * _LOWER]),
+      sq * (p0 + sh * p1), sq * sg * raise_, sp * (sh * p0 + p1), sp * sg * lower]),
                   wires)
 
 
@@ -180,7 +191,8 @@ def PhaseDamping(gamma, wires):  # noqa: N802
   {raises}
   """
   g = _probability(gamma, "PhaseDamping", "gamma")
-  return _channel("PhaseDamping", _stack([_P0 + jnp.sqrt(1 - g) * _P1, jnp.sqrt(g) * _P1]),
+  p0, p1 = _matrices("P0 P1")
+  return _channel("PhaseDamping", _stack([p0 + jnp.sqrt(1 - g) * p1, jnp.sqrt(g) * p1]),
                   wires)
 
 
@@ -193,7 +205,8 @@ def BitFlip(p, wires):  # noqa: N802
   {raises}
   """
   p = _probability(p, "BitFlip", "p")
-  return _channel("BitFlip", _stack([jnp.sqrt(1 - p) * _I2, jnp.sqrt(p) * _X]), wires)
+  i2, x = _matrices("I X")
+  return _channel("BitFlip", _stack([jnp.sqrt(1 - p) * i2, jnp.sqrt(p) * x]), wires)
 
 
 def PhaseFlip(p, wires):  # noqa: N802
@@ -205,7 +218,8 @@ def PhaseFlip(p, wires):  # noqa: N802
   {raises}
   """
   p = _probability(p, "PhaseFlip", "p")
-  return _channel("PhaseFlip", _stack([jnp.sqrt(1 - p) * _I2, jnp.sqrt(p) * _Z]), wires)
+  i2, z = _matrices("I Z")
+  return _channel("PhaseFlip", _stack([jnp.sqrt(1 - p) * i2, jnp.sqrt(p) * z]), wires)
 
 
 def PauliError(operators: str, p, wires):  # noqa: N802
